@@ -1,0 +1,651 @@
+//! Configuration: one YAML file, every field defaulted, unknown keys rejected.
+//!
+//! A leaf module: it imports no stage. Loading runs in three steps so that errors name
+//! the key: parse (serde with `serde_path_to_error`, unknown and ill-typed keys rejected with
+//! path and line), `validate()` (pure: no files, network or clock; all errors reported at
+//! once), then secrets are read from `*_file` keys or the environment. The seed's keys
+//! (`enabled`, `check_interval`, `alert.slack_enabled`, `alert.slack_webhook_url`,
+//! `alert.slack_channel`) keep their meaning.
+
+mod duration;
+mod error;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use error::{ConfigError, ConfigErrors, LoadError};
+
+/// Name of the built-in default profile.
+pub const DEFAULT_PROFILE: &str = "dwcp";
+
+/// The root configuration.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Master switch (seed key). When false the service still ingests and serves `/metrics`
+    /// but scores nothing and raises no alerts.
+    pub enabled: bool,
+    /// How often every live entity is assembled into a vector and scored (seed key).
+    #[serde(with = "duration")]
+    pub check_interval: Duration,
+    /// Address of the HTTP listener (remote-write in, `/metrics`, health).
+    pub listen: SocketAddr,
+    /// Directory for persisted model state; none keeps everything in memory.
+    pub state_dir: Option<PathBuf>,
+    /// Request limits for the ingest endpoints.
+    pub ingest: IngestConfig,
+    /// How samples become per-entity vectors.
+    pub vectorize: VectorizeConfig,
+    /// Detectors, ensemble threshold and severity bands.
+    pub detect: DetectConfig,
+    /// Where scores are written.
+    pub export: ExportConfig,
+    /// Alert routing and channels.
+    pub alert: AlertConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            check_interval: Duration::from_secs(10),
+            listen: SocketAddr::from(([0, 0, 0, 0], 9490)),
+            state_dir: None,
+            ingest: IngestConfig::default(),
+            vectorize: VectorizeConfig::default(),
+            detect: DetectConfig::default(),
+            export: ExportConfig::default(),
+            alert: AlertConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+/// Limits applied before any decoding, so a hostile request cannot exhaust memory.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// Largest accepted request body in bytes, as sent (compressed).
+    pub max_request_bytes: usize,
+    /// Largest accepted body in bytes after decompression.
+    pub max_decoded_bytes: usize,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self { max_request_bytes: 16 << 20, max_decoded_bytes: 64 << 20 }
+    }
+}
+
+/// How incoming series are grouped into per-entity feature vectors.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct VectorizeConfig {
+    /// Profile to use: `dwcp`, `node`, `per_series`, or a name under `profiles`.
+    pub profile: String,
+    /// Overrides the profile's entity labels (e.g. `[instance]`).
+    pub entity_labels: Option<Vec<String>>,
+    /// A feature's newest sample counts for this long; an entity silent this long is dropped.
+    #[serde(with = "duration")]
+    pub staleness: Duration,
+    /// Upper bound on live entities; samples of further new entities are rejected and counted.
+    pub max_entities: usize,
+    /// User-defined profiles by name.
+    pub profiles: BTreeMap<String, ProfileConfig>,
+}
+
+impl Default for VectorizeConfig {
+    fn default() -> Self {
+        Self {
+            profile: DEFAULT_PROFILE.to_string(),
+            entity_labels: None,
+            staleness: Duration::from_secs(300),
+            max_entities: 10_000,
+            profiles: BTreeMap::new(),
+        }
+    }
+}
+
+/// A user-defined profile: entity labels and ordered features.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileConfig {
+    /// Labels whose values identify one entity.
+    pub entity_labels: Vec<String>,
+    /// Ordered features of the vector.
+    pub features: Vec<FeatureConfig>,
+}
+
+/// One feature of a profile.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FeatureConfig {
+    /// Feature name, used in the `feature` label of the output.
+    pub name: String,
+    /// Unit, for documentation and dashboards.
+    #[serde(default)]
+    pub unit: String,
+    /// Series selectors (`metric{label="v",label!="v"}`); every match is aggregated.
+    pub series: Vec<String>,
+    /// Optional denominator selector: the feature becomes `series / per`.
+    #[serde(default)]
+    pub per: Option<String>,
+    /// `gauge` (value as is) or `counter` (reset-aware per-second rate).
+    #[serde(default)]
+    pub kind: FeatureKind,
+    /// How several matching series of one entity combine.
+    #[serde(default)]
+    pub aggregation: Aggregation,
+    /// Multiplier applied after aggregation.
+    #[serde(default = "one")]
+    pub scale: f64,
+    /// Offset added after scaling.
+    #[serde(default)]
+    pub offset: f64,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+/// How a feature's samples are read.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum FeatureKind {
+    /// The newest value.
+    #[default]
+    Gauge,
+    /// Per-second rate between the two newest samples; a decrease is a counter reset.
+    Counter,
+}
+
+/// How several series of one entity and feature combine.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Aggregation {
+    /// Sum of the series.
+    #[default]
+    Sum,
+    /// Mean of the series.
+    Avg,
+    /// Largest value.
+    Max,
+    /// Smallest value.
+    Min,
+}
+
+/// Detectors and how their scores combine.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectConfig {
+    /// Ensemble confidence at or above which a vector is anomalous (`anomaly_flag` = 1).
+    pub threshold: f64,
+    /// When set, overrides `threshold` with the confidence whose normal tail probability is
+    /// this false-positive rate (e.g. 0.001).
+    pub target_fpr: Option<f64>,
+    /// Calibration range: a score of 1.0 means a tail probability of `10^-decades` among
+    /// normal training scores, 0.5 means `10^-(decades/2)`.
+    pub calibration_decades: f64,
+    /// Confidence from which an anomaly is a warning (seed: 0.7).
+    pub severity_warning: f64,
+    /// Confidence above which an anomaly is critical (seed: 0.9).
+    pub severity_critical: f64,
+    /// How often each entity's models are refitted on its buffered history.
+    #[serde(with = "duration")]
+    pub fit_every: Duration,
+    /// How many recent vectors per entity are kept for (re)fitting.
+    pub fit_window: usize,
+    /// Vectors an entity needs before its first fit; until then it is `warming`.
+    pub min_fit_points: usize,
+    /// Rolling z-score detector.
+    pub zscore: ZScoreConfig,
+}
+
+impl Default for DetectConfig {
+    fn default() -> Self {
+        Self {
+            threshold: 0.5,
+            target_fpr: None,
+            calibration_decades: 6.0,
+            severity_warning: 0.7,
+            severity_critical: 0.9,
+            fit_every: Duration::from_secs(3600),
+            fit_window: 360,
+            min_fit_points: 30,
+            zscore: ZScoreConfig::default(),
+        }
+    }
+}
+
+impl DetectConfig {
+    /// The effective ensemble threshold (from `target_fpr` when set).
+    pub fn effective_threshold(&self) -> f64 {
+        match self.target_fpr {
+            Some(fpr) => (-fpr.log10() / self.calibration_decades).clamp(0.0, 1.0),
+            None => self.threshold,
+        }
+    }
+}
+
+/// Rolling z-score: online mean and standard deviation over a window, per feature.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ZScoreConfig {
+    /// Whether the detector runs.
+    pub enabled: bool,
+    /// Weight in the ensemble vote.
+    pub weight: f64,
+    /// Number of points in the rolling window.
+    pub window: usize,
+    /// Width of the expected band in standard deviations (`anomaly_expected_lower/upper`).
+    pub band: f64,
+    /// Values are clipped to mean ± `clip` standard deviations before entering the window,
+    /// so one outlier cannot inflate the spread and mask the ones after it.
+    pub clip: f64,
+}
+
+impl Default for ZScoreConfig {
+    fn default() -> Self {
+        Self { enabled: true, weight: 1.0, window: 60, band: 3.0, clip: 4.0 }
+    }
+}
+
+/// Where scores go besides `/metrics`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExportConfig {
+    /// Remote-write 1.0 targets for the score series.
+    pub remote_write: Vec<RemoteWriteConfig>,
+}
+
+/// One remote-write target.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteWriteConfig {
+    /// Endpoint, e.g. `http://prometheus:9090/api/v1/write`.
+    pub url: String,
+    /// Timeout of one request.
+    #[serde(with = "duration", default = "default_rw_timeout")]
+    pub timeout: Duration,
+    /// Series per request.
+    #[serde(default = "default_rw_batch")]
+    pub max_samples_per_send: usize,
+    /// Attempts after the first for 5xx / 429 / connection errors; 4xx is never retried.
+    #[serde(default = "default_rw_retries")]
+    pub max_retries: u32,
+    /// First retry delay; doubles up to `max_backoff`.
+    #[serde(with = "duration", default = "default_rw_min_backoff")]
+    pub min_backoff: Duration,
+    /// Longest retry delay.
+    #[serde(with = "duration", default = "default_rw_max_backoff")]
+    pub max_backoff: Duration,
+    /// Ticks buffered while the target is slow; the oldest is dropped (and counted) beyond.
+    #[serde(default = "default_rw_queue")]
+    pub queue_capacity: usize,
+    /// Extra request headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Bearer token sent as `Authorization: Bearer ...`.
+    #[serde(default)]
+    pub bearer_token: Option<String>,
+    /// File holding the bearer token (read at start).
+    #[serde(default)]
+    pub bearer_token_file: Option<PathBuf>,
+}
+
+fn default_rw_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_rw_batch() -> usize {
+    2000
+}
+fn default_rw_retries() -> u32 {
+    8
+}
+fn default_rw_min_backoff() -> Duration {
+    Duration::from_millis(100)
+}
+fn default_rw_max_backoff() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_rw_queue() -> usize {
+    64
+}
+
+/// Alerting, in the seed's flat style.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertConfig {
+    /// Log every anomaly at or above `info` (entity, severity, top features).
+    pub log_anomalies: bool,
+    /// Send warning and critical anomalies to Slack (seed key).
+    pub slack_enabled: bool,
+    /// Slack incoming-webhook URL (seed key); also `DWCP_ANOMALY_SLACK_WEBHOOK_URL`.
+    pub slack_webhook_url: String,
+    /// File holding the Slack webhook URL.
+    pub slack_webhook_url_file: Option<PathBuf>,
+    /// Slack channel override (seed key).
+    pub slack_channel: String,
+    /// Minimum time between two alerts of one entity, feature and severity (seed: 5 m).
+    #[serde(with = "duration")]
+    pub throttle: Duration,
+    /// Consecutive normal checks after which an anomaly counts as resolved.
+    pub resolve_after: u32,
+}
+
+impl Default for AlertConfig {
+    fn default() -> Self {
+        Self {
+            log_anomalies: true,
+            slack_enabled: false,
+            slack_webhook_url: String::new(),
+            slack_webhook_url_file: None,
+            slack_channel: "#dwcp-alerts".to_string(),
+            throttle: Duration::from_secs(300),
+            resolve_after: 3,
+        }
+    }
+}
+
+/// Logging output.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `tracing` filter, e.g. `info` or `dwcp_anomaly=debug`; `RUST_LOG` wins when set.
+    pub level: String,
+    /// `text` or `json`.
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { level: "info".to_string(), format: LogFormat::Text }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Environment variable that supplies `alert.slack_webhook_url`.
+pub const ENV_SLACK_WEBHOOK_URL: &str = "DWCP_ANOMALY_SLACK_WEBHOOK_URL";
+
+const EMBEDDED: &str = "<embedded defaults>";
+
+impl Config {
+    /// Loads `path`, or the embedded defaults when `None`; validates and resolves secrets.
+    pub fn load(path: Option<&Path>) -> Result<Self, LoadError> {
+        let (file, mut cfg) = match path {
+            None => (PathBuf::from(EMBEDDED), Config::default()),
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .map_err(|source| LoadError::Read { file: p.to_path_buf(), source })?;
+                let cfg = Self::parse(&text)
+                    .map_err(|e| LoadError::Invalid { file: p.to_path_buf(), errors: vec![e] })?;
+                (p.to_path_buf(), cfg)
+            }
+        };
+        if let Ok(url) = std::env::var(ENV_SLACK_WEBHOOK_URL) {
+            cfg.alert.slack_webhook_url = url;
+        }
+        let errors = cfg.validate();
+        if !errors.is_empty() {
+            return Err(LoadError::Invalid { file, errors });
+        }
+        cfg.resolve_secrets().map_err(|errors| LoadError::Invalid { file, errors })?;
+        Ok(cfg)
+    }
+
+    /// Parses YAML text; the error names the key path and line.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        if text.trim().is_empty() {
+            return Ok(Config::default());
+        }
+        let mut path = String::new();
+        let options = serde_saphyr::options! { with_snippet: false };
+        serde_saphyr::with_deserializer_from_str_with_options(text, options, |de| {
+            serde_path_to_error::deserialize(de).map_err(|e| {
+                path = e.path().to_string();
+                e.into_inner()
+            })
+        })
+        .map_err(|e| ConfigError {
+            path: if path.is_empty() || path == "." { "(root)".to_string() } else { path },
+            reason: parse_reason(&e),
+            line: e.location().map(|l| l.line()),
+        })
+    }
+
+    /// Checks every value; returns all problems (empty when valid). Pure.
+    pub fn validate(&self) -> Vec<ConfigError> {
+        let mut errs = ConfigErrors::default();
+        if self.check_interval < Duration::from_millis(100) {
+            errs.invalid("check_interval", format!("must be >= 100ms, got {:?}", self.check_interval));
+        }
+        errs.scope("ingest", |e| {
+            if self.ingest.max_request_bytes == 0 {
+                e.invalid("max_request_bytes", "must be > 0");
+            }
+            if self.ingest.max_decoded_bytes < self.ingest.max_request_bytes {
+                e.invalid("max_decoded_bytes", "must be >= max_request_bytes");
+            }
+        });
+        errs.scope("vectorize", |e| self.vectorize.validate(e));
+        errs.scope("detect", |e| self.detect.validate(e));
+        errs.scope("export", |e| {
+            for (i, rw) in self.export.remote_write.iter().enumerate() {
+                e.scope(&format!("remote_write[{i}]"), |e| rw.validate(e));
+            }
+        });
+        errs.scope("alert", |e| {
+            let a = &self.alert;
+            if a.slack_enabled && a.slack_webhook_url.is_empty() && a.slack_webhook_url_file.is_none() {
+                e.invalid(
+                    "slack_webhook_url",
+                    format!("required when slack_enabled is true (or set slack_webhook_url_file or {ENV_SLACK_WEBHOOK_URL})"),
+                );
+            }
+            if !a.slack_webhook_url.is_empty() && !is_http_url(&a.slack_webhook_url) {
+                e.invalid("slack_webhook_url", "must be an http(s) URL");
+            }
+            if a.resolve_after == 0 {
+                e.invalid("resolve_after", "must be >= 1");
+            }
+        });
+        if let Err(err) = self.log.level.parse::<tracing_subscriber::EnvFilter>() {
+            errs.invalid("log.level", format!("invalid filter {:?}: {err}", self.log.level));
+        }
+        errs.into_vec()
+    }
+
+    fn resolve_secrets(&mut self) -> Result<(), Vec<ConfigError>> {
+        let mut errors = Vec::new();
+        let mut read = |key: String, file: &Path| match std::fs::read_to_string(file) {
+            Ok(s) => Some(s.trim().to_string()),
+            Err(err) => {
+                errors.push(ConfigError {
+                    path: key,
+                    reason: format!("cannot read {}: {err}", file.display()),
+                    line: None,
+                });
+                None
+            }
+        };
+        if let Some(f) = self.alert.slack_webhook_url_file.clone() {
+            if let Some(v) = read("alert.slack_webhook_url_file".into(), &f) {
+                self.alert.slack_webhook_url = v;
+            }
+        }
+        for (i, rw) in self.export.remote_write.iter_mut().enumerate() {
+            if let Some(f) = rw.bearer_token_file.clone() {
+                if let Some(v) = read(format!("export.remote_write[{i}].bearer_token_file"), &f) {
+                    rw.bearer_token = Some(v);
+                }
+            }
+        }
+        if errors.is_empty() { Ok(()) } else { Err(errors) }
+    }
+
+    /// The effective configuration as YAML (secrets masked).
+    pub fn to_yaml(&self) -> String {
+        let mut shown = self.clone();
+        if !shown.alert.slack_webhook_url.is_empty() {
+            shown.alert.slack_webhook_url = "<secret>".into();
+        }
+        for rw in &mut shown.export.remote_write {
+            if rw.bearer_token.is_some() {
+                rw.bearer_token = Some("<secret>".into());
+            }
+        }
+        serde_saphyr::to_string(&shown).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
+    }
+}
+
+impl VectorizeConfig {
+    fn validate(&self, e: &mut ConfigErrors) {
+        const BUILTIN: [&str; 3] = ["dwcp", "node", "per_series"];
+        if !BUILTIN.contains(&self.profile.as_str()) && !self.profiles.contains_key(&self.profile) {
+            let mut known: Vec<&str> = BUILTIN.to_vec();
+            known.extend(self.profiles.keys().map(String::as_str));
+            e.invalid("profile", format!("unknown profile {:?}, expected one of {}", self.profile, known.join(", ")));
+        }
+        if self.max_entities == 0 {
+            e.invalid("max_entities", "must be >= 1");
+        }
+        if self.staleness < Duration::from_secs(1) {
+            e.invalid("staleness", format!("must be >= 1s, got {:?}", self.staleness));
+        }
+        if let Some(labels) = &self.entity_labels {
+            if labels.is_empty() {
+                e.invalid("entity_labels", "must name at least one label");
+            }
+        }
+        for (name, p) in &self.profiles {
+            e.scope(&format!("profiles.{name}"), |e| {
+                if BUILTIN.contains(&name.as_str()) {
+                    e.invalid("", "a custom profile cannot reuse a built-in name");
+                }
+                if p.features.is_empty() {
+                    e.invalid("features", "must list at least one feature");
+                }
+                for (i, f) in p.features.iter().enumerate() {
+                    e.scope(&format!("features[{i}]"), |e| {
+                        if f.series.is_empty() {
+                            e.invalid("series", "must list at least one selector");
+                        }
+                        for (j, s) in f.series.iter().chain(f.per.iter()).enumerate() {
+                            if let Err(err) = crate::vectorize::Selector::parse(s) {
+                                e.invalid(&format!("series[{j}]"), err.to_string());
+                            }
+                        }
+                        if !f.scale.is_finite() || !f.offset.is_finite() {
+                            e.invalid("scale", "scale and offset must be finite");
+                        }
+                    });
+                }
+            });
+        }
+    }
+}
+
+impl DetectConfig {
+    fn validate(&self, e: &mut ConfigErrors) {
+        let unit = |e: &mut ConfigErrors, key: &str, v: f64| {
+            if !(0.0..=1.0).contains(&v) {
+                e.invalid(key, format!("must be within [0, 1], got {v}"));
+            }
+        };
+        unit(e, "threshold", self.threshold);
+        unit(e, "severity_warning", self.severity_warning);
+        unit(e, "severity_critical", self.severity_critical);
+        if self.severity_warning > self.severity_critical {
+            e.invalid("severity_warning", format!("must be <= severity_critical ({})", self.severity_critical));
+        }
+        if let Some(fpr) = self.target_fpr {
+            if !(fpr > 0.0 && fpr < 1.0) {
+                e.invalid("target_fpr", format!("must be within (0, 1), got {fpr}"));
+            }
+        }
+        if !(self.calibration_decades >= 1.0 && self.calibration_decades <= 12.0) {
+            e.invalid("calibration_decades", format!("must be within [1, 12], got {}", self.calibration_decades));
+        }
+        if self.min_fit_points < 2 {
+            e.invalid("min_fit_points", format!("must be >= 2, got {}", self.min_fit_points));
+        }
+        if self.fit_window < self.min_fit_points {
+            e.invalid("fit_window", format!("must be >= min_fit_points ({})", self.min_fit_points));
+        }
+        if self.fit_every < Duration::from_secs(1) {
+            e.invalid("fit_every", format!("must be >= 1s, got {:?}", self.fit_every));
+        }
+        e.scope("zscore", |e| {
+            let z = &self.zscore;
+            if z.window < 2 {
+                e.invalid("window", format!("must be >= 2, got {}", z.window));
+            }
+            if !(z.weight >= 0.0 && z.weight.is_finite()) {
+                e.invalid("weight", format!("must be >= 0, got {}", z.weight));
+            }
+            if !(z.band > 0.0) {
+                e.invalid("band", format!("must be > 0, got {}", z.band));
+            }
+            if !(z.clip >= 1.0) {
+                e.invalid("clip", format!("must be >= 1, got {}", z.clip));
+            }
+        });
+        if !self.zscore.enabled || self.zscore.weight == 0.0 {
+            e.invalid("", "at least one detector must be enabled with a weight > 0");
+        }
+    }
+}
+
+impl RemoteWriteConfig {
+    fn validate(&self, e: &mut ConfigErrors) {
+        if !is_http_url(&self.url) {
+            e.invalid("url", format!("must be an http(s) URL, got {:?}", self.url));
+        }
+        if self.max_samples_per_send == 0 {
+            e.invalid("max_samples_per_send", "must be >= 1");
+        }
+        if self.queue_capacity == 0 {
+            e.invalid("queue_capacity", "must be >= 1");
+        }
+        if self.min_backoff > self.max_backoff {
+            e.invalid("min_backoff", "must be <= max_backoff");
+        }
+        if self.bearer_token.is_some() && self.bearer_token_file.is_some() {
+            e.invalid("bearer_token", "set bearer_token or bearer_token_file, not both");
+        }
+    }
+}
+
+fn is_http_url(s: &str) -> bool {
+    let rest = s.strip_prefix("http://").or_else(|| s.strip_prefix("https://"));
+    rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/'))
+}
+
+/// The parser's message without its own location suffix (the line is reported separately).
+fn parse_reason(e: &serde_saphyr::Error) -> String {
+    let text = e.to_string();
+    let text = text.lines().next().unwrap_or_default().to_string();
+    match text.rfind(" at line ") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,176 @@
+//! One entity's models: ensemble, history buffer, warm-up and refit schedule.
+
+use std::collections::VecDeque;
+
+use crate::config::DetectConfig;
+
+use super::{DetectError, Ensemble, EnsembleScore, FeatureVector, Member, ZScoreDetector};
+
+/// Lifecycle of an entity's models (`anomaly_model_state{state}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelState {
+    /// Collecting history before the first fit.
+    Warming,
+    /// Fitted and scoring.
+    Ready,
+    /// Fitted, but the entity sent nothing new for a while.
+    Stale,
+}
+
+impl ModelState {
+    /// All states, in label order.
+    pub const ALL: [ModelState; 3] = [ModelState::Warming, ModelState::Ready, ModelState::Stale];
+
+    /// The `state` label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModelState::Warming => "warming",
+            ModelState::Ready => "ready",
+            ModelState::Stale => "stale",
+        }
+    }
+}
+
+/// Builds entity models from configuration.
+#[derive(Debug, Clone)]
+pub struct ModelSpec {
+    cfg: DetectConfig,
+    n_features: usize,
+}
+
+impl ModelSpec {
+    /// A spec for vectors of `n_features` features.
+    pub fn new(cfg: &DetectConfig, n_features: usize) -> Self {
+        Self { cfg: cfg.clone(), n_features }
+    }
+
+    /// Names of the enabled detectors, in ensemble order.
+    pub fn detector_names(&self) -> Vec<&'static str> {
+        let mut names = Vec::new();
+        if self.cfg.zscore.enabled {
+            names.push("zscore");
+        }
+        names
+    }
+
+    /// A fresh (warming) model for one entity.
+    pub fn build(&self) -> EntityModel {
+        let c = &self.cfg;
+        let mut members = Vec::new();
+        if c.zscore.enabled {
+            members.push(Member {
+                weight: c.zscore.weight,
+                detector: Box::new(ZScoreDetector::new(&c.zscore, self.n_features, c.calibration_decades)),
+            });
+        }
+        EntityModel {
+            ensemble: Ensemble::new(members, c.effective_threshold(), c.severity_warning, c.severity_critical),
+            history: VecDeque::with_capacity(c.fit_window.min(4096)),
+            fit_window: c.fit_window,
+            min_fit_points: c.min_fit_points,
+            fit_every_ms: c.fit_every.as_millis() as i64,
+            last_fit_ms: None,
+        }
+    }
+}
+
+/// What one step produced.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// State after the step.
+    pub state: ModelState,
+    /// The score, once the model is ready.
+    pub score: Option<EnsembleScore>,
+}
+
+/// One entity's ensemble plus the history it is (re)fitted on.
+pub struct EntityModel {
+    ensemble: Ensemble,
+    history: VecDeque<(FeatureVector, bool)>,
+    fit_window: usize,
+    min_fit_points: usize,
+    fit_every_ms: i64,
+    last_fit_ms: Option<i64>,
+}
+
+impl EntityModel {
+    /// Scores `x` (once fitted), then learns from it; fits when due.
+    pub fn step(&mut self, x: FeatureVector) -> Result<Step, DetectError> {
+        let due = match self.last_fit_ms {
+            None => self.history.len() >= self.min_fit_points,
+            Some(t) => x.timestamp_ms - t >= self.fit_every_ms,
+        };
+        if due {
+            self.refit(x.timestamp_ms)?;
+        }
+        let score = match self.last_fit_ms {
+            Some(_) => Some(self.ensemble.score(&x)?),
+            None => None,
+        };
+        self.ensemble.update(&x);
+        let flagged = score.as_ref().is_some_and(|s| s.anomalous);
+        if self.history.len() == self.fit_window {
+            self.history.pop_front();
+        }
+        self.history.push_back((x, flagged));
+        let state = if score.is_some() { ModelState::Ready } else { ModelState::Warming };
+        Ok(Step { state, score })
+    }
+
+    /// Fits on the buffered history, leaving out vectors that were flagged anomalous.
+    pub fn refit(&mut self, now_ms: i64) -> Result<(), DetectError> {
+        let normal: Vec<FeatureVector> =
+            self.history.iter().filter(|(_, flagged)| !flagged).map(|(x, _)| x.clone()).collect();
+        self.ensemble.fit(&normal)?;
+        self.last_fit_ms = Some(now_ms);
+        Ok(())
+    }
+
+    /// Fits on external history (e.g. a training file) and remembers it as the buffer.
+    pub fn fit_on(&mut self, history: &[FeatureVector]) -> Result<(), DetectError> {
+        self.history.clear();
+        let start = history.len().saturating_sub(self.fit_window);
+        self.history.extend(history[start..].iter().map(|x| (x.clone(), false)));
+        let now = history.last().map_or(0, |x| x.timestamp_ms);
+        self.ensemble.fit(history)?;
+        self.last_fit_ms = Some(now);
+        Ok(())
+    }
+
+    /// Whether the model has been fitted.
+    pub fn is_ready(&self) -> bool {
+        self.last_fit_ms.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::gaussian_series;
+
+    #[test]
+    fn warms_up_then_scores_and_refits_on_schedule() {
+        let cfg = DetectConfig { min_fit_points: 20, fit_window: 50, ..DetectConfig::default() };
+        let mut m = ModelSpec::new(&cfg, 2).build();
+        let series = gaussian_series(100, 2, 5);
+        let mut states = Vec::new();
+        for x in series {
+            states.push(m.step(x).unwrap().state);
+        }
+        assert!(states[..20].iter().all(|s| *s == ModelState::Warming));
+        assert!(states[20..].iter().all(|s| *s == ModelState::Ready));
+        assert_eq!(m.history.len(), 50);
+    }
+
+    #[test]
+    fn flagged_vectors_are_left_out_of_refits() {
+        let cfg = DetectConfig { min_fit_points: 30, ..DetectConfig::default() };
+        let mut m = ModelSpec::new(&cfg, 1).build();
+        for x in gaussian_series(200, 1, 9) {
+            m.step(x).unwrap();
+        }
+        let spike = FeatureVector { timestamp_ms: 10_000_000, values: vec![50.0] };
+        assert!(m.step(spike).unwrap().score.unwrap().anomalous);
+        assert!(m.history.back().unwrap().1);
+    }
+}

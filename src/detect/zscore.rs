@@ -1,0 +1,265 @@
+//! Rolling z-score: per-feature mean and standard deviation over the last `window` values.
+//!
+//! O(1) per value: a ring buffer with running sums (recomputed exactly each time the ring
+//! wraps, so rounding never accumulates). NaN values are skipped. Values enter the window
+//! clipped to mean ± `clip`·std, so a level shift keeps scoring high for a while instead of
+//! inflating the spread and hiding itself after a few points. The raw score is the largest
+//! |z| over the features; contributions are each feature's share of Σz².
+
+use crate::config::ZScoreConfig;
+
+use super::calibrate::{Calibrator, gaussian_two_sided, score_from_tail};
+use super::{DetectError, Detector, Expected, FeatureVector, Score, normalise};
+
+/// Points a window needs before it scores.
+const MIN_POINTS: usize = 5;
+
+#[derive(Debug, Clone)]
+struct Rolling {
+    ring: Vec<f64>,
+    head: usize,
+    len: usize,
+    n: usize,
+    sum: f64,
+    sumsq: f64,
+    writes: usize,
+}
+
+impl Rolling {
+    fn new(window: usize) -> Self {
+        Rolling { ring: vec![f64::NAN; window], head: 0, len: 0, n: 0, sum: 0.0, sumsq: 0.0, writes: 0 }
+    }
+
+    fn push(&mut self, x: f64) {
+        let cap = self.ring.len();
+        let old = self.ring[self.head];
+        if self.len == cap && old.is_finite() {
+            self.sum -= old;
+            self.sumsq -= old * old;
+            self.n -= 1;
+        }
+        self.ring[self.head] = x;
+        if x.is_finite() {
+            self.sum += x;
+            self.sumsq += x * x;
+            self.n += 1;
+        }
+        self.head = (self.head + 1) % cap;
+        self.len = (self.len + 1).min(cap);
+        self.writes += 1;
+        if self.writes % cap == 0 {
+            let finite = self.ring.iter().filter(|v| v.is_finite());
+            (self.sum, self.sumsq) = finite.fold((0.0, 0.0), |(s, q), v| (s + v, q + v * v));
+        }
+    }
+
+    fn mean_std(&self) -> Option<(f64, f64)> {
+        if self.n < MIN_POINTS {
+            return None;
+        }
+        let n = self.n as f64;
+        let mean = self.sum / n;
+        let var = ((self.sumsq - n * mean * mean) / (n - 1.0)).max(0.0);
+        // A constant feature still has a scale: changes of 0.1 % of its level are noticed.
+        let floor = 1e-3 * mean.abs() + 1e-9;
+        Some((mean, var.sqrt().max(floor)))
+    }
+}
+
+/// The rolling z-score detector for one entity.
+#[derive(Debug, Clone)]
+pub struct ZScoreDetector {
+    cfg: ZScoreConfig,
+    decades: f64,
+    features: Vec<Rolling>,
+    calibrator: Option<Calibrator>,
+    fitted: bool,
+}
+
+impl ZScoreDetector {
+    /// A detector for `n_features` features.
+    pub fn new(cfg: &ZScoreConfig, n_features: usize, decades: f64) -> Self {
+        Self {
+            cfg: cfg.clone(),
+            decades,
+            features: vec![Rolling::new(cfg.window); n_features],
+            calibrator: None,
+            fitted: false,
+        }
+    }
+
+    fn raw(&self, x: &FeatureVector) -> Option<(f64, Vec<f64>, Vec<Expected>)> {
+        let mut maxz: Option<f64> = None;
+        let mut contrib = Vec::with_capacity(x.values.len());
+        let mut expected = Vec::with_capacity(x.values.len());
+        for (r, &v) in self.features.iter().zip(&x.values) {
+            match r.mean_std() {
+                Some((mean, std)) => {
+                    let b = self.cfg.band * std;
+                    expected.push(Expected { value: mean, lower: mean - b, upper: mean + b });
+                    if v.is_finite() {
+                        let z = (v - mean) / std;
+                        maxz = Some(maxz.map_or(z.abs(), |m: f64| m.max(z.abs())));
+                        contrib.push(z * z);
+                    } else {
+                        contrib.push(0.0);
+                    }
+                }
+                None => {
+                    expected.push(Expected { value: f64::NAN, lower: f64::NAN, upper: f64::NAN });
+                    contrib.push(0.0);
+                }
+            }
+        }
+        normalise(&mut contrib);
+        maxz.map(|z| (z, contrib, expected))
+    }
+
+    fn calibrated(&self, raw: f64, n_features: usize) -> f64 {
+        match &self.calibrator {
+            Some(c) => c.score(raw),
+            // Before enough history: Gaussian tail with a Bonferroni correction over features.
+            None => {
+                score_from_tail((n_features as f64 * gaussian_two_sided(raw)).min(1.0), self.decades)
+            }
+        }
+    }
+}
+
+impl Detector for ZScoreDetector {
+    fn name(&self) -> &'static str {
+        "zscore"
+    }
+
+    fn fit(&mut self, history: &[FeatureVector]) -> Result<(), DetectError> {
+        let nf = self.features.len();
+        self.features = vec![Rolling::new(self.cfg.window); nf];
+        let mut raws = Vec::with_capacity(history.len());
+        for x in history {
+            if x.values.len() != nf {
+                return Err(DetectError::Shape { expected: nf, found: x.values.len() });
+            }
+            if let Some((raw, _, _)) = self.raw(x) {
+                raws.push(raw);
+            }
+            self.update(x);
+        }
+        self.calibrator = Calibrator::fit(&raws, self.decades);
+        self.fitted = true;
+        Ok(())
+    }
+
+    fn score(&self, x: &FeatureVector) -> Result<Score, DetectError> {
+        if !self.fitted {
+            return Err(DetectError::NotFitted("zscore"));
+        }
+        if x.values.len() != self.features.len() {
+            return Err(DetectError::Shape { expected: self.features.len(), found: x.values.len() });
+        }
+        Ok(match self.raw(x) {
+            Some((raw, contributions, expected)) => {
+                Score { value: self.calibrated(raw, x.values.len()), raw, contributions, expected }
+            }
+            None => Score {
+                value: 0.0,
+                raw: f64::NAN,
+                contributions: vec![0.0; x.values.len()],
+                expected: Vec::new(),
+            },
+        })
+    }
+
+    fn update(&mut self, x: &FeatureVector) {
+        let clip = self.cfg.clip;
+        for (r, &v) in self.features.iter_mut().zip(&x.values) {
+            let v = match r.mean_std() {
+                Some((mean, std)) if v.is_finite() => v.clamp(mean - clip * std, mean + clip * std),
+                _ => v,
+            };
+            r.push(v);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{gaussian_series, vector};
+
+    fn fitted(history: &[FeatureVector]) -> ZScoreDetector {
+        let mut d = ZScoreDetector::new(&ZScoreConfig::default(), history[0].values.len(), 6.0);
+        d.fit(history).unwrap();
+        d
+    }
+
+    #[test]
+    fn rolling_stats_match_a_direct_computation() {
+        let mut r = Rolling::new(4);
+        for x in [1.0, 2.0, f64::NAN, 4.0, 8.0, 16.0, 3.0] {
+            r.push(x);
+        }
+        // Window holds 4, 8, 16, 3.
+        let (mean, std) = r.mean_std().unwrap_or((0.0, 0.0));
+        let _ = (mean, std);
+        let vals = [4.0, 8.0, 16.0, 3.0];
+        let m = vals.iter().sum::<f64>() / 4.0;
+        let v = vals.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / 3.0;
+        assert_eq!(r.n, 4);
+        assert!((r.sum / 4.0 - m).abs() < 1e-12);
+        assert!(((r.sumsq - 4.0 * m * m) / 3.0 - v).abs() < 1e-9);
+    }
+
+    #[test]
+    fn flags_a_spike_and_names_its_feature() {
+        let history = gaussian_series(400, 3, 7);
+        let mut d = fitted(&history);
+        let mut normal_high = 0;
+        for x in gaussian_series(300, 3, 8) {
+            if d.score(&x).unwrap().value >= 0.5 {
+                normal_high += 1;
+            }
+            d.update(&x);
+        }
+        assert!(normal_high <= 3, "{normal_high} of 300 normal vectors scored >= 0.5");
+        let spike = vector(0, &[0.0, 12.0, 0.0]);
+        let s = d.score(&spike).unwrap();
+        assert!(s.value > 0.9, "spike scored {}", s.value);
+        assert!(s.contributions[1] > 0.9, "{:?}", s.contributions);
+        assert!(s.expected[1].upper < 12.0);
+    }
+
+    #[test]
+    fn level_shift_keeps_scoring_high() {
+        let history = gaussian_series(400, 2, 1);
+        let mut d = fitted(&history);
+        let mut high = 0;
+        for i in 0..20 {
+            let x = vector(i, &[10.0, 0.0]);
+            if d.score(&x).unwrap().value >= 0.5 {
+                high += 1;
+            }
+            d.update(&x);
+        }
+        assert!(high >= 18, "only {high} of 20 shifted points flagged");
+    }
+
+    #[test]
+    fn nan_features_are_ignored_not_fatal() {
+        let history = gaussian_series(200, 2, 3);
+        let mut d = fitted(&history);
+        let s = d.score(&vector(0, &[f64::NAN, 0.1])).unwrap();
+        assert!(s.value.is_finite());
+        assert_eq!(s.contributions[0], 0.0);
+        d.update(&vector(0, &[f64::NAN, f64::NAN]));
+        let all_nan = d.score(&vector(0, &[f64::NAN, f64::NAN])).unwrap();
+        assert_eq!(all_nan.value, 0.0);
+    }
+
+    #[test]
+    fn score_before_fit_and_wrong_shape_are_errors() {
+        let d = ZScoreDetector::new(&ZScoreConfig::default(), 2, 6.0);
+        assert_eq!(d.score(&vector(0, &[1.0, 2.0])), Err(DetectError::NotFitted("zscore")));
+        let d = fitted(&gaussian_series(50, 2, 3));
+        assert!(matches!(d.score(&vector(0, &[1.0])), Err(DetectError::Shape { .. })));
+    }
+}

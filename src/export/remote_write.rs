@@ -1,0 +1,187 @@
+//! Remote-write 1.0 out: the score series of every check, batched, to each configured URL.
+//!
+//! One task per target reads checks from a bounded queue (a slow target never blocks the
+//! pipeline: when the queue is full the check is dropped and counted). Requests that fail with
+//! 5xx, 429 or a connection error are retried with exponential backoff and jitter (honouring
+//! `Retry-After`); 4xx responses are not retried, as the remote-write spec requires.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tracing::{debug, warn};
+
+use crate::config::RemoteWriteConfig;
+use crate::proto::remote_write::{Encoder, compress};
+use crate::rng::Rng;
+use crate::telemetry::Telemetry;
+
+use super::{CheckScores, Series, for_each_series};
+
+/// Why a batch was given up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendFailure {
+    /// The target answered 4xx (other than 429): the data is not acceptable, no retry.
+    Rejected(u16),
+    /// Retries exhausted on 5xx / 429 / connection errors.
+    RetriesExhausted,
+    /// Shutdown interrupted the retries.
+    Shutdown,
+}
+
+impl SendFailure {
+    /// The `reason` label value.
+    pub fn reason(self) -> &'static str {
+        match self {
+            SendFailure::Rejected(_) => "rejected",
+            SendFailure::RetriesExhausted => "retries_exhausted",
+            SendFailure::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// A remote-write client for one target.
+pub struct RemoteWriteClient {
+    cfg: RemoteWriteConfig,
+    client: reqwest::Client,
+    id: String,
+    telemetry: Arc<Telemetry>,
+}
+
+impl RemoteWriteClient {
+    /// A client for `cfg`; `id` is the `exporter` label (e.g. `remote_write[0]`).
+    pub fn new(cfg: RemoteWriteConfig, id: String, telemetry: Arc<Telemetry>) -> Result<Self, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .timeout(cfg.timeout)
+            .user_agent(concat!("dwcp-anomaly/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self { cfg, client, id, telemetry })
+    }
+
+    /// Encodes one check into requests of at most `max_samples_per_send` series.
+    pub fn encode(&self, check: &CheckScores) -> Vec<(Vec<u8>, usize)> {
+        let mut out = Vec::new();
+        let mut enc = Encoder::default();
+        let ts = check.timestamp_ms;
+        for which in Series::ALL {
+            for_each_series(check, which, |labels, value| {
+                enc.series(labels, &[(value, ts)]);
+                if enc.len() >= self.cfg.max_samples_per_send {
+                    let n = enc.len();
+                    out.push((compress(&enc.finish()), n));
+                }
+            });
+        }
+        if !enc.is_empty() {
+            let n = enc.len();
+            out.push((compress(&enc.finish()), n));
+        }
+        out
+    }
+
+    /// Sends one compressed request, retrying as the spec allows.
+    pub async fn send(&self, body: Vec<u8>, shutdown: &mut watch::Receiver<bool>) -> Result<(), SendFailure> {
+        let mut rng = Rng::new(body.len() as u64 ^ 0x5eed);
+        let mut attempt = 0u32;
+        loop {
+            let mut req = self
+                .client
+                .post(&self.cfg.url)
+                .header("Content-Encoding", "snappy")
+                .header("Content-Type", "application/x-protobuf")
+                .header("X-Prometheus-Remote-Write-Version", "0.1.0")
+                .body(body.clone());
+            for (k, v) in &self.cfg.headers {
+                req = req.header(k, v);
+            }
+            if let Some(token) = &self.cfg.bearer_token {
+                req = req.bearer_auth(token);
+            }
+            let mut wait = None;
+            match req.send().await {
+                Ok(resp) if resp.status().is_success() => return Ok(()),
+                Ok(resp) if resp.status() == StatusCode::TOO_MANY_REQUESTS || resp.status().is_server_error() => {
+                    wait = resp
+                        .headers()
+                        .get("Retry-After")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                        .map(Duration::from_secs);
+                    debug!(exporter = %self.id, status = %resp.status(), "Remote-write target asked to retry.");
+                }
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    let text = resp.text().await.unwrap_or_default();
+                    warn!(exporter = %self.id, status, body = %text.trim(), "Remote-write target rejected a batch.");
+                    return Err(SendFailure::Rejected(status));
+                }
+                Err(error) => debug!(exporter = %self.id, %error, "Remote-write request failed."),
+            }
+            if attempt >= self.cfg.max_retries {
+                return Err(SendFailure::RetriesExhausted);
+            }
+            attempt += 1;
+            self.telemetry.export_retries.with(&[&self.id]).inc();
+            let backoff = self.cfg.min_backoff.saturating_mul(1 << attempt.min(16)).min(self.cfg.max_backoff);
+            let jittered = backoff.mul_f64(0.8 + 0.4 * rng.uniform());
+            let delay = wait.map_or(jittered, |w| w.min(self.cfg.max_backoff.max(jittered)));
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = shutdown.wait_for(|s| *s) => return Err(SendFailure::Shutdown),
+            }
+        }
+    }
+
+    /// Writes one check; failures are counted, never returned.
+    pub async fn write(&self, check: &CheckScores, shutdown: &mut watch::Receiver<bool>) {
+        for (body, n) in self.encode(check) {
+            match self.send(body, shutdown).await {
+                Ok(()) => self.telemetry.export_sent.with(&[&self.id]).add(n as f64),
+                Err(f) => {
+                    self.telemetry.export_failed.with(&[&self.id, f.reason()]).add(n as f64);
+                    if f == SendFailure::RetriesExhausted {
+                        warn!(exporter = %self.id, samples = n, "Dropped score batch after retries.");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A running exporter: the queue sender and the task.
+pub struct RemoteWriteHandle {
+    /// Queue of checks to write.
+    pub queue: mpsc::Sender<Arc<CheckScores>>,
+    /// The exporter task; ends when the queue is closed and drained.
+    pub task: JoinHandle<()>,
+    /// The `exporter` label value.
+    pub id: String,
+}
+
+/// Starts one exporter task per configured target.
+pub fn spawn(
+    targets: &[RemoteWriteConfig],
+    telemetry: &Arc<Telemetry>,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<Vec<RemoteWriteHandle>, reqwest::Error> {
+    targets
+        .iter()
+        .enumerate()
+        .map(|(i, cfg)| {
+            let id = format!("remote_write[{i}]");
+            let client = RemoteWriteClient::new(cfg.clone(), id.clone(), Arc::clone(telemetry))?;
+            let (tx, mut rx) = mpsc::channel::<Arc<CheckScores>>(cfg.queue_capacity);
+            let mut shutdown = shutdown.clone();
+            let queue_gauge = telemetry.export_queue.with(&[&id]);
+            let task = tokio::spawn(async move {
+                while let Some(check) = rx.recv().await {
+                    queue_gauge.set(rx.len() as f64);
+                    client.write(&check, &mut shutdown).await;
+                }
+            });
+            Ok(RemoteWriteHandle { queue: tx, task, id })
+        })
+        .collect()
+}

@@ -1,0 +1,147 @@
+//! HTTP: one axum router for ingest, `/metrics`, health, the status API and the live page.
+//!
+//! Handlers only extract, call the stage and map the result. `router(state)` builds the whole
+//! service so tests can drive it with `oneshot` and no socket.
+
+mod error;
+mod page;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+
+use crate::export::{self, ENSEMBLE};
+use crate::ingest::{self, SampleSink, remote_write};
+use crate::pipeline::Scoreboard;
+use crate::telemetry::Telemetry;
+
+pub use error::ApiError;
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    /// Where ingest writes.
+    pub sink: Arc<dyn SampleSink>,
+    /// Latest check.
+    pub scores: Scoreboard,
+    /// Own metrics.
+    pub telemetry: Arc<Telemetry>,
+    /// Decoding limits.
+    pub limits: remote_write::Limits,
+    /// Largest request body.
+    pub max_request_bytes: usize,
+    /// True while the pipeline runs.
+    pub ready: Arc<AtomicBool>,
+}
+
+/// The service's routes.
+pub fn router(state: AppState) -> Router {
+    let limit = state.max_request_bytes;
+    Router::new()
+        .route("/api/v1/write", post(remote_write_handler))
+        .route("/metrics", get(metrics))
+        .route("/-/healthy", get(|| async { "Healthy.\n" }))
+        .route("/-/ready", get(ready))
+        .route("/api/v1/status", get(status))
+        .route("/", get(page))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+fn header_str<'a>(h: &'a HeaderMap, name: header::HeaderName) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+async fn remote_write_handler(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let result = remote_write::check_headers(
+        header_str(&headers, header::CONTENT_TYPE),
+        header_str(&headers, header::CONTENT_ENCODING),
+    )
+    .and_then(|()| ingest::remote_write::ingest(&body, st.limits, st.sink.as_ref()));
+    let response = match result {
+        Ok(out) => {
+            let t = &st.telemetry;
+            t.samples_received.with(&["remote_write"]).add(out.samples_received as f64);
+            t.samples_unmatched.with(&[]).add(out.samples_unmatched as f64);
+            for (r, n) in &out.rejected {
+                t.samples_rejected.with(&[r.as_str()]).add(*n as f64);
+            }
+            if out.invalid() > 0 {
+                ApiError::from(ingest::IngestError::InvalidSeries(out.summary())).into_response()
+            } else {
+                StatusCode::NO_CONTENT.into_response()
+            }
+        }
+        Err(e) => ApiError::from(e).into_response(),
+    };
+    st.telemetry.requests.with(&["remote_write", response.status().as_str()]).inc();
+    response
+}
+
+async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
+    let check = st.scores.read().clone();
+    let body = export::prometheus::render(&check, &st.telemetry);
+    ([(header::CONTENT_TYPE, export::prometheus::CONTENT_TYPE)], body)
+}
+
+async fn ready(State(st): State<AppState>) -> Response {
+    if st.ready.load(Ordering::SeqCst) {
+        "Ready.\n".into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "Not ready.\n").into_response()
+    }
+}
+
+/// JSON view of the latest check.
+pub fn status_json(check: &export::CheckScores) -> serde_json::Value {
+    let entities: Vec<_> = check
+        .entities
+        .iter()
+        .map(|e| {
+            let labels: serde_json::Map<String, serde_json::Value> =
+                e.labels.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+            let score = e.score.as_ref().map(|s| {
+                let top = s.ranked_features().first().map(|&i| check.features[i].clone());
+                let detectors: serde_json::Map<String, serde_json::Value> = std::iter::once((ENSEMBLE.to_string(), json!(s.confidence)))
+                    .chain(s.detectors.iter().map(|d| (d.detector.to_string(), json!(d.score.value))))
+                    .collect();
+                json!({
+                    "confidence": s.confidence,
+                    "anomalous": s.anomalous,
+                    "severity": s.severity.as_str(),
+                    "top_feature": top,
+                    "detectors": detectors,
+                    "contributions": check.features.iter().zip(&s.contributions)
+                        .map(|(f, c)| (f.clone(), json!(c))).collect::<serde_json::Map<_, _>>(),
+                })
+            });
+            json!({ "labels": labels, "state": e.state.as_str(), "score": score })
+        })
+        .collect();
+    json!({
+        "timestamp_ms": check.timestamp_ms,
+        "profile": &*check.profile,
+        "features": &*check.features,
+        "entities": entities,
+    })
+}
+
+async fn status(State(st): State<AppState>) -> impl IntoResponse {
+    let check = st.scores.read().clone();
+    axum::Json(status_json(&check))
+}
+
+async fn page(State(st): State<AppState>) -> Html<String> {
+    let check = st.scores.read().clone();
+    Html(page::render(&check))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,121 @@
+//! Ingest: decodes what senders push and hands validated series to a [`SampleSink`].
+//!
+//! First stage of the flow (**ingest** → vectorize). Ingest never scores: it checks each
+//! series (name, labels, timestamps), counts what it rejects by reason, and passes the valid
+//! series on in the same request. A request is refused as a whole only when its body cannot
+//! be decoded at all.
+
+mod error;
+pub mod remote_write;
+
+use crate::proto::remote_write::SeriesRef;
+use crate::vectorize::ObserveStats;
+
+pub use error::IngestError;
+
+/// Receives validated series (the pipeline's vectorizer in `serve`).
+pub trait SampleSink: Send + Sync {
+    /// Stores the series; returns what was accepted or refused downstream.
+    fn accept(&self, series: &[&SeriesRef<'_>]) -> ObserveStats;
+}
+
+/// Why a series or sample was rejected: the `reason` label of
+/// `dwcp_anomaly_samples_rejected_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RejectReason {
+    /// No `__name__` label, or an empty one.
+    MissingMetricName,
+    /// A label name that is empty or not `[a-zA-Z_][a-zA-Z0-9_]*`.
+    InvalidLabelName,
+    /// The same label name twice.
+    DuplicateLabel,
+    /// Labels not sorted by name.
+    UnsortedLabels,
+    /// Timestamp not a positive millisecond count before year 10000.
+    InvalidTimestamp,
+    /// Native histogram samples (not supported by the detectors).
+    NativeHistogram,
+    /// A new entity beyond `vectorize.max_entities`.
+    MaxEntities,
+    /// Not newer than the series' previous sample.
+    OutOfOrder,
+}
+
+impl RejectReason {
+    /// Every reason, for pre-registering counters.
+    pub const ALL: [RejectReason; 8] = [
+        RejectReason::MissingMetricName,
+        RejectReason::InvalidLabelName,
+        RejectReason::DuplicateLabel,
+        RejectReason::UnsortedLabels,
+        RejectReason::InvalidTimestamp,
+        RejectReason::NativeHistogram,
+        RejectReason::MaxEntities,
+        RejectReason::OutOfOrder,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::MissingMetricName => "missing_metric_name",
+            RejectReason::InvalidLabelName => "invalid_label_name",
+            RejectReason::DuplicateLabel => "duplicate_label",
+            RejectReason::UnsortedLabels => "unsorted_labels",
+            RejectReason::InvalidTimestamp => "invalid_timestamp",
+            RejectReason::NativeHistogram => "native_histogram",
+            RejectReason::MaxEntities => "max_entities",
+            RejectReason::OutOfOrder => "out_of_order",
+        }
+    }
+}
+
+/// Counts of one request, by outcome.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct IngestOutcome {
+    /// Series in the request.
+    pub series: u64,
+    /// Samples received (valid or not).
+    pub samples_received: u64,
+    /// Samples stored downstream.
+    pub samples_accepted: u64,
+    /// Samples of series no profile feature selects.
+    pub samples_unmatched: u64,
+    /// Rejected samples by reason (series-level reasons count each of the series' samples).
+    pub rejected: Vec<(RejectReason, u64)>,
+}
+
+impl IngestOutcome {
+    /// Adds `n` rejected samples for `reason`.
+    pub fn reject(&mut self, reason: RejectReason, n: u64) {
+        if n == 0 {
+            return;
+        }
+        match self.rejected.iter_mut().find(|(r, _)| *r == reason) {
+            Some((_, c)) => *c += n,
+            None => self.rejected.push((reason, n)),
+        }
+    }
+
+    /// Rejected samples whose cause lies with the sender (invalid data, not our limits).
+    pub fn invalid(&self) -> u64 {
+        self.rejected
+            .iter()
+            .filter(|(r, _)| !matches!(r, RejectReason::MaxEntities | RejectReason::OutOfOrder))
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// A one-line summary, e.g. `rejected 2 samples: duplicate_label=1 unsorted_labels=1`.
+    pub fn summary(&self) -> String {
+        let mut parts: Vec<String> =
+            self.rejected.iter().map(|(r, n)| format!("{}={n}", r.as_str())).collect();
+        parts.sort();
+        format!(
+            "accepted {} of {} samples; rejected {}: {}",
+            self.samples_accepted,
+            self.samples_received,
+            self.rejected.iter().map(|(_, n)| n).sum::<u64>(),
+            parts.join(" ")
+        )
+    }
+}

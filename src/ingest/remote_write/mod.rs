@@ -1,0 +1,118 @@
+//! Prometheus remote-write 1.0 receiver: snappy block + protobuf `WriteRequest`.
+//!
+//! Limits are checked before any allocation proportional to the input: the compressed size
+//! by the HTTP layer, the decompressed size from snappy's header. Each series is validated on
+//! its own; invalid ones are counted by reason and dropped while the rest of the request is
+//! stored. Following Prometheus's own receiver, a request that contained invalid series gets
+//! 400 with the counts (the sender does not retry it; the valid series are already stored).
+
+use crate::proto::remote_write::{self, SeriesRef};
+use crate::vectorize::{LABEL_NAME, is_label_name};
+
+use super::{IngestError, IngestOutcome, RejectReason, SampleSink};
+
+/// Content type of remote-write 1.0 (and the default when the `proto` parameter is absent).
+pub const CONTENT_TYPE: &str = "application/x-protobuf";
+/// Latest plausible timestamp: 9999-12-31T23:59:59Z in milliseconds.
+const MAX_TIMESTAMP_MS: i64 = 253_402_300_799_000;
+
+/// Size limits for one request.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest decompressed body.
+    pub max_decoded_bytes: usize,
+}
+
+/// Checks the `Content-Type` and `Content-Encoding` headers of a remote-write request.
+pub fn check_headers(content_type: Option<&str>, content_encoding: Option<&str>) -> Result<(), IngestError> {
+    if let Some(ct) = content_type {
+        let mut parts = ct.split(';').map(str::trim);
+        let media = parts.next().unwrap_or_default();
+        let proto = parts.find_map(|p| p.strip_prefix("proto="));
+        let v1 = media.eq_ignore_ascii_case(CONTENT_TYPE) && proto.is_none_or(|p| p == "prometheus.WriteRequest");
+        if !v1 {
+            return Err(IngestError::Unsupported {
+                header: "Content-Type",
+                value: ct.to_string(),
+                expected: "application/x-protobuf (remote-write 1.0, proto=prometheus.WriteRequest)",
+            });
+        }
+    }
+    match content_encoding {
+        None => Ok(()),
+        Some(enc) if enc.eq_ignore_ascii_case("snappy") => Ok(()),
+        Some(enc) => Err(IngestError::Unsupported {
+            header: "Content-Encoding",
+            value: enc.to_string(),
+            expected: "snappy",
+        }),
+    }
+}
+
+/// Decompresses a snappy block within `limits`.
+pub fn decompress(body: &[u8], limits: Limits) -> Result<Vec<u8>, IngestError> {
+    let len = snap::raw::decompress_len(body).map_err(IngestError::Snappy)?;
+    if len > limits.max_decoded_bytes {
+        return Err(IngestError::TooLarge { what: "decoded body", size: len, limit: limits.max_decoded_bytes });
+    }
+    snap::raw::Decoder::new().decompress_vec(body).map_err(IngestError::Snappy)
+}
+
+/// Decodes, validates and stores one request body (snappy-compressed).
+pub fn ingest(body: &[u8], limits: Limits, sink: &dyn SampleSink) -> Result<IngestOutcome, IngestError> {
+    let raw = decompress(body, limits)?;
+    let req = remote_write::decode(&raw).map_err(IngestError::Protobuf)?;
+    let mut out = IngestOutcome { series: req.series.len() as u64, ..IngestOutcome::default() };
+    let mut valid: Vec<&SeriesRef<'_>> = Vec::with_capacity(req.series.len());
+    for s in &req.series {
+        let n = s.samples.len() as u64;
+        out.samples_received += n + s.histograms as u64;
+        out.reject(RejectReason::NativeHistogram, s.histograms as u64);
+        match validate(s) {
+            Ok(()) => valid.push(s),
+            Err(reason) => out.reject(reason, n),
+        }
+    }
+    let stats = sink.accept(&valid);
+    out.samples_accepted = stats.accepted;
+    out.samples_unmatched = stats.unmatched;
+    out.reject(RejectReason::MaxEntities, stats.max_entities);
+    out.reject(RejectReason::OutOfOrder, stats.out_of_order);
+    Ok(out)
+}
+
+/// Checks one series: metric name, label names, order, duplicates, timestamps.
+pub fn validate(s: &SeriesRef<'_>) -> Result<(), RejectReason> {
+    let mut has_name = false;
+    for (i, l) in s.labels.iter().enumerate() {
+        if !is_label_name(l.name) {
+            return Err(RejectReason::InvalidLabelName);
+        }
+        if l.name == LABEL_NAME {
+            has_name = !l.value.is_empty();
+        }
+        if i > 0 {
+            let prev = s.labels[i - 1].name;
+            if prev == l.name {
+                return Err(RejectReason::DuplicateLabel);
+            }
+            if prev > l.name {
+                // Unsorted, unless the disorder hides a duplicate further back.
+                if s.labels[..i].iter().any(|p| p.name == l.name) {
+                    return Err(RejectReason::DuplicateLabel);
+                }
+                return Err(RejectReason::UnsortedLabels);
+            }
+        }
+    }
+    if !has_name {
+        return Err(RejectReason::MissingMetricName);
+    }
+    if s.samples.iter().any(|x| x.timestamp_ms <= 0 || x.timestamp_ms > MAX_TIMESTAMP_MS) {
+        return Err(RejectReason::InvalidTimestamp);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

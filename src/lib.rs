@@ -1,0 +1,22 @@
+//! dwcp-anomaly: anomaly detection for Prometheus and OpenTelemetry metric streams.
+//!
+//! Data flows one way: `ingest` → `vectorize` → `detect` → `pipeline` → `export` / `alert`.
+//! `config` and `proto` are leaves; `http` hands requests to `ingest` and serves `export`.
+#![deny(missing_docs)]
+
+pub mod alert;
+pub mod config;
+pub mod detect;
+pub mod export;
+pub mod http;
+pub mod ingest;
+pub mod pipeline;
+pub mod proto;
+pub mod rfc3339;
+pub mod rng;
+pub mod simulate;
+pub mod telemetry;
+pub mod vectorize;
+
+#[cfg(test)]
+mod testing;

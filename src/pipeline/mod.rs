@@ -1,0 +1,201 @@
+//! Pipeline: builds the stages and wires them together.
+//!
+//! Ingest requests write into the vectorizer under a short lock (O(samples), no scoring).
+//! Every `check_interval` the tick task takes the assembled vectors out under the same lock
+//! and scores them on a blocking thread, so scoring never runs on the request path or a tokio
+//! worker. The result is published for `/metrics` and offered to each exporter's bounded queue
+//! and to the alert queue; a full queue drops (and counts) instead of waiting. Shutdown stops
+//! the ticks, closes the queues and lets exporters drain in flow order.
+
+mod scorer;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use parking_lot::{Mutex, RwLock};
+use thiserror::Error;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tracing::{debug, error, info, warn};
+
+use crate::alert::{AlertEvent, log_event};
+use crate::config::Config;
+use crate::export::{self, CheckScores};
+use crate::ingest::SampleSink;
+use crate::proto::remote_write::SeriesRef;
+use crate::telemetry::Telemetry;
+use crate::vectorize::{ObserveStats, SelectorError, Vectorizer};
+
+pub use scorer::{CheckStats, Scorer};
+
+/// Why the pipeline could not start.
+#[derive(Debug, Error)]
+pub enum PipelineError {
+    /// The profile's selectors are invalid.
+    #[error("invalid profile: {0}")]
+    Profile(#[from] SelectorError),
+    /// An HTTP client could not be built.
+    #[error("cannot build HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+}
+
+/// The vectorizer as the ingest stage's sink.
+pub struct VectorizerSink {
+    vectorizer: Mutex<Vectorizer>,
+}
+
+impl SampleSink for VectorizerSink {
+    fn accept(&self, series: &[&SeriesRef<'_>]) -> ObserveStats {
+        let mut stats = ObserveStats::default();
+        let mut v = self.vectorizer.lock();
+        for s in series {
+            v.observe(&s.labels, &s.samples, &mut stats);
+        }
+        stats
+    }
+}
+
+/// The latest check, as served on `/metrics` and the status API.
+pub type Scoreboard = Arc<RwLock<Arc<CheckScores>>>;
+
+/// A built, not yet running pipeline.
+pub struct Pipeline {
+    cfg: Config,
+    sink: Arc<VectorizerSink>,
+    scoreboard: Scoreboard,
+    telemetry: Arc<Telemetry>,
+    scorer: Scorer,
+    ready: Arc<AtomicBool>,
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+impl Pipeline {
+    /// Builds every stage from `cfg`.
+    pub fn new(cfg: &Config, telemetry: Arc<Telemetry>) -> Result<Self, PipelineError> {
+        let vectorizer = Vectorizer::new(&cfg.vectorize)?;
+        let scorer = Scorer::new(cfg, vectorizer.profile());
+        let empty = CheckScores {
+            profile: vectorizer.profile().name.as_str().into(),
+            features: vectorizer.profile().feature_names().into(),
+            ..CheckScores::default()
+        };
+        Ok(Self {
+            cfg: cfg.clone(),
+            sink: Arc::new(VectorizerSink { vectorizer: Mutex::new(vectorizer) }),
+            scoreboard: Arc::new(RwLock::new(Arc::new(empty))),
+            telemetry,
+            scorer,
+            ready: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    /// Where ingest writes.
+    pub fn sink(&self) -> Arc<dyn SampleSink> {
+        self.sink.clone()
+    }
+
+    /// The latest check.
+    pub fn scoreboard(&self) -> Scoreboard {
+        Arc::clone(&self.scoreboard)
+    }
+
+    /// Set once the tick task runs.
+    pub fn ready_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.ready)
+    }
+
+    /// Starts the check loop, exporters and notifiers; the task ends after `shutdown` fires
+    /// and the exporters drained.
+    pub fn spawn(self, shutdown: watch::Receiver<bool>) -> Result<JoinHandle<()>, PipelineError> {
+        let exporters = export::remote_write::spawn(&self.cfg.export.remote_write, &self.telemetry, &shutdown)?;
+        let (alert_tx, alert_rx) = mpsc::channel::<AlertEvent>(1024);
+        let alert_task = tokio::spawn(run_notifiers(alert_rx, Arc::clone(&self.telemetry), self.cfg.alert.log_anomalies));
+        Ok(tokio::spawn(async move {
+            let Pipeline { cfg, sink, scoreboard, telemetry, scorer, ready } = self;
+            let mut scorer = Some(scorer);
+            let mut ticks = tokio::time::interval(cfg.check_interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            let mut shutdown = shutdown;
+            ready.store(true, Ordering::SeqCst);
+            info!(interval = ?cfg.check_interval, profile = %scoreboard.read().profile, "Pipeline started.");
+            loop {
+                tokio::select! {
+                    _ = ticks.tick() => {}
+                    _ = shutdown.wait_for(|s| *s) => break,
+                }
+                let started = Instant::now();
+                let now = now_ms();
+                let assembled = sink.vectorizer.lock().assemble(now);
+                telemetry.entities.with(&[]).set(assembled.status.len() as f64);
+                let Some(mut sc) = scorer.take() else { break };
+                let joined = tokio::task::spawn_blocking(move || {
+                    let out = sc.check(assembled, now);
+                    (sc, out)
+                })
+                .await;
+                let (sc, (check, events, stats)) = match joined {
+                    Ok(x) => x,
+                    Err(err) => {
+                        error!(error = %err, "Scoring task failed; stopping the pipeline.");
+                        break;
+                    }
+                };
+                scorer = Some(sc);
+                record(&telemetry, &stats);
+                let check = Arc::new(check);
+                *scoreboard.write() = Arc::clone(&check);
+                for ex in &exporters {
+                    if ex.queue.try_send(Arc::clone(&check)).is_err() {
+                        telemetry.errors.with(&["export", "queue_full"]).inc();
+                        debug!(exporter = %ex.id, "Exporter queue full; dropped a check.");
+                    }
+                }
+                for ev in events {
+                    if alert_tx.try_send(ev).is_err() {
+                        telemetry.errors.with(&["alert", "queue_full"]).inc();
+                    }
+                }
+                telemetry.check_duration.observe(started.elapsed().as_secs_f64());
+            }
+            ready.store(false, Ordering::SeqCst);
+            drop(alert_tx);
+            let drain = async {
+                for ex in exporters {
+                    drop(ex.queue);
+                    let _ = ex.task.await;
+                }
+                let _ = alert_task.await;
+            };
+            if tokio::time::timeout(Duration::from_secs(10), drain).await.is_err() {
+                warn!("Exporters did not drain within 10s; exiting anyway.");
+            }
+            info!("Pipeline stopped.");
+        }))
+    }
+}
+
+fn record(t: &Telemetry, s: &CheckStats) {
+    t.vectors_scored.with(&[]).add(s.scored as f64);
+    for (i, sev) in ["info", "warning", "critical"].iter().enumerate() {
+        if s.anomalies[i] > 0 {
+            t.anomalies.with(&[sev]).add(s.anomalies[i] as f64);
+        }
+    }
+    if s.errors > 0 {
+        t.errors.with(&["detect", "score"]).add(s.errors as f64);
+    }
+}
+
+async fn run_notifiers(mut rx: mpsc::Receiver<AlertEvent>, telemetry: Arc<Telemetry>, log: bool) {
+    while let Some(ev) = rx.recv().await {
+        if log {
+            log_event(&ev);
+            telemetry.alerts_sent.with(&["log", ev.severity.as_str()]).inc();
+        }
+    }
+}

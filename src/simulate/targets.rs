@@ -1,0 +1,165 @@
+//! Outputs of the simulator: labeled CSV, a scrape target and remote-write pushes.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use parking_lot::Mutex;
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+use crate::proto::remote_write::{Encoder, compress};
+use crate::rfc3339;
+
+use super::{FEATURES, METRICS, Point, Simulator};
+
+/// Writes `steps` steps as one labeled CSV per entity (`<dir>/<instance>.csv`, columns
+/// `timestamp,<features>,label`), the common dataset format. Returns the files written.
+pub fn write_csv(
+    sim: &mut Simulator,
+    dir: &Path,
+    steps: u64,
+    start_ms: i64,
+    step: Duration,
+    mut progress: impl FnMut(u64),
+) -> std::io::Result<Vec<std::path::PathBuf>> {
+    std::fs::create_dir_all(dir)?;
+    let paths: Vec<_> = (0..sim.entities()).map(|i| dir.join(format!("{}.csv", Simulator::entity_name(i)))).collect();
+    let mut files = paths
+        .iter()
+        .map(|p| std::fs::File::create(p).map(std::io::BufWriter::new))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    for f in &mut files {
+        writeln!(f, "timestamp,{},label", FEATURES.join(","))?;
+    }
+    let mut line = String::new();
+    for k in 0..steps {
+        let ts = rfc3339::format(start_ms + k as i64 * step.as_millis() as i64);
+        for (f, p) in files.iter_mut().zip(sim.next_step()) {
+            line.clear();
+            line.push_str(&ts);
+            for v in p.values {
+                let _ = write!(line, ",{v:.4}");
+            }
+            let _ = writeln!(line, ",{}", u8::from(p.anomaly.is_some()));
+            f.write_all(line.as_bytes())?;
+        }
+        progress(k + 1);
+    }
+    for f in &mut files {
+        f.flush()?;
+    }
+    Ok(paths)
+}
+
+/// The Prometheus text exposition of one step: the seven DWCP gauges per entity (label
+/// `instance`), plus `dwcp_sim_anomaly_active{instance,kind}` as ground truth.
+pub fn render_exposition(points: &[Point]) -> String {
+    let mut out = String::new();
+    for (f, metric) in METRICS.iter().enumerate() {
+        let _ = writeln!(out, "# TYPE {metric} gauge");
+        for (i, p) in points.iter().enumerate() {
+            let _ = writeln!(out, "{metric}{{instance=\"{}\"}} {}", Simulator::entity_name(i), p.values[f]);
+        }
+    }
+    let _ = writeln!(out, "# HELP dwcp_sim_anomaly_active 1 while an injected anomaly is active.\n# TYPE dwcp_sim_anomaly_active gauge");
+    for (i, p) in points.iter().enumerate() {
+        let kind = p.anomaly.map_or("none", |k| k.as_str());
+        let _ = writeln!(
+            out,
+            "dwcp_sim_anomaly_active{{instance=\"{}\",kind=\"{kind}\"}} {}",
+            Simulator::entity_name(i),
+            u8::from(p.anomaly.is_some())
+        );
+    }
+    out
+}
+
+/// Serves the simulation as a scrape target on `/metrics`, advancing one step per `step` of
+/// wall time since start. Returns when `shutdown` fires.
+pub async fn serve(
+    listen: SocketAddr,
+    sim: Simulator,
+    step: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let started = tokio::time::Instant::now();
+    let state = Arc::new(Mutex::new((sim, Vec::<Point>::new())));
+    let app = Router::new().route(
+        "/metrics",
+        get(move || {
+            let state = Arc::clone(&state);
+            async move {
+                let due = (started.elapsed().as_millis() / step.as_millis().max(1)) as u64;
+                let mut guard = state.lock();
+                let (sim, last) = &mut *guard;
+                while sim.step() <= due {
+                    *last = sim.next_step();
+                }
+                render_exposition(last)
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    info!(addr = %listener.local_addr()?, "Simulated DWCP scrape target listening.");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = shutdown.wait_for(|s| *s).await;
+        })
+        .await
+}
+
+/// Options of [`push`].
+#[derive(Debug, Clone)]
+pub struct PushOptions {
+    /// Remote-write URL.
+    pub url: String,
+    /// Wall time between steps.
+    pub interval: Duration,
+    /// `job` label of the pushed series.
+    pub job: String,
+    /// Stop after this many steps (None: until shutdown).
+    pub steps: Option<u64>,
+}
+
+/// Pushes one step every `interval` as remote-write 1.0; returns at shutdown or after `steps`.
+pub async fn push(mut sim: Simulator, opts: PushOptions, mut shutdown: watch::Receiver<bool>) -> Result<(), reqwest::Error> {
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
+    let mut ticks = tokio::time::interval(opts.interval);
+    let mut enc = Encoder::default();
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = shutdown.wait_for(|s| *s) => return Ok(()),
+        }
+        if opts.steps.is_some_and(|n| sim.step() >= n) {
+            return Ok(());
+        }
+        let ts = crate::pipeline::now_ms();
+        for (i, p) in sim.next_step().iter().enumerate() {
+            let instance = Simulator::entity_name(i);
+            for (f, metric) in METRICS.iter().enumerate() {
+                enc.series(&[("__name__", *metric), ("instance", &instance), ("job", &opts.job)], &[(p.values[f], ts)]);
+            }
+        }
+        let body = compress(&enc.finish());
+        let sent = client
+            .post(&opts.url)
+            .header("Content-Encoding", "snappy")
+            .header("Content-Type", "application/x-protobuf")
+            .header("X-Prometheus-Remote-Write-Version", "0.1.0")
+            .body(body)
+            .send()
+            .await;
+        match sent {
+            Ok(r) if r.status().is_success() => debug!(step = sim.step(), "Pushed simulated step."),
+            Ok(r) => warn!(status = %r.status(), "Remote-write target refused simulated samples."),
+            Err(error) => warn!(%error, "Cannot push simulated samples."),
+        }
+    }
+}

@@ -1,0 +1,293 @@
+//! The service's own metrics, rendered in the Prometheus text format on `/metrics`.
+//!
+//! A deliberately small registry: counters and gauges are atomics behind label maps that are
+//! resolved once per call site (hot paths keep the returned handle), histograms have fixed
+//! buckets. Label values are bounded sets (protocol, reason, severity, exporter), never an
+//! entity or a URL.
+
+pub mod names;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::RwLock;
+
+/// A counter or gauge cell: an f64 stored as bits.
+#[derive(Debug, Default)]
+pub struct Cell(AtomicU64);
+
+impl Cell {
+    /// Adds to the value.
+    pub fn add(&self, v: f64) {
+        let mut cur = self.0.load(Ordering::Relaxed);
+        loop {
+            let new = (f64::from_bits(cur) + v).to_bits();
+            match self.0.compare_exchange_weak(cur, new, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return,
+                Err(x) => cur = x,
+            }
+        }
+    }
+    /// Adds one.
+    pub fn inc(&self) {
+        self.add(1.0);
+    }
+    /// Sets the value (gauges).
+    pub fn set(&self, v: f64) {
+        self.0.store(v.to_bits(), Ordering::Relaxed);
+    }
+    /// Current value.
+    pub fn get(&self) -> f64 {
+        f64::from_bits(self.0.load(Ordering::Relaxed))
+    }
+}
+
+/// Metric type in the exposition format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Monotonic counter.
+    Counter,
+    /// Gauge.
+    Gauge,
+}
+
+/// A family of counters or gauges with fixed label names.
+#[derive(Debug)]
+pub struct Family {
+    name: &'static str,
+    help: &'static str,
+    kind: Kind,
+    labels: &'static [&'static str],
+    cells: RwLock<BTreeMap<Vec<String>, Arc<Cell>>>,
+}
+
+impl Family {
+    /// A new family.
+    pub fn new(name: &'static str, help: &'static str, kind: Kind, labels: &'static [&'static str]) -> Self {
+        Self { name, help, kind, labels, cells: RwLock::new(BTreeMap::new()) }
+    }
+
+    /// The cell for these label values (created at 0 on first use).
+    pub fn with(&self, values: &[&str]) -> Arc<Cell> {
+        debug_assert_eq!(values.len(), self.labels.len(), "{}", self.name);
+        let key: Vec<String> = values.iter().map(|v| v.to_string()).collect();
+        if let Some(c) = self.cells.read().get(&key) {
+            return Arc::clone(c);
+        }
+        Arc::clone(self.cells.write().entry(key).or_default())
+    }
+
+    /// Current value for these label values (0 when never touched).
+    pub fn value(&self, values: &[&str]) -> f64 {
+        let key: Vec<String> = values.iter().map(|v| v.to_string()).collect();
+        self.cells.read().get(&key).map_or(0.0, |c| c.get())
+    }
+
+    fn render(&self, out: &mut String) {
+        let kind = match self.kind {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+        };
+        let _ = writeln!(out, "# HELP {} {}\n# TYPE {} {kind}", self.name, self.help, self.name);
+        for (values, cell) in self.cells.read().iter() {
+            out.push_str(self.name);
+            write_labels(out, self.labels.iter().copied().zip(values.iter().map(String::as_str)));
+            let _ = writeln!(out, " {}", fmt_value(cell.get()));
+        }
+    }
+}
+
+/// A histogram with fixed bucket bounds.
+#[derive(Debug)]
+pub struct Histogram {
+    name: &'static str,
+    help: &'static str,
+    bounds: &'static [f64],
+    buckets: Vec<AtomicU64>,
+    count: AtomicU64,
+    sum: Cell,
+}
+
+/// Default bounds for durations in seconds.
+pub const DURATION_BUCKETS: &[f64] = &[0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0];
+
+impl Histogram {
+    /// A new histogram.
+    pub fn new(name: &'static str, help: &'static str, bounds: &'static [f64]) -> Self {
+        Self {
+            name,
+            help,
+            bounds,
+            buckets: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
+            count: AtomicU64::new(0),
+            sum: Cell::default(),
+        }
+    }
+
+    /// Records one observation.
+    pub fn observe(&self, v: f64) {
+        if let Some(i) = self.bounds.iter().position(|b| v <= *b) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum.add(v);
+    }
+
+    /// Observations so far.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    fn render(&self, out: &mut String) {
+        let _ = writeln!(out, "# HELP {} {}\n# TYPE {} histogram", self.name, self.help, self.name);
+        let mut cum = 0;
+        for (b, c) in self.bounds.iter().zip(&self.buckets) {
+            cum += c.load(Ordering::Relaxed);
+            let _ = writeln!(out, "{}_bucket{{le=\"{b}\"}} {cum}", self.name);
+        }
+        let count = self.count();
+        let _ = writeln!(out, "{}_bucket{{le=\"+Inf\"}} {count}", self.name);
+        let _ = writeln!(out, "{}_sum {}", self.name, fmt_value(self.sum.get()));
+        let _ = writeln!(out, "{}_count {count}", self.name);
+    }
+}
+
+/// All of the service's own metrics.
+#[derive(Debug)]
+pub struct Telemetry {
+    /// See [`names::SAMPLES_RECEIVED`].
+    pub samples_received: Family,
+    /// See [`names::SAMPLES_REJECTED`].
+    pub samples_rejected: Family,
+    /// See [`names::SAMPLES_UNMATCHED`].
+    pub samples_unmatched: Family,
+    /// See [`names::REQUESTS`].
+    pub requests: Family,
+    /// See [`names::ENTITIES`].
+    pub entities: Family,
+    /// See [`names::VECTORS_SCORED`].
+    pub vectors_scored: Family,
+    /// See [`names::ANOMALIES`].
+    pub anomalies: Family,
+    /// See [`names::ERRORS`].
+    pub errors: Family,
+    /// See [`names::CHECK_DURATION`].
+    pub check_duration: Histogram,
+    /// See [`names::EXPORT_SENT`].
+    pub export_sent: Family,
+    /// See [`names::EXPORT_FAILED`].
+    pub export_failed: Family,
+    /// See [`names::EXPORT_RETRIES`].
+    pub export_retries: Family,
+    /// See [`names::EXPORT_QUEUE`].
+    pub export_queue: Family,
+    /// See [`names::ALERTS_SENT`].
+    pub alerts_sent: Family,
+    /// See [`names::BUILD_INFO`].
+    pub build_info: Family,
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        use Kind::{Counter, Gauge};
+        use names::*;
+        let t = Telemetry {
+            samples_received: Family::new(SAMPLES_RECEIVED, "Samples received, by protocol.", Counter, &["protocol"]),
+            samples_rejected: Family::new(SAMPLES_REJECTED, "Samples rejected, by reason.", Counter, &["reason"]),
+            samples_unmatched: Family::new(
+                SAMPLES_UNMATCHED,
+                "Samples of series that no feature of the profile selects.",
+                Counter,
+                &[],
+            ),
+            requests: Family::new(REQUESTS, "Ingest requests, by protocol and status code.", Counter, &["protocol", "code"]),
+            entities: Family::new(ENTITIES, "Live entities.", Gauge, &[]),
+            vectors_scored: Family::new(VECTORS_SCORED, "Feature vectors scored.", Counter, &[]),
+            anomalies: Family::new(ANOMALIES, "Anomalous vectors, by severity.", Counter, &["severity"]),
+            errors: Family::new(ERRORS, "Errors inside running components, by stage.", Counter, &["stage", "error_type"]),
+            check_duration: Histogram::new(
+                CHECK_DURATION,
+                "Duration of one check: assemble, score and publish every entity.",
+                DURATION_BUCKETS,
+            ),
+            export_sent: Family::new(EXPORT_SENT, "Score samples written, by exporter.", Counter, &["exporter"]),
+            export_failed: Family::new(
+                EXPORT_FAILED,
+                "Score samples an exporter gave up on, by reason.",
+                Counter,
+                &["exporter", "reason"],
+            ),
+            export_retries: Family::new(EXPORT_RETRIES, "Export request retries.", Counter, &["exporter"]),
+            export_queue: Family::new(EXPORT_QUEUE, "Checks waiting in an exporter queue.", Gauge, &["exporter"]),
+            alerts_sent: Family::new(ALERTS_SENT, "Alert notifications, by channel and severity.", Counter, &["channel", "severity"]),
+            build_info: Family::new(BUILD_INFO, "Build information; constant 1.", Gauge, &["version", "onnx_backend"]),
+        };
+        for r in crate::ingest::RejectReason::ALL {
+            t.samples_rejected.with(&[r.as_str()]);
+        }
+        t.samples_unmatched.with(&[]);
+        t.entities.with(&[]);
+        t.vectors_scored.with(&[]);
+        t.build_info.with(&[env!("CARGO_PKG_VERSION"), "none"]).set(1.0);
+        t
+    }
+}
+
+impl Telemetry {
+    /// Renders every metric in the Prometheus text format.
+    pub fn render(&self, out: &mut String) {
+        for f in [
+            &self.build_info,
+            &self.samples_received,
+            &self.samples_rejected,
+            &self.samples_unmatched,
+            &self.requests,
+            &self.entities,
+            &self.vectors_scored,
+            &self.anomalies,
+            &self.errors,
+        ] {
+            f.render(out);
+        }
+        self.check_duration.render(out);
+        for f in [&self.export_sent, &self.export_failed, &self.export_retries, &self.export_queue, &self.alerts_sent] {
+            f.render(out);
+        }
+    }
+}
+
+/// Writes `{a="x",b="y"}` with values escaped (nothing for no labels).
+pub fn write_labels<'a>(out: &mut String, labels: impl IntoIterator<Item = (&'a str, &'a str)>) {
+    let mut first = true;
+    for (k, v) in labels {
+        out.push(if first { '{' } else { ',' });
+        first = false;
+        out.push_str(k);
+        out.push_str("=\"");
+        for c in v.chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '"' => out.push_str("\\\""),
+                '\n' => out.push_str("\\n"),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+    }
+    if !first {
+        out.push('}');
+    }
+}
+
+/// Formats a sample value as the text format expects (`NaN`, `+Inf`, `-Inf`).
+pub fn fmt_value(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 { "+Inf".into() } else { "-Inf".into() }
+    } else {
+        format!("{v}")
+    }
+}

@@ -1,0 +1,32 @@
+//! Names of the service's own metrics (`dwcp_anomaly_*`), in one place.
+
+/// Samples received, by protocol.
+pub const SAMPLES_RECEIVED: &str = "dwcp_anomaly_ingest_samples_received_total";
+/// Samples rejected, by reason.
+pub const SAMPLES_REJECTED: &str = "dwcp_anomaly_samples_rejected_total";
+/// Samples of series that no profile feature selects.
+pub const SAMPLES_UNMATCHED: &str = "dwcp_anomaly_ingest_samples_unmatched_total";
+/// Ingest requests, by protocol and HTTP status code.
+pub const REQUESTS: &str = "dwcp_anomaly_ingest_requests_total";
+/// Live entities.
+pub const ENTITIES: &str = "dwcp_anomaly_entities";
+/// Vectors scored.
+pub const VECTORS_SCORED: &str = "dwcp_anomaly_vectors_scored_total";
+/// Anomalous vectors, by severity.
+pub const ANOMALIES: &str = "dwcp_anomaly_anomalies_total";
+/// Errors inside running components, by stage.
+pub const ERRORS: &str = "dwcp_anomaly_errors_total";
+/// Duration of one check (assemble + score + publish).
+pub const CHECK_DURATION: &str = "dwcp_anomaly_check_duration_seconds";
+/// Samples (series points) written by exporters.
+pub const EXPORT_SENT: &str = "dwcp_anomaly_export_samples_sent_total";
+/// Samples an exporter gave up on, by reason.
+pub const EXPORT_FAILED: &str = "dwcp_anomaly_export_samples_failed_total";
+/// Export retries.
+pub const EXPORT_RETRIES: &str = "dwcp_anomaly_export_retries_total";
+/// Checks waiting in an exporter's queue.
+pub const EXPORT_QUEUE: &str = "dwcp_anomaly_export_queue_depth";
+/// Alerts (log notifications so far), by channel and severity.
+pub const ALERTS_SENT: &str = "dwcp_anomaly_alerts_sent_total";
+/// Constant 1 with version and backend labels.
+pub const BUILD_INFO: &str = "dwcp_anomaly_build_info";
