@@ -1,1 +1,54 @@
+use std::sync::Arc;
+use std::time::Duration;
+
 use super::*;
+use crate::detect::{Expected, Severity};
+
+fn score(confidence: f64, severity: Severity) -> EnsembleScore {
+    EnsembleScore {
+        confidence,
+        anomalous: severity != Severity::None,
+        severity,
+        contributions: vec![0.1, 0.9],
+        expected: vec![Expected { value: 1.0, lower: 0.0, upper: 2.0 }; 2],
+        detectors: Vec::new(),
+    }
+}
+
+fn tracker(resolve_after: u32, throttle_s: u64) -> AlertTracker {
+    AlertTracker::new(&AlertConfig { resolve_after, throttle: Duration::from_secs(throttle_s), ..AlertConfig::default() })
+}
+
+fn step(t: &mut AlertTracker, s: &EnsembleScore, now: i64) -> Option<AlertEvent> {
+    let labels: EntityLabels = Arc::from(vec![("instance".to_string(), "a".to_string())]);
+    let features = ["cpu_pct".to_string(), "latency_ms".to_string()];
+    t.observe(1, &labels, "dwcp", &features, &[50.0, 300.0], s, now)
+}
+
+#[test]
+fn fires_escalates_and_resolves() {
+    let mut t = tracker(2, 300);
+    let fired = step(&mut t, &score(0.75, Severity::Warning), 0).unwrap();
+    assert_eq!(fired.kind, AlertKind::Firing);
+    assert_eq!(fired.features[0].feature, "latency_ms");
+    assert_eq!(fired.features[0].value, 300.0);
+    assert_eq!(fired.entity(), "instance=\"a\"");
+    assert!(step(&mut t, &score(0.72, Severity::Warning), 1000).is_none(), "same severity: no repeat");
+    let esc = step(&mut t, &score(0.95, Severity::Critical), 2000).unwrap();
+    assert_eq!(esc.kind, AlertKind::Escalated);
+    assert_eq!(esc.started_ms, 0);
+    assert!(step(&mut t, &score(0.1, Severity::None), 3000).is_none(), "one normal check is not enough");
+    let res = step(&mut t, &score(0.1, Severity::None), 4000).unwrap();
+    assert_eq!(res.kind, AlertKind::Resolved);
+    assert_eq!(res.severity, Severity::Critical);
+}
+
+#[test]
+fn refiring_inside_the_throttle_is_suppressed() {
+    let mut t = tracker(1, 300);
+    assert!(step(&mut t, &score(0.8, Severity::Warning), 0).is_some());
+    assert!(step(&mut t, &score(0.0, Severity::None), 10_000).is_some());
+    assert!(step(&mut t, &score(0.8, Severity::Warning), 20_000).is_none(), "within 5 m");
+    assert!(step(&mut t, &score(0.0, Severity::None), 30_000).is_some(), "the suppressed one still resolves");
+    assert!(step(&mut t, &score(0.8, Severity::Warning), 400_000).is_some(), "after 5 m");
+}

@@ -245,8 +245,9 @@ pub struct ZScoreConfig {
     pub window: usize,
     /// Width of the expected band in standard deviations (`anomaly_expected_lower/upper`).
     pub band: f64,
-    /// Values are clipped to mean ± `clip` standard deviations before entering the window,
-    /// so one outlier cannot inflate the spread and mask the ones after it.
+    /// Values further than `clip` standard deviations from the mean are held back from the
+    /// window (so an outlier cannot inflate the spread and mask the ones after it) until they
+    /// persist for half a window, when they are accepted as the new level.
     pub clip: f64,
 }
 

@@ -29,7 +29,7 @@ fn the_seed_config_parses_unchanged() {
 #[test]
 fn unknown_key_names_path_and_line() {
     let err = Config::parse("detect:\n  zscore:\n    windw: 5\n").unwrap_err();
-    assert_eq!(err.path, "detect.zscore");
+    assert_eq!(err.path, "detect.zscore.windw");
     assert_eq!(err.line, Some(3));
     assert!(err.reason.contains("windw"), "{}", err.reason);
 }

@@ -73,7 +73,8 @@ pub fn score_from_tail(p: f64, decades: f64) -> f64 {
     if p.is_nan() {
         return 0.0;
     }
-    (-p.max(1e-300).log10() / decades).clamp(0.0, 1.0)
+    // `+ 0.0` turns -0.0 (p = 1) into 0.0, which reads better on /metrics.
+    (-p.max(1e-300).log10() / decades).clamp(0.0, 1.0) + 0.0
 }
 
 /// Complementary error function (Numerical Recipes `erfcc`, relative error < 1.2e-7).

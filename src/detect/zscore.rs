@@ -1,10 +1,11 @@
 //! Rolling z-score: per-feature mean and standard deviation over the last `window` values.
 //!
 //! O(1) per value: a ring buffer with running sums (recomputed exactly each time the ring
-//! wraps, so rounding never accumulates). NaN values are skipped. Values enter the window
-//! clipped to mean ± `clip`·std, so a level shift keeps scoring high for a while instead of
-//! inflating the spread and hiding itself after a few points. The raw score is the largest
-//! |z| over the features; contributions are each feature's share of Σz².
+//! wraps, so rounding never accumulates). NaN values are skipped. A value further than
+//! `clip`·std from the mean is held back instead of entering the window, so one outlier
+//! cannot inflate the spread and mask the ones after it; if outliers keep coming for half a
+//! window, they are a new level and all enter at once (the detector adapts). The raw score
+//! is the largest |z| over the features; contributions are each feature's share of Σz².
 
 use crate::config::ZScoreConfig;
 
@@ -23,11 +24,21 @@ struct Rolling {
     sum: f64,
     sumsq: f64,
     writes: usize,
+    held: Vec<f64>,
 }
 
 impl Rolling {
     fn new(window: usize) -> Self {
-        Rolling { ring: vec![f64::NAN; window], head: 0, len: 0, n: 0, sum: 0.0, sumsq: 0.0, writes: 0 }
+        Rolling {
+            ring: vec![f64::NAN; window],
+            head: 0,
+            len: 0,
+            n: 0,
+            sum: 0.0,
+            sumsq: 0.0,
+            writes: 0,
+            held: Vec::new(),
+        }
     }
 
     fn push(&mut self, x: f64) {
@@ -50,6 +61,22 @@ impl Rolling {
         if self.writes % cap == 0 {
             let finite = self.ring.iter().filter(|v| v.is_finite());
             (self.sum, self.sumsq) = finite.fold((0.0, 0.0), |(s, q), v| (s + v, q + v * v));
+        }
+    }
+
+    /// Learns `x`, holding back outliers beyond `clip` standard deviations (see module docs).
+    fn learn(&mut self, x: f64, clip: f64) {
+        let outlier = x.is_finite() && self.mean_std().is_some_and(|(m, s)| (x - m).abs() > clip * s);
+        if !outlier {
+            self.held.clear();
+            self.push(x);
+            return;
+        }
+        self.held.push(x);
+        if self.held.len() >= (self.ring.len() / 2).max(1) {
+            for v in std::mem::take(&mut self.held) {
+                self.push(v);
+            }
         }
     }
 
@@ -170,13 +197,8 @@ impl Detector for ZScoreDetector {
     }
 
     fn update(&mut self, x: &FeatureVector) {
-        let clip = self.cfg.clip;
         for (r, &v) in self.features.iter_mut().zip(&x.values) {
-            let v = match r.mean_std() {
-                Some((mean, std)) if v.is_finite() => v.clamp(mean - clip * std, mean + clip * std),
-                _ => v,
-            };
-            r.push(v);
+            r.learn(v, self.cfg.clip);
         }
     }
 }
@@ -233,14 +255,17 @@ mod tests {
         let history = gaussian_series(400, 2, 1);
         let mut d = fitted(&history);
         let mut high = 0;
-        for i in 0..20 {
+        for i in 0..30 {
             let x = vector(i, &[10.0, 0.0]);
             if d.score(&x).unwrap().value >= 0.5 {
                 high += 1;
             }
             d.update(&x);
         }
-        assert!(high >= 18, "only {high} of 20 shifted points flagged");
+        assert!(high >= 28, "only {high} of 30 shifted points flagged");
+        // After half a window of the new level the detector has adapted to it.
+        let x = vector(31, &[10.0, 0.0]);
+        assert!(d.score(&x).unwrap().value < 0.5);
     }
 
     #[test]

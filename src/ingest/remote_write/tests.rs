@@ -1,1 +1,169 @@
+use parking_lot::Mutex;
+use prost::Message;
+
 use super::*;
+use crate::proto::remote_write::{Encoder, compress};
+use crate::vectorize::ObserveStats;
+
+/// Remote-write messages as generated from `prompb` by prost: an independent encoder.
+mod prompb {
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct WriteRequest {
+        #[prost(message, repeated, tag = "1")]
+        pub timeseries: Vec<TimeSeries>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct TimeSeries {
+        #[prost(message, repeated, tag = "1")]
+        pub labels: Vec<Label>,
+        #[prost(message, repeated, tag = "2")]
+        pub samples: Vec<Sample>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Label {
+        #[prost(string, tag = "1")]
+        pub name: String,
+        #[prost(string, tag = "2")]
+        pub value: String,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Sample {
+        #[prost(double, tag = "1")]
+        pub value: f64,
+        #[prost(int64, tag = "2")]
+        pub timestamp: i64,
+    }
+}
+
+#[derive(Default)]
+struct Collect(Mutex<Vec<String>>);
+
+impl SampleSink for Collect {
+    fn accept(&self, series: &[&SeriesRef<'_>]) -> ObserveStats {
+        let mut names = self.0.lock();
+        let mut stats = ObserveStats::default();
+        for s in series {
+            names.push(s.labels.iter().map(|l| format!("{}={}", l.name, l.value)).collect::<Vec<_>>().join(","));
+            stats.accepted += s.samples.len() as u64;
+        }
+        stats
+    }
+}
+
+const LIMITS: Limits = Limits { max_decoded_bytes: 1 << 20 };
+const TS: i64 = 1_700_000_000_000;
+
+fn body(series: &[(&[(&str, &str)], &[(f64, i64)])]) -> Vec<u8> {
+    let mut enc = Encoder::default();
+    for (labels, samples) in series {
+        enc.series(labels, samples);
+    }
+    compress(&enc.finish())
+}
+
+fn good(name: &'static str) -> (&'static [(&'static str, &'static str)], &'static [(f64, i64)]) {
+    let labels: &'static [(&str, &str)] = match name {
+        "a" => &[("__name__", "a"), ("instance", "x")],
+        _ => &[("__name__", "b"), ("instance", "y")],
+    };
+    (labels, &[(1.0, TS)])
+}
+
+#[test]
+fn decodes_a_prost_encoded_request() {
+    let req = prompb::WriteRequest {
+        timeseries: vec![prompb::TimeSeries {
+            labels: vec![
+                prompb::Label { name: "__name__".into(), value: "dwcp_latency_ms".into() },
+                prompb::Label { name: "instance".into(), value: "n1".into() },
+            ],
+            samples: vec![prompb::Sample { value: 12.5, timestamp: TS }],
+        }],
+    };
+    let sink = Collect::default();
+    let out = ingest(&compress(&req.encode_to_vec()), LIMITS, &sink).unwrap();
+    assert_eq!(out.samples_accepted, 1);
+    assert_eq!(sink.0.lock()[0], "__name__=dwcp_latency_ms,instance=n1");
+    // And our encoder's bytes decode with prost.
+    let mut enc = Encoder::default();
+    enc.series(&[("__name__", "m"), ("job", "j")], &[(2.0, TS), (3.0, TS + 1)]);
+    let back = prompb::WriteRequest::decode(enc.finish().as_slice()).unwrap();
+    assert_eq!(back.timeseries[0].labels[1].value, "j");
+    assert_eq!(back.timeseries[0].samples[1].value, 3.0);
+}
+
+#[test]
+fn each_invalid_series_is_rejected_by_reason_and_the_good_ones_kept() {
+    let cases: [(&[(&str, &str)], &[(f64, i64)], RejectReason); 6] = [
+        (&[("instance", "x")], &[(1.0, TS)], RejectReason::MissingMetricName),
+        (&[("__name__", ""), ("instance", "x")], &[(1.0, TS)], RejectReason::MissingMetricName),
+        (&[("__name__", "m"), ("a", "1"), ("a", "2")], &[(1.0, TS)], RejectReason::DuplicateLabel),
+        (&[("__name__", "m"), ("b", "1"), ("a", "2")], &[(1.0, TS)], RejectReason::UnsortedLabels),
+        (&[("__name__", "m"), ("bad-name", "1")], &[(1.0, TS)], RejectReason::InvalidLabelName),
+        (&[("__name__", "m")], &[(1.0, -5)], RejectReason::InvalidTimestamp),
+    ];
+    for (labels, samples, reason) in cases {
+        let (ga, sa) = good("a");
+        let (gb, sb) = good("b");
+        let sink = Collect::default();
+        let out = ingest(&body(&[(ga, sa), (labels, samples), (gb, sb)]), LIMITS, &sink).unwrap();
+        assert_eq!(out.rejected, vec![(reason, 1)], "{reason:?}");
+        assert_eq!(out.samples_accepted, 2, "{reason:?}");
+        assert_eq!(out.invalid(), 1);
+        assert!(out.summary().contains(reason.as_str()), "{}", out.summary());
+        assert_eq!(sink.0.lock().len(), 2);
+    }
+}
+
+#[test]
+fn duplicate_hidden_behind_disorder_is_a_duplicate() {
+    let s = SeriesRef {
+        labels: vec![
+            remote_write::LabelRef { name: "__name__", value: "m" },
+            remote_write::LabelRef { name: "b", value: "1" },
+            remote_write::LabelRef { name: "a", value: "1" },
+            remote_write::LabelRef { name: "b", value: "2" },
+        ],
+        samples: vec![],
+        histograms: 0,
+    };
+    assert_eq!(validate(&s), Err(RejectReason::UnsortedLabels));
+}
+
+#[test]
+fn native_histograms_are_counted_not_fatal() {
+    let mut raw = Vec::new();
+    let mut ts = Vec::new();
+    crate::proto::wire::put_len_field(&mut ts, 4, &[8, 1]);
+    crate::proto::wire::put_len_field(&mut raw, 1, &ts);
+    let sink = Collect::default();
+    let out = ingest(&compress(&raw), LIMITS, &sink).unwrap();
+    assert_eq!(out.rejected, vec![(RejectReason::NativeHistogram, 1), (RejectReason::MissingMetricName, 0)]
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .collect::<Vec<_>>());
+}
+
+#[test]
+fn undecodable_bodies_are_errors_naming_the_cause() {
+    let sink = Collect::default();
+    let e = ingest(b"not snappy at all", LIMITS, &sink).unwrap_err();
+    assert!(matches!(e, IngestError::Snappy(_)), "{e}");
+    let e = ingest(&compress(&[0x0a, 0x05, 0x01]), LIMITS, &sink).unwrap_err();
+    assert!(e.to_string().starts_with("cannot decode protobuf WriteRequest"), "{e}");
+    let big = compress(&vec![0u8; 2 << 20]);
+    let e = ingest(&big, LIMITS, &sink).unwrap_err();
+    assert!(matches!(e, IngestError::TooLarge { .. }), "{e}");
+    assert!(sink.0.lock().is_empty());
+}
+
+#[test]
+fn content_type_and_encoding_are_checked() {
+    assert!(check_headers(Some("application/x-protobuf"), Some("snappy")).is_ok());
+    assert!(check_headers(None, None).is_ok());
+    assert!(check_headers(Some("application/x-protobuf;proto=prometheus.WriteRequest"), Some("snappy")).is_ok());
+    let v2 = check_headers(Some("application/x-protobuf;proto=io.prometheus.write.v2.Request"), Some("snappy"));
+    assert!(matches!(v2, Err(IngestError::Unsupported { header: "Content-Type", .. })));
+    assert!(check_headers(Some("application/json"), None).is_err());
+    assert!(matches!(check_headers(None, Some("gzip")), Err(IngestError::Unsupported { header: "Content-Encoding", .. })));
+}
