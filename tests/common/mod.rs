@@ -1,0 +1,168 @@
+//! Helpers for end-to-end tests: free ports, child processes that are always cleaned up,
+//! polling instead of sleeping, and the Prometheus HTTP API.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A free loopback port (bound and released; the race is accepted in tests).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port").local_addr().unwrap().port()
+}
+
+/// A child process killed (and reaped) when dropped, so a failing test leaves nothing behind.
+pub struct Proc {
+    pub name: String,
+    child: Child,
+    pub log: PathBuf,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proc {
+    /// The last lines of the process's log, for failure messages.
+    pub fn tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+
+    /// Whether it is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+/// Starts `program` with `args`, stdout and stderr to `<dir>/<name>.log`.
+pub fn spawn(name: &str, program: &Path, args: &[String], dir: &Path) -> Proc {
+    let log = dir.join(format!("{name}.log"));
+    let out = std::fs::File::create(&log).unwrap();
+    let child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
+    Proc { name: name.into(), child, log }
+}
+
+/// Path of a required system binary; panics with an install hint when missing.
+pub fn require(binary: &str, package: &str) -> PathBuf {
+    for dir in std::env::var("PATH").unwrap_or_default().split(':') {
+        let p = Path::new(dir).join(binary);
+        if p.is_file() {
+            return p;
+        }
+    }
+    panic!(
+        "{binary} not found on PATH: install it with `apt-get install -y --no-install-recommends {package}` \
+         (the README's test command does this)"
+    );
+}
+
+/// The service binary built by cargo for this test run.
+pub fn service_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_dwcp-anomaly"))
+}
+
+/// Polls `f` every 250 ms until it returns Some or `timeout` passes.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// GETs `url` and returns the body when the status is 2xx.
+pub async fn get_ok(client: &reqwest::Client, url: impl AsRef<str>) -> Option<String> {
+    let r = client.get(url.as_ref()).send().await.ok()?;
+    if !r.status().is_success() {
+        return None;
+    }
+    r.text().await.ok()
+}
+
+/// Runs an instant PromQL query; returns `(labels, value)` pairs.
+pub async fn prom_query(client: &reqwest::Client, base: &str, q: &str) -> Vec<(serde_json::Value, f64)> {
+    let url = format!("{base}/api/v1/query");
+    let v: serde_json::Value = match client.get(&url).query(&[("query", q)]).send().await {
+        Ok(r) => r.json().await.unwrap_or_default(),
+        Err(_) => return Vec::new(),
+    };
+    v["data"]["result"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|s| (s["metric"].clone(), s["value"][1].as_str().and_then(|x| x.parse().ok()).unwrap_or(f64::NAN)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Runs a range query with a 1 s step; returns `(labels, [(t, value)])` per series.
+pub async fn prom_range(
+    client: &reqwest::Client,
+    base: &str,
+    q: &str,
+    start: f64,
+    end: f64,
+) -> Vec<(serde_json::Value, Vec<(f64, f64)>)> {
+    let url = format!("{base}/api/v1/query_range");
+    let params = [("query", q.to_string()), ("start", start.to_string()), ("end", end.to_string()), ("step", "1".into())];
+    let v: serde_json::Value = match client.get(&url).query(&params).send().await {
+        Ok(r) => r.json().await.unwrap_or_default(),
+        Err(_) => return Vec::new(),
+    };
+    v["data"]["result"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|s| {
+                    let pts = s["values"]
+                        .as_array()
+                        .map(|p| {
+                            p.iter()
+                                .map(|x| (x[0].as_f64().unwrap_or(0.0), x[1].as_str().and_then(|y| y.parse().ok()).unwrap_or(f64::NAN)))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    (s["metric"].clone(), pts)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Starts Prometheus on `port` with `config` (YAML text); `receiver` enables remote-write in.
+pub fn start_prometheus(name: &str, port: u16, config: &str, dir: &Path, receiver: bool) -> Proc {
+    let bin = require("prometheus", "prometheus");
+    let cfg = dir.join(format!("{name}.yml"));
+    std::fs::write(&cfg, config).unwrap();
+    let mut args = vec![
+        format!("--config.file={}", cfg.display()),
+        format!("--storage.tsdb.path={}", dir.join(format!("{name}-data")).display()),
+        format!("--web.listen-address=127.0.0.1:{port}"),
+        "--storage.remote.flush-deadline=1s".into(),
+        "--log.level=warn".into(),
+    ];
+    if receiver {
+        args.push("--web.enable-remote-write-receiver".into());
+    }
+    spawn(name, &bin, &args, dir)
+}
