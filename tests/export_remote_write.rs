@@ -1,0 +1,147 @@
+//! Remote-write out against a local receiver that answers with scripted statuses: 5xx and
+//! 429 are retried with backoff, 4xx is not, and what arrives decodes to the score series.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use parking_lot::Mutex;
+use tokio::sync::watch;
+
+use dwcp_anomaly::config::RemoteWriteConfig;
+use dwcp_anomaly::detect::{EnsembleScore, ModelState, Severity};
+use dwcp_anomaly::export::remote_write::{RemoteWriteClient, SendFailure};
+use dwcp_anomaly::export::{CheckScores, EntityScores};
+use dwcp_anomaly::proto::remote_write::decode;
+use dwcp_anomaly::telemetry::Telemetry;
+
+#[derive(Default)]
+struct Receiver {
+    script: Mutex<Vec<u16>>,
+    bodies: Mutex<Vec<(HeaderMap, Vec<u8>)>>,
+}
+
+async fn handle(State(r): State<Arc<Receiver>>, headers: HeaderMap, body: Bytes) -> (StatusCode, [(&'static str, &'static str); 1]) {
+    let status = {
+        let mut s = r.script.lock();
+        if s.is_empty() { 204 } else { s.remove(0) }
+    };
+    r.bodies.lock().push((headers, body.to_vec()));
+    (StatusCode::from_u16(status).unwrap(), [("Retry-After", "0")])
+}
+
+async fn receiver(script: Vec<u16>) -> (String, Arc<Receiver>) {
+    let r = Arc::new(Receiver { script: Mutex::new(script), ..Default::default() });
+    let app = Router::new().route("/api/v1/write", post(handle)).with_state(Arc::clone(&r));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/api/v1/write", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, r)
+}
+
+fn config(url: &str) -> RemoteWriteConfig {
+    RemoteWriteConfig {
+        url: url.into(),
+        timeout: Duration::from_secs(2),
+        max_samples_per_send: 5,
+        max_retries: 3,
+        min_backoff: Duration::from_millis(5),
+        max_backoff: Duration::from_millis(20),
+        queue_capacity: 4,
+        headers: [("X-Scope-OrgID".to_string(), "tenant-1".to_string())].into(),
+        bearer_token: Some("s3cret".into()),
+        bearer_token_file: None,
+    }
+}
+
+fn check() -> CheckScores {
+    let score = EnsembleScore {
+        confidence: 0.95,
+        anomalous: true,
+        severity: Severity::Critical,
+        contributions: vec![0.8, 0.2],
+        expected: Vec::new(),
+        detectors: Vec::new(),
+    };
+    CheckScores {
+        timestamp_ms: 1_700_000_000_000,
+        profile: "dwcp".into(),
+        features: vec!["latency_ms".to_string(), "cpu_pct".to_string()].into(),
+        entities: vec![EntityScores {
+            labels: vec![("instance".to_string(), "n1".to_string())].into(),
+            state: ModelState::Ready,
+            score: Some(score),
+            values: vec![1.0, 2.0],
+        }],
+    }
+}
+
+#[tokio::test]
+async fn server_errors_and_429_are_retried_then_succeed() {
+    let (url, r) = receiver(vec![500, 429, 503]).await;
+    let t = Arc::new(Telemetry::default());
+    let client = RemoteWriteClient::new(config(&url), "rw".into(), Arc::clone(&t)).unwrap();
+    let (_tx, mut rx) = watch::channel(false);
+    let body = client.encode(&check()).remove(0).0;
+    assert_eq!(client.send(body, &mut rx).await, Ok(()));
+    assert_eq!(r.bodies.lock().len(), 4);
+    assert_eq!(t.export_retries.value(&["rw"]), 3.0);
+    let (headers, _) = &r.bodies.lock()[0];
+    assert_eq!(headers["content-encoding"], "snappy");
+    assert_eq!(headers["x-prometheus-remote-write-version"], "0.1.0");
+    assert_eq!(headers["authorization"], "Bearer s3cret");
+    assert_eq!(headers["x-scope-orgid"], "tenant-1");
+}
+
+#[tokio::test]
+async fn client_errors_are_not_retried() {
+    let (url, r) = receiver(vec![400]).await;
+    let client = RemoteWriteClient::new(config(&url), "rw".into(), Arc::new(Telemetry::default())).unwrap();
+    let (_tx, mut rx) = watch::channel(false);
+    let body = client.encode(&check()).remove(0).0;
+    assert_eq!(client.send(body, &mut rx).await, Err(SendFailure::Rejected(400)));
+    assert_eq!(r.bodies.lock().len(), 1);
+}
+
+#[tokio::test]
+async fn retries_are_bounded() {
+    let (url, r) = receiver(vec![500; 10]).await;
+    let client = RemoteWriteClient::new(config(&url), "rw".into(), Arc::new(Telemetry::default())).unwrap();
+    let (_tx, mut rx) = watch::channel(false);
+    let body = client.encode(&check()).remove(0).0;
+    assert_eq!(client.send(body, &mut rx).await, Err(SendFailure::RetriesExhausted));
+    assert_eq!(r.bodies.lock().len(), 4, "first attempt + max_retries");
+}
+
+#[tokio::test]
+async fn a_check_is_batched_and_decodes_to_the_score_series() {
+    let (url, r) = receiver(vec![]).await;
+    let t = Arc::new(Telemetry::default());
+    let client = RemoteWriteClient::new(config(&url), "rw".into(), Arc::clone(&t)).unwrap();
+    let (_tx, mut rx) = watch::channel(false);
+    client.write(&check(), &mut rx).await;
+    let bodies = r.bodies.lock();
+    // score, flag, severity, 2 feature scores, 3 model states = 8 series in batches of 5.
+    assert_eq!(bodies.len(), 2);
+    let mut names = Vec::new();
+    for (_, b) in bodies.iter() {
+        let raw = snap::raw::Decoder::new().decompress_vec(b).unwrap();
+        let req = decode(&raw).unwrap();
+        for s in &req.series {
+            let labels: Vec<(&str, &str)> = s.labels.iter().map(|l| (l.name, l.value)).collect();
+            let mut sorted = labels.clone();
+            sorted[1..].sort();
+            assert_eq!(labels, sorted, "labels must be sorted");
+            assert_eq!(s.samples[0].timestamp_ms, 1_700_000_000_000);
+            names.push(format!("{:?}={}", labels, s.samples[0].value));
+        }
+    }
+    assert_eq!(names.len(), 8);
+    assert!(names.iter().any(|n| n.contains("\"anomaly_flag\"") && n.ends_with("=1")), "{names:?}");
+    assert!(names.iter().any(|n| n.contains("(\"feature\", \"latency_ms\")") && n.ends_with("=0.8")), "{names:?}");
+    assert_eq!(t.export_sent.value(&["rw"]), 8.0);
+}
