@@ -19,7 +19,11 @@ use dwcp_anomaly::simulate::{self, Injection, PushOptions, Simulator};
 use dwcp_anomaly::telemetry::Telemetry;
 
 #[derive(Parser)]
-#[command(name = "dwcp-anomaly", version, about = "Anomaly detection for Prometheus and OpenTelemetry metrics")]
+#[command(
+    name = "dwcp-anomaly",
+    version,
+    about = "Anomaly detection for Prometheus and OpenTelemetry metrics"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -121,8 +125,11 @@ enum SimOutput {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let result = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start runtime").and_then(
-        |rt| {
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start runtime")
+        .and_then(|rt| {
             rt.block_on(async {
                 match cli.command {
                     Command::Serve(args) => serve(args).await,
@@ -130,8 +137,7 @@ fn main() -> std::process::ExitCode {
                     Command::Simulate(args) => simulate_cmd(args).await,
                 }
             })
-        },
-    );
+        });
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -197,7 +203,9 @@ async fn serve(args: ServeArgs) -> Result<()> {
         info!("Demo mode: 1 s checks, simulated traffic for 5 entities with an anomaly about every 40 s.");
     }
     if cfg.alert.slack_enabled {
-        warn!("alert.slack_enabled is set, but the Slack channel is not built yet; anomalies are logged only.");
+        warn!(
+            "alert.slack_enabled is set, but the Slack channel is not built yet; anomalies are logged only."
+        );
     }
     if let Some(dir) = &cfg.state_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create state dir {}", dir.display()))?;
@@ -212,8 +220,9 @@ async fn serve(args: ServeArgs) -> Result<()> {
         max_request_bytes: cfg.ingest.max_request_bytes,
         ready: pipeline.ready_flag(),
     };
-    let listener =
-        tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("cannot listen on {}", cfg.listen))?;
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
     let shutdown = shutdown_signal();
     let pipeline_task = pipeline.spawn(shutdown.clone())?;
@@ -285,15 +294,22 @@ async fn simulate_cmd(args: SimulateArgs) -> Result<()> {
     let shutdown = shutdown_signal();
     match args.output {
         SimOutput::Csv { out, start, .. } => {
-            let start_ms = dwcp_anomaly::rfc3339::parse(&start)
-                .with_context(|| format!("--start {start:?} is not an RFC 3339 UTC time like 2024-01-01T00:00:00Z"))?;
+            let start_ms = dwcp_anomaly::rfc3339::parse(&start).with_context(|| {
+                format!("--start {start:?} is not an RFC 3339 UTC time like 2024-01-01T00:00:00Z")
+            })?;
             let mut sim = sim;
             let bar = indicatif_like_progress(total);
             let files = simulate::write_csv(&mut sim, &out, total, start_ms, args.step, bar)
                 .with_context(|| format!("cannot write CSV files to {}", out.display()))?;
             eprintln!();
             for i in sim.injections() {
-                eprintln!("anomaly: {} {} steps {}..{}", Simulator::entity_name(i.entity), i.kind, i.start_step, i.start_step + i.steps);
+                eprintln!(
+                    "anomaly: {} {} steps {}..{}",
+                    Simulator::entity_name(i.entity),
+                    i.kind,
+                    i.start_step,
+                    i.start_step + i.steps
+                );
             }
             eprintln!("wrote {} files to {}", files.len(), out.display());
         }

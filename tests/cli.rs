@@ -14,7 +14,11 @@ fn fixture(name: &str) -> String {
 
 fn check_config(name: &str) -> (bool, String, String) {
     let out = Command::new(service_bin()).args(["check-config", &fixture(name)]).output().unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }
 
 #[test]
@@ -36,7 +40,10 @@ fn invalid_configs_name_file_key_and_line() {
         ("unknown_key.yaml", "line 4: detect.zscore.windw: unknown field `windw`"),
         ("ill_typed.yaml", "line 2: vectorize.max_entities: "),
         ("bare_duration.yaml", "check_interval: invalid duration \"10\""),
-        ("invalid_values.yaml", "vectorize.profile: unknown profile \"nope\", expected one of dwcp, node, per_series"),
+        (
+            "invalid_values.yaml",
+            "vectorize.profile: unknown profile \"nope\", expected one of dwcp, node, per_series",
+        ),
         ("invalid_values.yaml", "detect.threshold: must be within [0, 1], got 1.5"),
         ("invalid_values.yaml", "detect.zscore.window: must be >= 2, got 1"),
         ("bad_selector.yaml", "vectorize.profiles.bad.features[0].series[0]: invalid selector"),
@@ -53,7 +60,8 @@ fn invalid_configs_name_file_key_and_line() {
 
 #[test]
 fn missing_config_file_is_a_clear_error() {
-    let out = Command::new(service_bin()).args(["serve", "--config", "/nonexistent/dwcp.yaml"]).output().unwrap();
+    let out =
+        Command::new(service_bin()).args(["serve", "--config", "/nonexistent/dwcp.yaml"]).output().unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("cannot read config file /nonexistent/dwcp.yaml"), "{stderr}");
@@ -63,7 +71,16 @@ fn missing_config_file_is_a_clear_error() {
 fn simulate_writes_labeled_csv_in_the_dataset_format() {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(service_bin())
-        .args(["simulate", "--entities", "2", "--step", "10s", "--anomaly", "2:packet_loss_burst:10m:2m", "csv"])
+        .args([
+            "simulate",
+            "--entities",
+            "2",
+            "--step",
+            "10s",
+            "--anomaly",
+            "2:packet_loss_burst:10m:2m",
+            "csv",
+        ])
         .args(["--out", dir.path().to_str().unwrap(), "--duration", "1h"])
         .output()
         .unwrap();
@@ -86,7 +103,12 @@ fn simulate_writes_labeled_csv_in_the_dataset_format() {
 fn serve_shuts_down_gracefully_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let mut p = spawn("serve", &service_bin(), &["serve".into(), "--listen".into(), format!("127.0.0.1:{port}")], dir.path());
+    let mut p = spawn(
+        "serve",
+        &service_bin(),
+        &["serve".into(), "--listen".into(), format!("127.0.0.1:{port}")],
+        dir.path(),
+    );
     let start = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(start.elapsed() < Duration::from_secs(20), "service did not listen\n{}", p.tail());

@@ -31,7 +31,12 @@ async fn flags_reach_prometheus_b_for_the_anomalous_entity_only() {
         ),
     )
     .unwrap();
-    let svc = spawn("service", &service_bin(), &["serve".into(), "--config".into(), svc_cfg.display().to_string()], dir.path());
+    let svc = spawn(
+        "service",
+        &service_bin(),
+        &["serve".into(), "--config".into(), svc_cfg.display().to_string()],
+        dir.path(),
+    );
 
     // The anomaly starts 60 s after the simulator and lasts 30 s.
     let sim = spawn(
@@ -62,13 +67,17 @@ async fn flags_reach_prometheus_b_for_the_anomalous_entity_only() {
     let a = start_prometheus("prom-a", a_port, &a_cfg, dir.path(), false);
     let (a_url, b_url) = (format!("http://127.0.0.1:{a_port}"), format!("http://127.0.0.1:{b_port}"));
     let procs = [&b, &svc, &sim, &a];
-    let logs = || procs.iter().map(|p| format!("--- {} ---\n{}", p.name, p.tail())).collect::<Vec<_>>().join("\n");
+    let logs =
+        || procs.iter().map(|p| format!("--- {} ---\n{}", p.name, p.tail())).collect::<Vec<_>>().join("\n");
 
     for url in [&a_url, &b_url] {
-        eventually(Duration::from_secs(30), "prometheus ready", || get_ok(&client, format!("{url}/-/ready"))).await;
+        eventually(Duration::from_secs(30), "prometheus ready", || get_ok(&client, format!("{url}/-/ready")))
+            .await;
     }
-    eventually(Duration::from_secs(30), "service ready", || get_ok(&client, format!("http://127.0.0.1:{svc_port}/-/ready")))
-        .await;
+    eventually(Duration::from_secs(30), "service ready", || {
+        get_ok(&client, format!("http://127.0.0.1:{svc_port}/-/ready"))
+    })
+    .await;
 
     // Models warm up, then scores arrive in B for every entity.
     let ready = eventually(Duration::from_secs(60), "ready model state in Prometheus B", || async {
@@ -82,10 +91,17 @@ async fn flags_reach_prometheus_b_for_the_anomalous_entity_only() {
     // Wait until the anomaly ended in A, then read its window.
     let window = eventually(Duration::from_secs(120), "the injected anomaly to end", || async {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
-        let series =
-            prom_range(&client, &a_url, &format!("dwcp_sim_anomaly_active{{instance=\"{ANOMALOUS}\"}} == 1"), now - 300.0, now).await;
+        let series = prom_range(
+            &client,
+            &a_url,
+            &format!("dwcp_sim_anomaly_active{{instance=\"{ANOMALOUS}\"}} == 1"),
+            now - 300.0,
+            now,
+        )
+        .await;
         let pts: Vec<f64> = series.iter().flat_map(|(_, p)| p.iter().map(|x| x.0)).collect();
-        let (first, last) = (pts.iter().cloned().fold(f64::INFINITY, f64::min), pts.iter().cloned().fold(0.0, f64::max));
+        let (first, last) =
+            (pts.iter().cloned().fold(f64::INFINITY, f64::min), pts.iter().cloned().fold(0.0, f64::max));
         (pts.len() >= 20 && now - last > 5.0).then_some((first, last))
     })
     .await;
@@ -116,8 +132,14 @@ async fn flags_reach_prometheus_b_for_the_anomalous_entity_only() {
     }
 
     // The severity and the top features say what happened: latency and jitter.
-    let shares =
-        prom_range(&client, &b_url, &format!("anomaly_feature_score{{instance=\"{ANOMALOUS}\"}}"), start, end).await;
+    let shares = prom_range(
+        &client,
+        &b_url,
+        &format!("anomaly_feature_score{{instance=\"{ANOMALOUS}\"}}"),
+        start,
+        end,
+    )
+    .await;
     let mut mean: Vec<(String, f64)> = shares
         .iter()
         .map(|(l, p)| {
@@ -128,7 +150,12 @@ async fn flags_reach_prometheus_b_for_the_anomalous_entity_only() {
     mean.sort_by(|a, b| b.1.total_cmp(&a.1));
     let top: Vec<&str> = mean.iter().take(2).map(|(n, _)| n.as_str()).collect();
     assert!(top.contains(&"latency_ms") && top.contains(&"jitter_ms"), "mean feature shares {mean:?}");
-    let sev = prom_query(&client, &b_url, &format!("max_over_time(anomaly_severity{{instance=\"{ANOMALOUS}\"}}[3m])")).await;
+    let sev = prom_query(
+        &client,
+        &b_url,
+        &format!("max_over_time(anomaly_severity{{instance=\"{ANOMALOUS}\"}}[3m])"),
+    )
+    .await;
     assert!(sev.first().is_some_and(|(_, v)| *v >= 2.0), "severity {sev:?}");
 
     // The service counted what it received and sent.

@@ -25,7 +25,11 @@ struct Receiver {
     bodies: Mutex<Vec<(HeaderMap, Vec<u8>)>>,
 }
 
-async fn handle(State(r): State<Arc<Receiver>>, headers: HeaderMap, body: Bytes) -> (StatusCode, [(&'static str, &'static str); 1]) {
+async fn handle(
+    State(r): State<Arc<Receiver>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, [(&'static str, &'static str); 1]) {
     let status = {
         let mut s = r.script.lock();
         if s.is_empty() { 204 } else { s.remove(0) }
@@ -142,6 +146,9 @@ async fn a_check_is_batched_and_decodes_to_the_score_series() {
     }
     assert_eq!(names.len(), 8);
     assert!(names.iter().any(|n| n.contains("\"anomaly_flag\"") && n.ends_with("=1")), "{names:?}");
-    assert!(names.iter().any(|n| n.contains("(\"feature\", \"latency_ms\")") && n.ends_with("=0.8")), "{names:?}");
+    assert!(
+        names.iter().any(|n| n.contains("(\"feature\", \"latency_ms\")") && n.ends_with("=0.8")),
+        "{names:?}"
+    );
     assert_eq!(t.export_sent.value(&["rw"]), 8.0);
 }

@@ -130,8 +130,10 @@ impl AlertTracker {
         let top = score.ranked_features().first().and_then(|&i| features.get(i)).cloned().unwrap_or_default();
         let kind = match self.firing.get_mut(&entity) {
             None => {
-                self.firing
-                    .insert(entity, Firing { severity: score.severity, normal_checks: 0, started_ms: now_ms });
+                self.firing.insert(
+                    entity,
+                    Firing { severity: score.severity, normal_checks: 0, started_ms: now_ms },
+                );
                 AlertKind::Firing
             }
             Some(f) => {
@@ -144,12 +146,11 @@ impl AlertTracker {
             }
         };
         let key = (entity, top, score.severity);
-        if kind == AlertKind::Firing {
-            if let Some(&t) = self.last_sent.get(&key) {
-                if now_ms - t < self.throttle_ms {
-                    return None;
-                }
-            }
+        if kind == AlertKind::Firing
+            && let Some(&t) = self.last_sent.get(&key)
+            && now_ms - t < self.throttle_ms
+        {
+            return None;
         }
         self.last_sent.insert(key, now_ms);
         let started = self.firing.get(&entity).map_or(now_ms, |f| f.started_ms);
@@ -183,7 +184,15 @@ pub fn log_event(e: &AlertEvent) {
     let top: Vec<String> = e
         .features
         .iter()
-        .map(|f| format!("{}={:.3} (expected {:.3}, {:.0}%)", f.feature, f.value, f.expected, 100.0 * f.contribution))
+        .map(|f| {
+            format!(
+                "{}={:.3} (expected {:.3}, {:.0}%)",
+                f.feature,
+                f.value,
+                f.expected,
+                100.0 * f.contribution
+            )
+        })
         .collect();
     let entity = e.entity();
     match e.kind {

@@ -16,7 +16,11 @@ fn score(confidence: f64, severity: Severity) -> EnsembleScore {
 }
 
 fn tracker(resolve_after: u32, throttle_s: u64) -> AlertTracker {
-    AlertTracker::new(&AlertConfig { resolve_after, throttle: Duration::from_secs(throttle_s), ..AlertConfig::default() })
+    AlertTracker::new(&AlertConfig {
+        resolve_after,
+        throttle: Duration::from_secs(throttle_s),
+        ..AlertConfig::default()
+    })
 }
 
 fn step(t: &mut AlertTracker, s: &EnsembleScore, now: i64) -> Option<AlertEvent> {

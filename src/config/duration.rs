@@ -12,7 +12,6 @@ pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 /// Parses a humantime string; a bare number is rejected with a hint.
 pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(d)?;
-    humantime::parse_duration(text.trim()).map_err(|e| {
-        D::Error::custom(format!("invalid duration {text:?} ({e}); expected e.g. 10s, 5m, 1h"))
-    })
+    humantime::parse_duration(text.trim())
+        .map_err(|e| D::Error::custom(format!("invalid duration {text:?} ({e}); expected e.g. 10s, 5m, 1h")))
 }

@@ -485,16 +485,16 @@ impl Config {
                 None
             }
         };
-        if let Some(f) = self.alert.slack_webhook_url_file.clone() {
-            if let Some(v) = read("alert.slack_webhook_url_file".into(), &f) {
-                self.alert.slack_webhook_url = v;
-            }
+        if let Some(f) = self.alert.slack_webhook_url_file.clone()
+            && let Some(v) = read("alert.slack_webhook_url_file".into(), &f)
+        {
+            self.alert.slack_webhook_url = v;
         }
         for (i, rw) in self.export.remote_write.iter_mut().enumerate() {
-            if let Some(f) = rw.bearer_token_file.clone() {
-                if let Some(v) = read(format!("export.remote_write[{i}].bearer_token_file"), &f) {
-                    rw.bearer_token = Some(v);
-                }
+            if let Some(f) = rw.bearer_token_file.clone()
+                && let Some(v) = read(format!("export.remote_write[{i}].bearer_token_file"), &f)
+            {
+                rw.bearer_token = Some(v);
             }
         }
         if errors.is_empty() { Ok(()) } else { Err(errors) }
@@ -521,7 +521,10 @@ impl VectorizeConfig {
         if !BUILTIN.contains(&self.profile.as_str()) && !self.profiles.contains_key(&self.profile) {
             let mut known: Vec<&str> = BUILTIN.to_vec();
             known.extend(self.profiles.keys().map(String::as_str));
-            e.invalid("profile", format!("unknown profile {:?}, expected one of {}", self.profile, known.join(", ")));
+            e.invalid(
+                "profile",
+                format!("unknown profile {:?}, expected one of {}", self.profile, known.join(", ")),
+            );
         }
         if self.max_entities == 0 {
             e.invalid("max_entities", "must be >= 1");
@@ -529,10 +532,8 @@ impl VectorizeConfig {
         if self.staleness < Duration::from_secs(1) {
             e.invalid("staleness", format!("must be >= 1s, got {:?}", self.staleness));
         }
-        if let Some(labels) = &self.entity_labels {
-            if labels.is_empty() {
-                e.invalid("entity_labels", "must name at least one label");
-            }
+        if self.entity_labels.as_ref().is_some_and(Vec::is_empty) {
+            e.invalid("entity_labels", "must name at least one label");
         }
         for (name, p) in &self.profiles {
             e.scope(&format!("profiles.{name}"), |e| {
@@ -573,15 +574,21 @@ impl DetectConfig {
         unit(e, "severity_warning", self.severity_warning);
         unit(e, "severity_critical", self.severity_critical);
         if self.severity_warning > self.severity_critical {
-            e.invalid("severity_warning", format!("must be <= severity_critical ({})", self.severity_critical));
+            e.invalid(
+                "severity_warning",
+                format!("must be <= severity_critical ({})", self.severity_critical),
+            );
         }
-        if let Some(fpr) = self.target_fpr {
-            if !(fpr > 0.0 && fpr < 1.0) {
-                e.invalid("target_fpr", format!("must be within (0, 1), got {fpr}"));
-            }
+        if let Some(fpr) = self.target_fpr
+            && !(fpr > 0.0 && fpr < 1.0)
+        {
+            e.invalid("target_fpr", format!("must be within (0, 1), got {fpr}"));
         }
         if !(self.calibration_decades >= 1.0 && self.calibration_decades <= 12.0) {
-            e.invalid("calibration_decades", format!("must be within [1, 12], got {}", self.calibration_decades));
+            e.invalid(
+                "calibration_decades",
+                format!("must be within [1, 12], got {}", self.calibration_decades),
+            );
         }
         if self.min_fit_points < 2 {
             e.invalid("min_fit_points", format!("must be >= 2, got {}", self.min_fit_points));
@@ -600,10 +607,10 @@ impl DetectConfig {
             if !(z.weight >= 0.0 && z.weight.is_finite()) {
                 e.invalid("weight", format!("must be >= 0, got {}", z.weight));
             }
-            if !(z.band > 0.0) {
+            if z.band.is_nan() || z.band <= 0.0 {
                 e.invalid("band", format!("must be > 0, got {}", z.band));
             }
-            if !(z.clip >= 1.0) {
+            if z.clip.is_nan() || z.clip < 1.0 {
                 e.invalid("clip", format!("must be >= 1, got {}", z.clip));
             }
         });

@@ -58,12 +58,7 @@ fn validation_reports_every_error_with_its_key() {
     let paths: Vec<String> = cfg.validate().into_iter().map(|e| e.path).collect();
     assert_eq!(
         paths,
-        [
-            "vectorize.profile",
-            "detect.severity_warning",
-            "detect.zscore.window",
-            "alert.slack_webhook_url"
-        ]
+        ["vectorize.profile", "detect.severity_warning", "detect.zscore.window", "alert.slack_webhook_url"]
     );
 }
 

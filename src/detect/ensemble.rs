@@ -135,7 +135,7 @@ impl Ensemble {
 /// Severity from confidence: none below `threshold`, info below `warning`, warning up to and
 /// including `critical`, critical above.
 pub fn severity(confidence: f64, threshold: f64, warning: f64, critical: f64) -> Severity {
-    if !(confidence >= threshold) {
+    if confidence.is_nan() || confidence < threshold {
         Severity::None
     } else if confidence < warning {
         Severity::Info

@@ -64,7 +64,12 @@ impl ModelSpec {
             });
         }
         EntityModel {
-            ensemble: Ensemble::new(members, c.effective_threshold(), c.severity_warning, c.severity_critical),
+            ensemble: Ensemble::new(
+                members,
+                c.effective_threshold(),
+                c.severity_warning,
+                c.severity_critical,
+            ),
             history: VecDeque::with_capacity(c.fit_window.min(4096)),
             fit_window: c.fit_window,
             min_fit_points: c.min_fit_points,

@@ -58,7 +58,7 @@ impl Rolling {
         self.head = (self.head + 1) % cap;
         self.len = (self.len + 1).min(cap);
         self.writes += 1;
-        if self.writes % cap == 0 {
+        if self.writes.is_multiple_of(cap) {
             let finite = self.ring.iter().filter(|v| v.is_finite());
             (self.sum, self.sumsq) = finite.fold((0.0, 0.0), |(s, q), v| (s + v, q + v * v));
         }
@@ -146,9 +146,7 @@ impl ZScoreDetector {
         match &self.calibrator {
             Some(c) => c.score(raw),
             // Before enough history: Gaussian tail with a Bonferroni correction over features.
-            None => {
-                score_from_tail((n_features as f64 * gaussian_two_sided(raw)).min(1.0), self.decades)
-            }
+            None => score_from_tail((n_features as f64 * gaussian_two_sided(raw)).min(1.0), self.decades),
         }
     }
 }

@@ -52,7 +52,11 @@ pub struct RemoteWriteClient {
 
 impl RemoteWriteClient {
     /// A client for `cfg`; `id` is the `exporter` label (e.g. `remote_write[0]`).
-    pub fn new(cfg: RemoteWriteConfig, id: String, telemetry: Arc<Telemetry>) -> Result<Self, reqwest::Error> {
+    pub fn new(
+        cfg: RemoteWriteConfig,
+        id: String,
+        telemetry: Arc<Telemetry>,
+    ) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
             .timeout(cfg.timeout)
             .user_agent(concat!("dwcp-anomaly/", env!("CARGO_PKG_VERSION")))
@@ -102,7 +106,9 @@ impl RemoteWriteClient {
             let mut wait = None;
             match req.send().await {
                 Ok(resp) if resp.status().is_success() => return Ok(()),
-                Ok(resp) if resp.status() == StatusCode::TOO_MANY_REQUESTS || resp.status().is_server_error() => {
+                Ok(resp)
+                    if resp.status() == StatusCode::TOO_MANY_REQUESTS || resp.status().is_server_error() =>
+                {
                     wait = resp
                         .headers()
                         .get("Retry-After")

@@ -22,7 +22,9 @@ impl From<IngestError> for ApiError {
         let status = match &e {
             IngestError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             IngestError::Unsupported { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            IngestError::Snappy(_) | IngestError::Protobuf(_) | IngestError::InvalidSeries(_) => StatusCode::BAD_REQUEST,
+            IngestError::Snappy(_) | IngestError::Protobuf(_) | IngestError::InvalidSeries(_) => {
+                StatusCode::BAD_REQUEST
+            }
         };
         ApiError::Client(status, e.to_string())
     }
@@ -33,7 +35,8 @@ impl IntoResponse for ApiError {
         match self {
             ApiError::Client(status, reason) => (status, format!("{reason}\n")).into_response(),
             ApiError::Overloaded => {
-                (StatusCode::SERVICE_UNAVAILABLE, [("Retry-After", "1")], "overloaded, retry later\n").into_response()
+                (StatusCode::SERVICE_UNAVAILABLE, [("Retry-After", "1")], "overloaded, retry later\n")
+                    .into_response()
             }
             ApiError::Internal(detail) => {
                 error!(error = %detail, "Internal error while handling a request.");

@@ -55,7 +55,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-fn header_str<'a>(h: &'a HeaderMap, name: header::HeaderName) -> Option<&'a str> {
+fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -109,9 +109,10 @@ pub fn status_json(check: &export::CheckScores) -> serde_json::Value {
                 e.labels.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
             let score = e.score.as_ref().map(|s| {
                 let top = s.ranked_features().first().map(|&i| check.features[i].clone());
-                let detectors: serde_json::Map<String, serde_json::Value> = std::iter::once((ENSEMBLE.to_string(), json!(s.confidence)))
-                    .chain(s.detectors.iter().map(|d| (d.detector.to_string(), json!(d.score.value))))
-                    .collect();
+                let detectors: serde_json::Map<String, serde_json::Value> =
+                    std::iter::once((ENSEMBLE.to_string(), json!(s.confidence)))
+                        .chain(s.detectors.iter().map(|d| (d.detector.to_string(), json!(d.score.value))))
+                        .collect();
                 json!({
                     "confidence": s.confidence,
                     "anomalous": s.anomalous,

@@ -70,7 +70,8 @@ async fn malformed_bodies_get_4xx_with_a_reason() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(body.contains("protobuf"), "{body}");
     let (status, body) =
-        call(&app, write_req(compress(b""), "application/x-protobuf;proto=io.prometheus.write.v2.Request")).await;
+        call(&app, write_req(compress(b""), "application/x-protobuf;proto=io.prometheus.write.v2.Request"))
+            .await;
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert!(body.contains("Content-Type"), "{body}");
     let (status, _) = call(&app, write_req(vec![0; 100 << 10], "application/x-protobuf")).await;

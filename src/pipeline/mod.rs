@@ -112,9 +112,11 @@ impl Pipeline {
     /// Starts the check loop, exporters and notifiers; the task ends after `shutdown` fires
     /// and the exporters drained.
     pub fn spawn(self, shutdown: watch::Receiver<bool>) -> Result<JoinHandle<()>, PipelineError> {
-        let exporters = export::remote_write::spawn(&self.cfg.export.remote_write, &self.telemetry, &shutdown)?;
+        let exporters =
+            export::remote_write::spawn(&self.cfg.export.remote_write, &self.telemetry, &shutdown)?;
         let (alert_tx, alert_rx) = mpsc::channel::<AlertEvent>(1024);
-        let alert_task = tokio::spawn(run_notifiers(alert_rx, Arc::clone(&self.telemetry), self.cfg.alert.log_anomalies));
+        let alert_task =
+            tokio::spawn(run_notifiers(alert_rx, Arc::clone(&self.telemetry), self.cfg.alert.log_anomalies));
         Ok(tokio::spawn(async move {
             let Pipeline { cfg, sink, scoreboard, telemetry, scorer, ready } = self;
             let mut scorer = Some(scorer);

@@ -69,7 +69,8 @@ impl Scorer {
                 continue;
             }
             let values = v.values.clone();
-            let step = self.model(v.entity).step(FeatureVector { timestamp_ms: v.timestamp_ms, values: v.values });
+            let step =
+                self.model(v.entity).step(FeatureVector { timestamp_ms: v.timestamp_ms, values: v.values });
             let entry = match step {
                 Ok(step) => {
                     if let Some(score) = &step.score {
@@ -89,7 +90,9 @@ impl Scorer {
                     }
                     EntityScores { labels: v.labels, state: step.state, score: step.score, values }
                 }
-                Err(DetectError::Shape { .. } | DetectError::NotFitted(_) | DetectError::NotEnoughData { .. }) => {
+                Err(
+                    DetectError::Shape { .. } | DetectError::NotFitted(_) | DetectError::NotEnoughData { .. },
+                ) => {
                     stats.errors += 1;
                     EntityScores { labels: v.labels, state: ModelState::Warming, score: None, values }
                 }

@@ -124,7 +124,7 @@ impl<'a> Reader<'a> {
 
 /// Number of bytes `v` takes as a varint.
 pub fn varint_size(v: u64) -> usize {
-    ((64 - (v | 1).leading_zeros() as usize) + 6) / 7
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 /// Appends `v` as a varint.

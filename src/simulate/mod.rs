@@ -18,8 +18,15 @@ pub use schedule::{Injection, parse_injection, random_schedule};
 pub use targets::{PushOptions, push, render_exposition, serve, write_csv};
 
 /// Feature names of the `dwcp` profile, in vector order.
-pub const FEATURES: [&str; 7] =
-    ["bandwidth_mbps", "latency_ms", "packet_loss_pct", "jitter_ms", "cpu_pct", "memory_pct", "error_rate_pct"];
+pub const FEATURES: [&str; 7] = [
+    "bandwidth_mbps",
+    "latency_ms",
+    "packet_loss_pct",
+    "jitter_ms",
+    "cpu_pct",
+    "memory_pct",
+    "error_rate_pct",
+];
 
 /// Metric names the `dwcp` profile selects, in the order of [`FEATURES`].
 pub const METRICS: [&str; 7] = [
@@ -180,7 +187,8 @@ impl Simulator {
         self.memory[e] = p.memory + 0.95 * (self.memory[e] - p.memory) + 0.5 * rng.normal();
         let mut mem = self.memory[e];
         let mut err = (0.02 + 0.01 * rng.normal()).max(0.0);
-        let active = self.injections.iter().find(|i| i.entity == e && k >= i.start_step && k < i.start_step + i.steps);
+        let active =
+            self.injections.iter().find(|i| i.entity == e && k >= i.start_step && k < i.start_step + i.steps);
         if let Some(inj) = active {
             let progress = (k - inj.start_step) as f64 / inj.steps.max(1) as f64;
             match inj.kind {
@@ -209,7 +217,15 @@ impl Simulator {
             }
         }
         Point {
-            values: [bw.max(0.0), lat.max(0.0), loss.min(100.0), jit.max(0.0), cpu.clamp(0.0, 100.0), mem.clamp(0.0, 100.0), err.min(100.0)],
+            values: [
+                bw.max(0.0),
+                lat.max(0.0),
+                loss.min(100.0),
+                jit.max(0.0),
+                cpu.clamp(0.0, 100.0),
+                mem.clamp(0.0, 100.0),
+                err.min(100.0),
+            ],
             anomaly: active.map(|i| i.kind),
         }
     }
@@ -238,7 +254,9 @@ mod tests {
             let inj = vec![Injection { entity: 0, kind, start_step: 100, steps: 20 }];
             let mut sim = Simulator::new(1, 3, 1000, inj);
             let points: Vec<Point> = (0..120).map(|_| sim.next_step().remove(0)).collect();
-            let mean = |r: std::ops::Range<usize>, f: usize| r.clone().map(|i| points[i].values[f]).sum::<f64>() / r.len() as f64;
+            let mean = |r: std::ops::Range<usize>, f: usize| {
+                r.clone().map(|i| points[i].values[f]).sum::<f64>() / r.len() as f64
+            };
             let moved = (0..7).any(|f| {
                 let (before, during) = (mean(60..100, f), mean(110..120, f));
                 (during - before).abs() > 0.3 * before.abs().max(1.0)

@@ -24,7 +24,9 @@ pub struct Injection {
 pub fn parse_injection(s: &str, step: Duration) -> Result<Injection, String> {
     let parts: Vec<&str> = s.split(':').collect();
     let [entity, kind, start, duration] = parts[..] else {
-        return Err(format!("invalid anomaly {s:?}: expected ENTITY:KIND:START:DURATION, e.g. 2:spike:5m:1m"));
+        return Err(format!(
+            "invalid anomaly {s:?}: expected ENTITY:KIND:START:DURATION, e.g. 2:spike:5m:1m"
+        ));
     };
     let entity: usize = entity
         .parse()
@@ -35,12 +37,24 @@ pub fn parse_injection(s: &str, step: Duration) -> Result<Injection, String> {
         let d = humantime::parse_duration(t).map_err(|e| format!("invalid anomaly {s:?}: {t:?}: {e}"))?;
         Ok((d.as_millis() / step.as_millis().max(1)) as u64)
     };
-    Ok(Injection { entity: entity - 1, kind: kind.parse()?, start_step: to_steps(start)?, steps: to_steps(duration)?.max(1) })
+    Ok(Injection {
+        entity: entity - 1,
+        kind: kind.parse()?,
+        start_step: to_steps(start)?,
+        steps: to_steps(duration)?.max(1),
+    })
 }
 
 /// Anomalies every `every` steps after `warmup` steps, cycling through kinds and entities,
 /// each lasting `length` steps (spikes a third of that), until `total` steps.
-pub fn random_schedule(entities: usize, total: u64, warmup: u64, every: u64, length: u64, seed: u64) -> Vec<Injection> {
+pub fn random_schedule(
+    entities: usize,
+    total: u64,
+    warmup: u64,
+    every: u64,
+    length: u64,
+    seed: u64,
+) -> Vec<Injection> {
     let mut rng = Rng::new(seed ^ 0xa11);
     let mut out = Vec::new();
     let mut start = warmup;

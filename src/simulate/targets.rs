@@ -29,7 +29,8 @@ pub fn write_csv(
     mut progress: impl FnMut(u64),
 ) -> std::io::Result<Vec<std::path::PathBuf>> {
     std::fs::create_dir_all(dir)?;
-    let paths: Vec<_> = (0..sim.entities()).map(|i| dir.join(format!("{}.csv", Simulator::entity_name(i)))).collect();
+    let paths: Vec<_> =
+        (0..sim.entities()).map(|i| dir.join(format!("{}.csv", Simulator::entity_name(i)))).collect();
     let mut files = paths
         .iter()
         .map(|p| std::fs::File::create(p).map(std::io::BufWriter::new))
@@ -67,7 +68,10 @@ pub fn render_exposition(points: &[Point]) -> String {
             let _ = writeln!(out, "{metric}{{instance=\"{}\"}} {}", Simulator::entity_name(i), p.values[f]);
         }
     }
-    let _ = writeln!(out, "# HELP dwcp_sim_anomaly_active 1 while an injected anomaly is active.\n# TYPE dwcp_sim_anomaly_active gauge");
+    let _ = writeln!(
+        out,
+        "# HELP dwcp_sim_anomaly_active 1 while an injected anomaly is active.\n# TYPE dwcp_sim_anomaly_active gauge"
+    );
     for (i, p) in points.iter().enumerate() {
         let kind = p.anomaly.map_or("none", |k| k.as_str());
         let _ = writeln!(
@@ -128,7 +132,11 @@ pub struct PushOptions {
 }
 
 /// Pushes one step every `interval` as remote-write 1.0; returns at shutdown or after `steps`.
-pub async fn push(mut sim: Simulator, opts: PushOptions, mut shutdown: watch::Receiver<bool>) -> Result<(), reqwest::Error> {
+pub async fn push(
+    mut sim: Simulator,
+    opts: PushOptions,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), reqwest::Error> {
     let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
     let mut ticks = tokio::time::interval(opts.interval);
     let mut enc = Encoder::default();
@@ -144,7 +152,10 @@ pub async fn push(mut sim: Simulator, opts: PushOptions, mut shutdown: watch::Re
         for (i, p) in sim.next_step().iter().enumerate() {
             let instance = Simulator::entity_name(i);
             for (f, metric) in METRICS.iter().enumerate() {
-                enc.series(&[("__name__", *metric), ("instance", &instance), ("job", &opts.job)], &[(p.values[f], ts)]);
+                enc.series(
+                    &[("__name__", *metric), ("instance", &instance), ("job", &opts.job)],
+                    &[(p.values[f], ts)],
+                );
             }
         }
         let body = compress(&enc.finish());

@@ -194,25 +194,50 @@ impl Default for Telemetry {
         use Kind::{Counter, Gauge};
         use names::*;
         let t = Telemetry {
-            samples_received: Family::new(SAMPLES_RECEIVED, "Samples received, by protocol.", Counter, &["protocol"]),
-            samples_rejected: Family::new(SAMPLES_REJECTED, "Samples rejected, by reason.", Counter, &["reason"]),
+            samples_received: Family::new(
+                SAMPLES_RECEIVED,
+                "Samples received, by protocol.",
+                Counter,
+                &["protocol"],
+            ),
+            samples_rejected: Family::new(
+                SAMPLES_REJECTED,
+                "Samples rejected, by reason.",
+                Counter,
+                &["reason"],
+            ),
             samples_unmatched: Family::new(
                 SAMPLES_UNMATCHED,
                 "Samples of series that no feature of the profile selects.",
                 Counter,
                 &[],
             ),
-            requests: Family::new(REQUESTS, "Ingest requests, by protocol and status code.", Counter, &["protocol", "code"]),
+            requests: Family::new(
+                REQUESTS,
+                "Ingest requests, by protocol and status code.",
+                Counter,
+                &["protocol", "code"],
+            ),
             entities: Family::new(ENTITIES, "Live entities.", Gauge, &[]),
             vectors_scored: Family::new(VECTORS_SCORED, "Feature vectors scored.", Counter, &[]),
             anomalies: Family::new(ANOMALIES, "Anomalous vectors, by severity.", Counter, &["severity"]),
-            errors: Family::new(ERRORS, "Errors inside running components, by stage.", Counter, &["stage", "error_type"]),
+            errors: Family::new(
+                ERRORS,
+                "Errors inside running components, by stage.",
+                Counter,
+                &["stage", "error_type"],
+            ),
             check_duration: Histogram::new(
                 CHECK_DURATION,
                 "Duration of one check: assemble, score and publish every entity.",
                 DURATION_BUCKETS,
             ),
-            export_sent: Family::new(EXPORT_SENT, "Score samples written, by exporter.", Counter, &["exporter"]),
+            export_sent: Family::new(
+                EXPORT_SENT,
+                "Score samples written, by exporter.",
+                Counter,
+                &["exporter"],
+            ),
             export_failed: Family::new(
                 EXPORT_FAILED,
                 "Score samples an exporter gave up on, by reason.",
@@ -220,9 +245,24 @@ impl Default for Telemetry {
                 &["exporter", "reason"],
             ),
             export_retries: Family::new(EXPORT_RETRIES, "Export request retries.", Counter, &["exporter"]),
-            export_queue: Family::new(EXPORT_QUEUE, "Checks waiting in an exporter queue.", Gauge, &["exporter"]),
-            alerts_sent: Family::new(ALERTS_SENT, "Alert notifications, by channel and severity.", Counter, &["channel", "severity"]),
-            build_info: Family::new(BUILD_INFO, "Build information; constant 1.", Gauge, &["version", "onnx_backend"]),
+            export_queue: Family::new(
+                EXPORT_QUEUE,
+                "Checks waiting in an exporter queue.",
+                Gauge,
+                &["exporter"],
+            ),
+            alerts_sent: Family::new(
+                ALERTS_SENT,
+                "Alert notifications, by channel and severity.",
+                Counter,
+                &["channel", "severity"],
+            ),
+            build_info: Family::new(
+                BUILD_INFO,
+                "Build information; constant 1.",
+                Gauge,
+                &["version", "onnx_backend"],
+            ),
         };
         for r in crate::ingest::RejectReason::ALL {
             t.samples_rejected.with(&[r.as_str()]);
@@ -252,7 +292,13 @@ impl Telemetry {
             f.render(out);
         }
         self.check_duration.render(out);
-        for f in [&self.export_sent, &self.export_failed, &self.export_retries, &self.export_queue, &self.alerts_sent] {
+        for f in [
+            &self.export_sent,
+            &self.export_failed,
+            &self.export_retries,
+            &self.export_queue,
+            &self.alerts_sent,
+        ] {
             f.render(out);
         }
     }

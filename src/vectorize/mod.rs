@@ -153,7 +153,11 @@ impl Vectorizer {
         let profile = Profile::from_config(cfg)?;
         let mut routes: FxHashMap<Box<str>, Vec<Route>> = FxHashMap::default();
         for (i, f) in profile.features.iter().enumerate() {
-            let sels = f.series.iter().map(|s| (s, Role::Numerator)).chain(f.per.iter().map(|s| (s, Role::Denominator)));
+            let sels = f
+                .series
+                .iter()
+                .map(|s| (s, Role::Numerator))
+                .chain(f.per.iter().map(|s| (s, Role::Denominator)));
             for (sel, role) in sels {
                 routes.entry(sel.metric.as_str().into()).or_default().push(Route {
                     feature: i as u16,
@@ -300,7 +304,12 @@ impl Vectorizer {
                     if v.is_finite() { v } else { f64::NAN }
                 })
                 .collect();
-            out.vectors.push(EntityVector { entity: id, labels: Arc::clone(&e.labels), timestamp_ms: now_ms, values });
+            out.vectors.push(EntityVector {
+                entity: id,
+                labels: Arc::clone(&e.labels),
+                timestamp_ms: now_ms,
+                values,
+            });
             true
         });
         out

@@ -122,7 +122,13 @@ impl Profile {
     }
 }
 
-fn feature(name: &str, unit: &str, series: &[&str], kind: FeatureKind, aggregation: Aggregation) -> FeatureConfig {
+fn feature(
+    name: &str,
+    unit: &str,
+    series: &[&str],
+    kind: FeatureKind,
+    aggregation: Aggregation,
+) -> FeatureConfig {
     FeatureConfig {
         name: name.into(),
         unit: unit.into(),
@@ -162,15 +168,29 @@ pub fn node() -> ProfileConfig {
     let mut mem = feature("memory_used_pct", "%", &["node_memory_MemAvailable_bytes"], Gauge, Sum);
     mem.per = Some("node_memory_MemTotal_bytes".into());
     (mem.scale, mem.offset) = (-100.0, 100.0);
-    let mut rx = feature("network_receive_mbps", "Mbps", &[r#"node_network_receive_bytes_total{device!="lo"}"#], Counter, Sum);
+    let mut rx = feature(
+        "network_receive_mbps",
+        "Mbps",
+        &[r#"node_network_receive_bytes_total{device!="lo"}"#],
+        Counter,
+        Sum,
+    );
     rx.scale = 8e-6;
-    let mut tx =
-        feature("network_transmit_mbps", "Mbps", &[r#"node_network_transmit_bytes_total{device!="lo"}"#], Counter, Sum);
+    let mut tx = feature(
+        "network_transmit_mbps",
+        "Mbps",
+        &[r#"node_network_transmit_bytes_total{device!="lo"}"#],
+        Counter,
+        Sum,
+    );
     tx.scale = 8e-6;
     let errs = feature(
         "network_errors_per_s",
         "1/s",
-        &[r#"node_network_receive_errs_total{device!="lo"}"#, r#"node_network_transmit_errs_total{device!="lo"}"#],
+        &[
+            r#"node_network_receive_errs_total{device!="lo"}"#,
+            r#"node_network_transmit_errs_total{device!="lo"}"#,
+        ],
         Counter,
         Sum,
     );
@@ -178,14 +198,6 @@ pub fn node() -> ProfileConfig {
     disk.scale = 100.0;
     ProfileConfig {
         entity_labels: vec![LABEL_JOB.into(), LABEL_INSTANCE.into()],
-        features: vec![
-            cpu,
-            mem,
-            feature("load1", "", &["node_load1"], Gauge, Max),
-            rx,
-            tx,
-            errs,
-            disk,
-        ],
+        features: vec![cpu, mem, feature("load1", "", &["node_load1"], Gauge, Max), rx, tx, errs, disk],
     }
 }

@@ -11,7 +11,8 @@ fn cfg(profile: &str) -> VectorizeConfig {
 
 fn obs(v: &mut Vectorizer, labels: &[(&str, &str)], samples: &[(f64, i64)]) -> ObserveStats {
     let labels: Vec<LabelRef<'_>> = labels.iter().map(|(name, value)| LabelRef { name, value }).collect();
-    let samples: Vec<SampleRef> = samples.iter().map(|&(value, timestamp_ms)| SampleRef { value, timestamp_ms }).collect();
+    let samples: Vec<SampleRef> =
+        samples.iter().map(|&(value, timestamp_ms)| SampleRef { value, timestamp_ms }).collect();
     let mut stats = ObserveStats::default();
     v.observe(&labels, &samples, &mut stats);
     stats
@@ -32,7 +33,10 @@ fn dwcp_samples_group_into_ordered_vectors_per_entity() {
     assert_eq!(out.vectors.len(), 2);
     let a = out.vectors.iter().find(|x| x.labels.iter().any(|(_, val)| val == "a")).unwrap();
     assert_eq!(a.values, [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
-    assert_eq!(&*a.labels, &[("job".to_string(), "dwcp".to_string()), ("instance".to_string(), "a".to_string())]);
+    assert_eq!(
+        &*a.labels,
+        &[("job".to_string(), "dwcp".to_string()), ("instance".to_string(), "a".to_string())]
+    );
     let b = out.vectors.iter().find(|x| x.labels.iter().any(|(_, val)| val == "b")).unwrap();
     assert_eq!(b.values[1], 42.0);
     assert!(b.values[0].is_nan(), "missing feature must be NaN");
@@ -87,9 +91,11 @@ fn node_memory_is_a_ratio_and_cpu_busy_comes_from_idle() {
 
 #[test]
 fn stale_markers_out_of_order_and_staleness() {
-    let mut v = Vectorizer::new(&VectorizeConfig { staleness: Duration::from_secs(60), ..cfg("dwcp") }).unwrap();
+    let mut v =
+        Vectorizer::new(&VectorizeConfig { staleness: Duration::from_secs(60), ..cfg("dwcp") }).unwrap();
     dwcp(&mut v, "a", "dwcp_latency_ms", 5.0, T0);
-    let s = obs(&mut v, &[("__name__", "dwcp_latency_ms"), ("instance", "a"), ("job", "dwcp")], &[(6.0, T0 - 1)]);
+    let s =
+        obs(&mut v, &[("__name__", "dwcp_latency_ms"), ("instance", "a"), ("job", "dwcp")], &[(6.0, T0 - 1)]);
     assert_eq!(s.out_of_order, 1);
     obs(
         &mut v,
@@ -129,7 +135,11 @@ fn per_series_makes_every_series_an_entity() {
     obs(&mut v, &[("__name__", "temperature"), ("room", "a")], &[(21.5, T0)]);
     let out = v.assemble(T0 + 10_000);
     assert_eq!(out.vectors.len(), 2);
-    let rate = out.vectors.iter().find(|x| x.labels.iter().any(|(k, val)| k == "metric_name" && val == "http_requests_total")).unwrap();
+    let rate = out
+        .vectors
+        .iter()
+        .find(|x| x.labels.iter().any(|(k, val)| k == "metric_name" && val == "http_requests_total"))
+        .unwrap();
     assert_eq!(rate.values, [1.0]);
     let temp = out.vectors.iter().find(|x| x.labels.iter().any(|(_, val)| val == "temperature")).unwrap();
     assert_eq!(temp.values, [21.5]);

@@ -114,7 +114,12 @@ pub async fn prom_query(client: &reqwest::Client, base: &str, q: &str) -> Vec<(s
         .as_array()
         .map(|a| {
             a.iter()
-                .map(|s| (s["metric"].clone(), s["value"][1].as_str().and_then(|x| x.parse().ok()).unwrap_or(f64::NAN)))
+                .map(|s| {
+                    (
+                        s["metric"].clone(),
+                        s["value"][1].as_str().and_then(|x| x.parse().ok()).unwrap_or(f64::NAN),
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default()
@@ -129,7 +134,12 @@ pub async fn prom_range(
     end: f64,
 ) -> Vec<(serde_json::Value, Vec<(f64, f64)>)> {
     let url = format!("{base}/api/v1/query_range");
-    let params = [("query", q.to_string()), ("start", start.to_string()), ("end", end.to_string()), ("step", "1".into())];
+    let params = [
+        ("query", q.to_string()),
+        ("start", start.to_string()),
+        ("end", end.to_string()),
+        ("step", "1".into()),
+    ];
     let v: serde_json::Value = match client.get(&url).query(&params).send().await {
         Ok(r) => r.json().await.unwrap_or_default(),
         Err(_) => return Vec::new(),
@@ -143,7 +153,12 @@ pub async fn prom_range(
                         .as_array()
                         .map(|p| {
                             p.iter()
-                                .map(|x| (x[0].as_f64().unwrap_or(0.0), x[1].as_str().and_then(|y| y.parse().ok()).unwrap_or(f64::NAN)))
+                                .map(|x| {
+                                    (
+                                        x[0].as_f64().unwrap_or(0.0),
+                                        x[1].as_str().and_then(|y| y.parse().ok()).unwrap_or(f64::NAN),
+                                    )
+                                })
                                 .collect()
                         })
                         .unwrap_or_default();

@@ -29,7 +29,8 @@ pub fn check_headers(content_type: Option<&str>, content_encoding: Option<&str>)
         let mut parts = ct.split(';').map(str::trim);
         let media = parts.next().unwrap_or_default();
         let proto = parts.find_map(|p| p.strip_prefix("proto="));
-        let v1 = media.eq_ignore_ascii_case(CONTENT_TYPE) && proto.is_none_or(|p| p == "prometheus.WriteRequest");
+        let v1 =
+            media.eq_ignore_ascii_case(CONTENT_TYPE) && proto.is_none_or(|p| p == "prometheus.WriteRequest");
         if !v1 {
             return Err(IngestError::Unsupported {
                 header: "Content-Type",
@@ -53,7 +54,11 @@ pub fn check_headers(content_type: Option<&str>, content_encoding: Option<&str>)
 pub fn decompress(body: &[u8], limits: Limits) -> Result<Vec<u8>, IngestError> {
     let len = snap::raw::decompress_len(body).map_err(IngestError::Snappy)?;
     if len > limits.max_decoded_bytes {
-        return Err(IngestError::TooLarge { what: "decoded body", size: len, limit: limits.max_decoded_bytes });
+        return Err(IngestError::TooLarge {
+            what: "decoded body",
+            size: len,
+            limit: limits.max_decoded_bytes,
+        });
     }
     snap::raw::Decoder::new().decompress_vec(body).map_err(IngestError::Snappy)
 }

@@ -43,17 +43,22 @@ impl SampleSink for Collect {
         let mut names = self.0.lock();
         let mut stats = ObserveStats::default();
         for s in series {
-            names.push(s.labels.iter().map(|l| format!("{}={}", l.name, l.value)).collect::<Vec<_>>().join(","));
+            names.push(
+                s.labels.iter().map(|l| format!("{}={}", l.name, l.value)).collect::<Vec<_>>().join(","),
+            );
             stats.accepted += s.samples.len() as u64;
         }
         stats
     }
 }
 
+type Labels<'a> = &'a [(&'a str, &'a str)];
+type Samples<'a> = &'a [(f64, i64)];
+
 const LIMITS: Limits = Limits { max_decoded_bytes: 1 << 20 };
 const TS: i64 = 1_700_000_000_000;
 
-fn body(series: &[(&[(&str, &str)], &[(f64, i64)])]) -> Vec<u8> {
+fn body(series: &[(Labels<'_>, Samples<'_>)]) -> Vec<u8> {
     let mut enc = Encoder::default();
     for (labels, samples) in series {
         enc.series(labels, samples);
@@ -61,7 +66,7 @@ fn body(series: &[(&[(&str, &str)], &[(f64, i64)])]) -> Vec<u8> {
     compress(&enc.finish())
 }
 
-fn good(name: &'static str) -> (&'static [(&'static str, &'static str)], &'static [(f64, i64)]) {
+fn good(name: &'static str) -> (Labels<'static>, Samples<'static>) {
     let labels: &'static [(&str, &str)] = match name {
         "a" => &[("__name__", "a"), ("instance", "x")],
         _ => &[("__name__", "b"), ("instance", "y")],
@@ -94,7 +99,7 @@ fn decodes_a_prost_encoded_request() {
 
 #[test]
 fn each_invalid_series_is_rejected_by_reason_and_the_good_ones_kept() {
-    let cases: [(&[(&str, &str)], &[(f64, i64)], RejectReason); 6] = [
+    let cases: [(Labels<'_>, Samples<'_>, RejectReason); 6] = [
         (&[("instance", "x")], &[(1.0, TS)], RejectReason::MissingMetricName),
         (&[("__name__", ""), ("instance", "x")], &[(1.0, TS)], RejectReason::MissingMetricName),
         (&[("__name__", "m"), ("a", "1"), ("a", "2")], &[(1.0, TS)], RejectReason::DuplicateLabel),
@@ -138,10 +143,13 @@ fn native_histograms_are_counted_not_fatal() {
     crate::proto::wire::put_len_field(&mut raw, 1, &ts);
     let sink = Collect::default();
     let out = ingest(&compress(&raw), LIMITS, &sink).unwrap();
-    assert_eq!(out.rejected, vec![(RejectReason::NativeHistogram, 1), (RejectReason::MissingMetricName, 0)]
-        .into_iter()
-        .filter(|(_, n)| *n > 0)
-        .collect::<Vec<_>>());
+    assert_eq!(
+        out.rejected,
+        vec![(RejectReason::NativeHistogram, 1), (RejectReason::MissingMetricName, 0)]
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -161,9 +169,15 @@ fn undecodable_bodies_are_errors_naming_the_cause() {
 fn content_type_and_encoding_are_checked() {
     assert!(check_headers(Some("application/x-protobuf"), Some("snappy")).is_ok());
     assert!(check_headers(None, None).is_ok());
-    assert!(check_headers(Some("application/x-protobuf;proto=prometheus.WriteRequest"), Some("snappy")).is_ok());
-    let v2 = check_headers(Some("application/x-protobuf;proto=io.prometheus.write.v2.Request"), Some("snappy"));
+    assert!(
+        check_headers(Some("application/x-protobuf;proto=prometheus.WriteRequest"), Some("snappy")).is_ok()
+    );
+    let v2 =
+        check_headers(Some("application/x-protobuf;proto=io.prometheus.write.v2.Request"), Some("snappy"));
     assert!(matches!(v2, Err(IngestError::Unsupported { header: "Content-Type", .. })));
     assert!(check_headers(Some("application/json"), None).is_err());
-    assert!(matches!(check_headers(None, Some("gzip")), Err(IngestError::Unsupported { header: "Content-Encoding", .. })));
+    assert!(matches!(
+        check_headers(None, Some("gzip")),
+        Err(IngestError::Unsupported { header: "Content-Encoding", .. })
+    ));
 }

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The whole test suite, as the README says: installs what the tests need when missing
+# (Debian packages, Python packages), then checks formatting and lints and runs every test,
+# including the end-to-end tests with real Prometheus processes and the promtool rule tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null; then SUDO="sudo"; fi
+
+need_apt=()
+command -v prometheus >/dev/null || need_apt+=(prometheus)
+command -v prometheus-alertmanager >/dev/null || need_apt+=(prometheus-alertmanager)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "==> installing Debian packages: ${need_apt[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+shopt -s nullglob
+reqs=(training/requirements*.txt)
+if [ ${#reqs[@]} -gt 0 ]; then
+  echo "==> installing Python packages from ${reqs[*]}"
+  for r in "${reqs[@]}"; do python3 -m pip install -q --disable-pip-version-check -r "$r"; done
+fi
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+echo "==> cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets --quiet -- -D warnings
+echo "==> cargo test"
+cargo test --all-targets --quiet
+echo "==> promtool"
+if [ -f rules/dwcp-anomaly.rules.yml ]; then
+  promtool check rules rules/dwcp-anomaly.rules.yml
+  promtool test rules rules/tests.yml
+fi
+if [ -d training/tests ]; then
+  echo "==> pytest training/tests"
+  python3 -m pytest -q training/tests
+fi
+echo "==> all tests passed"
