@@ -6,6 +6,7 @@
 
 pub mod alert;
 pub mod config;
+pub mod dataset;
 pub mod detect;
 pub mod export;
 pub mod http;

@@ -19,6 +19,8 @@ pub mod remote_write;
 
 use std::sync::Arc;
 
+use parking_lot::RwLock;
+
 use crate::detect::{EnsembleScore, ModelState};
 use crate::vectorize::EntityLabels;
 
@@ -32,6 +34,9 @@ pub const LABEL_FEATURE: &str = "feature";
 pub const LABEL_STATE: &str = "state";
 /// The ensemble's `detector` label value.
 pub const ENSEMBLE: &str = "ensemble";
+
+/// The latest check, as served on `/metrics` and the status API.
+pub type Scoreboard = Arc<RwLock<Arc<CheckScores>>>;
 
 /// One entity's result at one check.
 #[derive(Debug, Clone)]

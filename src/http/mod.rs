@@ -17,9 +17,8 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 
-use crate::export::{self, ENSEMBLE};
+use crate::export::{self, ENSEMBLE, Scoreboard};
 use crate::ingest::{self, SampleSink, remote_write};
-use crate::pipeline::Scoreboard;
 use crate::telemetry::Telemetry;
 
 pub use error::ApiError;

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::{Mutex, RwLock};
+
 use thiserror::Error;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -21,7 +22,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::alert::{AlertEvent, log_event};
 use crate::config::Config;
-use crate::export::{self, CheckScores};
+use crate::export::{self, CheckScores, Scoreboard};
 use crate::ingest::SampleSink;
 use crate::proto::remote_write::SeriesRef;
 use crate::telemetry::Telemetry;
@@ -55,9 +56,6 @@ impl SampleSink for VectorizerSink {
         stats
     }
 }
-
-/// The latest check, as served on `/metrics` and the status API.
-pub type Scoreboard = Arc<RwLock<Arc<CheckScores>>>;
 
 /// A built, not yet running pipeline.
 pub struct Pipeline {
