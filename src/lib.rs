@@ -8,6 +8,7 @@ pub mod alert;
 pub mod config;
 pub mod dataset;
 pub mod detect;
+pub mod eval;
 pub mod export;
 pub mod http;
 pub mod ingest;

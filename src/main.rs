@@ -40,6 +40,31 @@ enum Command {
     },
     /// Generate synthetic DWCP traffic with injected anomalies.
     Simulate(SimulateArgs),
+    /// Replay labeled CSV datasets through the detectors; write an accuracy report and plots.
+    Eval(EvalArgs),
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    /// A CSV in the common format, or a directory searched recursively (a directory holding
+    /// train.csv + test.csv is one dataset).
+    #[arg(long)]
+    data: PathBuf,
+    /// YAML config file (detectors, thresholds, refit schedule).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Output directory for report.json, report.md and plots.
+    #[arg(long)]
+    out: PathBuf,
+    /// Set the threshold from this false-positive rate (overrides detect.threshold).
+    #[arg(long)]
+    target_fpr: Option<f64>,
+    /// Share of a lone CSV used for the initial fit.
+    #[arg(long, default_value_t = 0.3)]
+    fit_fraction: f64,
+    /// Skip the plots.
+    #[arg(long)]
+    no_plots: bool,
 }
 
 #[derive(Args)]
@@ -135,6 +160,7 @@ fn main() -> std::process::ExitCode {
                     Command::Serve(args) => serve(args).await,
                     Command::CheckConfig { file } => check_config(&file),
                     Command::Simulate(args) => simulate_cmd(args).await,
+                    Command::Eval(args) => tokio::task::spawn_blocking(move || eval_cmd(args)).await?,
                 }
             })
         });
@@ -319,6 +345,67 @@ async fn simulate_cmd(args: SimulateArgs) -> Result<()> {
             simulate::push(sim, opts, shutdown).await?;
         }
     }
+    Ok(())
+}
+
+fn eval_cmd(args: EvalArgs) -> Result<()> {
+    use dwcp_anomaly::eval::{self, EvalOptions};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let mut cfg = Config::load(args.config.as_deref())?;
+    init_logging("warn", LogFormat::Text);
+    if let Some(fpr) = args.target_fpr {
+        if !(fpr > 0.0 && fpr < 1.0) {
+            bail!("--target-fpr must be within (0, 1), got {fpr}");
+        }
+        cfg.detect.target_fpr = Some(fpr);
+    }
+    if !(0.0..1.0).contains(&args.fit_fraction) {
+        bail!("--fit-fraction must be within [0, 1), got {}", args.fit_fraction);
+    }
+    let sources = dwcp_anomaly::dataset::discover(&args.data)?;
+    let opts = EvalOptions { fit_fraction: args.fit_fraction, plots: !args.no_plots };
+    let total = eval::count_points(&sources, opts.fit_fraction);
+    let bar = indicatif::ProgressBar::new(total as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} points ({per_sec}, eta {eta})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let (progress, done) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    let results = std::thread::scope(|s| {
+        let worker = s.spawn(|| eval::evaluate_all(&cfg, &sources, &opts, &progress, &done));
+        while !worker.is_finished() {
+            bar.set_position(progress.load(Ordering::Relaxed) as u64);
+            bar.set_message(format!("datasets {}/{}", done.load(Ordering::Relaxed), sources.len()));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        worker.join().map_err(|_| anyhow::anyhow!("evaluation thread panicked"))
+    })??;
+    bar.finish_and_clear();
+    let report = eval::write_outputs(&results, &cfg, &args.out, &opts)?;
+    println!(
+        "{:<28} {:>8} {:>7} {:>7} {:>9} {:>7} {:>7}",
+        "dataset/detector", "F1", "PA-F1", "ev.rec", "FPR", "delay", "AUC-PR"
+    );
+    let f = |v: Option<f64>| v.map_or("–".to_string(), |x| format!("{x:.3}"));
+    for (group, means) in
+        report.groups.iter().map(|(g, m)| (g.as_str(), m)).chain(std::iter::once(("TOTAL", &report.totals)))
+    {
+        for (d, m) in means {
+            println!(
+                "{:<28} {:>8} {:>7} {:>7} {:>9} {:>7} {:>7}",
+                format!("{group}/{d}"),
+                f(m.f1),
+                f(m.pa_f1),
+                f(m.event_recall),
+                f(m.fpr),
+                f(m.delay_mean_points),
+                f(m.auc_pr)
+            );
+        }
+    }
+    println!("wrote {} (report.json, report.md, plots)", args.out.display());
     Ok(())
 }
 

@@ -7,6 +7,7 @@
 //! and to the alert queue; a full queue drops (and counts) instead of waiting. Shutdown stops
 //! the ticks, closes the queues and lets exporters drain in flow order.
 
+pub mod replay;
 mod scorer;
 
 use std::sync::Arc;

@@ -180,6 +180,14 @@ impl Vectorizer {
         &self.profile
     }
 
+    /// The id an entity with these labels has (or would have).
+    pub fn entity_id(&self, labels: &[LabelRef<'_>]) -> u64 {
+        match self.profile.mode {
+            ProfileMode::PerSeries => hash_all(labels),
+            ProfileMode::Grouped => hash_entity(&self.profile.entity_labels, labels),
+        }
+    }
+
     /// Number of live entities.
     pub fn entity_count(&self) -> usize {
         self.entities.len()
