@@ -125,3 +125,140 @@ fn serve_shuts_down_gracefully_on_sigterm() {
     assert!(log.contains("Shutdown signal received."), "{log}");
     assert!(log.contains("Stopped."), "{log}");
 }
+
+fn run(args: &[&str]) -> std::process::Output {
+    let out = Command::new(service_bin()).args(args).output().unwrap();
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+#[tokio::test]
+async fn trained_state_makes_entities_ready_at_once_and_a_corrupt_one_is_survived() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, state) = (dir.path().join("data"), dir.path().join("state"));
+    run(&[
+        "simulate",
+        "--entities",
+        "2",
+        "--step",
+        "10s",
+        "csv",
+        "--out",
+        data.to_str().unwrap(),
+        "--duration",
+        "2h",
+    ]);
+    let out = run(&["train", "--data", data.to_str().unwrap(), "--state-dir", state.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("dwcp-node-01: fitted on 360 normal vectors"), "{stdout}");
+    assert!(state.join("models.state").is_file());
+
+    let port = free_port();
+    let cfg = dir.path().join("c.yaml");
+    std::fs::write(
+        &cfg,
+        format!("check_interval: 1s\nlisten: 127.0.0.1:{port}\nstate_dir: {}\n", state.display()),
+    )
+    .unwrap();
+    let svc = spawn(
+        "serve",
+        &service_bin(),
+        &["serve".into(), "--config".into(), cfg.display().to_string()],
+        dir.path(),
+    );
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    eventually(Duration::from_secs(20), "service ready", || get_ok(&client, format!("{base}/-/ready"))).await;
+    let url = format!("{base}/api/v1/write");
+    run(&["simulate", "--entities", "1", "--step", "1s", "push", "--url", &url, "--duration", "2s"]);
+    let metrics = eventually(Duration::from_secs(10), "a ready entity", || async {
+        let m = get_ok(&client, format!("{base}/metrics")).await?;
+        m.contains(
+            r#"anomaly_model_state{instance="dwcp-node-01",job="dwcp",profile="dwcp",state="ready"} 1"#,
+        )
+        .then_some(m)
+    })
+    .await;
+    // Two vectors of live data are far below min_fit_points: ready means restored.
+    assert!(metrics.contains(r#"anomaly_score{detector="ensemble",instance="dwcp-node-01""#), "{metrics}");
+    drop(svc);
+    let log = std::fs::read_to_string(dir.path().join("serve.log")).unwrap();
+    assert!(log.contains("Restored model state."), "{log}");
+
+    std::fs::write(state.join("models.state"), b"DWCPSTAT\x01\x00\x00\x00garbage").unwrap();
+    let port2 = free_port();
+    std::fs::write(
+        &cfg,
+        format!("check_interval: 1s\nlisten: 127.0.0.1:{port2}\nstate_dir: {}\n", state.display()),
+    )
+    .unwrap();
+    let svc2 = spawn(
+        "serve2",
+        &service_bin(),
+        &["serve".into(), "--config".into(), cfg.display().to_string()],
+        dir.path(),
+    );
+    eventually(Duration::from_secs(20), "service ready despite corrupt state", || {
+        get_ok(&client, format!("http://127.0.0.1:{port2}/-/ready"))
+    })
+    .await;
+    drop(svc2);
+    let log = std::fs::read_to_string(dir.path().join("serve2.log")).unwrap();
+    assert!(log.contains("Ignoring saved state") && log.contains("models.state is corrupt"), "{log}");
+}
+
+#[test]
+fn train_rejects_columns_that_do_not_match_the_profile() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("x.csv");
+    std::fs::write(&f, "timestamp,a,label\n2024-01-01T00:00:00Z,1,0\n").unwrap();
+    let out = Command::new(service_bin())
+        .args(["train", "--data", f.to_str().unwrap(), "--state-dir", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("x.csv: columns [\"a\"] do not match profile dwcp's features"), "{stderr}");
+}
+
+#[test]
+fn eval_reports_and_plots_a_simulated_dataset() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, out) = (dir.path().join("data"), dir.path().join("out"));
+    run(&[
+        "simulate",
+        "--entities",
+        "1",
+        "--step",
+        "1m",
+        "--anomaly",
+        "1:cpu_saturation:20h:30m",
+        "--anomaly",
+        "1:packet_loss_burst:26h:20m",
+        "csv",
+        "--out",
+        data.to_str().unwrap(),
+        "--duration",
+        "30h",
+    ]);
+    let o = run(&["eval", "--data", data.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let ens = &report["datasets"][0]["detectors"]["ensemble"];
+    assert_eq!(report["datasets"][0]["events"], 2, "{stdout}");
+    assert_eq!(ens["event_recall"], 1.0, "{ens}");
+    assert!(ens["fpr"].as_f64().unwrap() < 0.01, "{ens}");
+    for f in
+        ["report.md", "dwcp-node-01.timeline.svg", "dwcp-node-01.contributions.svg", "dwcp-node-01.pr.svg"]
+    {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    let empty = tempfile::tempdir().unwrap();
+    let e = Command::new(service_bin())
+        .args(["eval", "--data", empty.path().to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!e.status.success());
+    assert!(String::from_utf8_lossy(&e.stderr).contains("no CSV datasets found under"));
+}

@@ -36,6 +36,9 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Directory for persisted model state; none keeps everything in memory.
     pub state_dir: Option<PathBuf>,
+    /// How often model state is saved to `state_dir` (also at shutdown).
+    #[serde(with = "duration")]
+    pub state_save_interval: Duration,
     /// Request limits for the ingest endpoints.
     pub ingest: IngestConfig,
     /// How samples become per-entity vectors.
@@ -57,6 +60,7 @@ impl Default for Config {
             check_interval: Duration::from_secs(10),
             listen: SocketAddr::from(([0, 0, 0, 0], 9490)),
             state_dir: None,
+            state_save_interval: Duration::from_secs(300),
             ingest: IngestConfig::default(),
             vectorize: VectorizeConfig::default(),
             detect: DetectConfig::default(),

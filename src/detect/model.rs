@@ -131,15 +131,32 @@ impl EntityModel {
         Ok(())
     }
 
-    /// Fits on external history (e.g. a training file) and remembers it as the buffer.
+    /// Fits on external history (e.g. a training file) and keeps its newest `fit_window`
+    /// vectors as the buffer for later refits.
     pub fn fit_on(&mut self, history: &[FeatureVector]) -> Result<(), DetectError> {
-        self.history.clear();
         let start = history.len().saturating_sub(self.fit_window);
-        self.history.extend(history[start..].iter().map(|x| (x.clone(), false)));
+        self.history = history[start..].iter().map(|x| (x.clone(), false)).collect();
         let now = history.last().map_or(0, |x| x.timestamp_ms);
         self.ensemble.fit(history)?;
         self.last_fit_ms = Some(now);
         Ok(())
+    }
+
+    /// Restores a saved buffer and fits on it; the next refit is due `fit_every` after
+    /// `last_fit_ms` (callers stagger it so restored entities do not all refit at once).
+    pub fn restore(
+        &mut self,
+        history: Vec<(FeatureVector, bool)>,
+        last_fit_ms: i64,
+    ) -> Result<(), DetectError> {
+        let start = history.len().saturating_sub(self.fit_window);
+        self.history = history.into_iter().skip(start).collect();
+        self.refit(last_fit_ms)
+    }
+
+    /// The buffered history, oldest first, with the flagged marker.
+    pub fn history(&self) -> impl Iterator<Item = &(FeatureVector, bool)> {
+        self.history.iter()
     }
 
     /// Whether the model has been fitted.

@@ -9,6 +9,8 @@
 
 pub mod replay;
 mod scorer;
+pub mod state;
+pub mod train;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,7 +27,7 @@ use crate::alert::{AlertEvent, log_event};
 use crate::config::Config;
 use crate::export::{self, CheckScores, Scoreboard};
 use crate::ingest::SampleSink;
-use crate::proto::remote_write::SeriesRef;
+use crate::proto::remote_write::{LabelRef, SeriesRef};
 use crate::telemetry::Telemetry;
 use crate::vectorize::{ObserveStats, SelectorError, Vectorizer};
 
@@ -77,7 +79,10 @@ impl Pipeline {
     /// Builds every stage from `cfg`.
     pub fn new(cfg: &Config, telemetry: Arc<Telemetry>) -> Result<Self, PipelineError> {
         let vectorizer = Vectorizer::new(&cfg.vectorize)?;
-        let scorer = Scorer::new(cfg, vectorizer.profile());
+        let mut scorer = Scorer::new(cfg, vectorizer.profile());
+        if let Some(dir) = &cfg.state_dir {
+            restore(&mut scorer, &vectorizer, dir, cfg.detect.fit_every);
+        }
         let empty = CheckScores {
             profile: vectorizer.profile().name.as_str().into(),
             features: vectorizer.profile().feature_names().into(),
@@ -122,6 +127,7 @@ impl Pipeline {
             let mut ticks = tokio::time::interval(cfg.check_interval);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             let mut shutdown = shutdown;
+            let mut last_save = Instant::now();
             ready.store(true, Ordering::SeqCst);
             info!(interval = ?cfg.check_interval, profile = %scoreboard.read().profile, "Pipeline started.");
             loop {
@@ -134,8 +140,16 @@ impl Pipeline {
                 let assembled = sink.vectorizer.lock().assemble(now);
                 telemetry.entities.with(&[]).set(assembled.status.len() as f64);
                 let Some(mut sc) = scorer.take() else { break };
+                let save_to =
+                    cfg.state_dir.clone().filter(|_| last_save.elapsed() >= cfg.state_save_interval);
+                if save_to.is_some() {
+                    last_save = Instant::now();
+                }
                 let joined = tokio::task::spawn_blocking(move || {
                     let out = sc.check(assembled, now);
+                    if let Some(dir) = save_to {
+                        save_state(&sc, &dir);
+                    }
                     (sc, out)
                 })
                 .await;
@@ -164,6 +178,9 @@ impl Pipeline {
                 telemetry.check_duration.observe(started.elapsed().as_secs_f64());
             }
             ready.store(false, Ordering::SeqCst);
+            if let (Some(dir), Some(sc)) = (cfg.state_dir.clone(), scorer.take()) {
+                let _ = tokio::task::spawn_blocking(move || save_state(&sc, &dir)).await;
+            }
             drop(alert_tx);
             let drain = async {
                 for ex in exporters {
@@ -177,6 +194,50 @@ impl Pipeline {
             }
             info!("Pipeline stopped.");
         }))
+    }
+}
+
+/// Loads saved state into `scorer`; problems are logged and the entities warm up instead.
+fn restore(scorer: &mut Scorer, vectorizer: &Vectorizer, dir: &std::path::Path, fit_every: Duration) {
+    let (profile, features) = scorer.profile();
+    let (profile, features) = (profile.to_string(), features.to_vec());
+    match state::load(dir, &profile, &features) {
+        Ok(None) => info!(dir = %dir.display(), "No saved state; entities warm up from live data."),
+        Ok(Some(saved)) => {
+            let now = now_ms();
+            let (mut ok, mut failed) = (0, 0);
+            for e in saved.entities {
+                let labels: Vec<LabelRef<'_>> =
+                    e.labels.iter().map(|(k, v)| LabelRef { name: k.as_str(), value: v.as_str() }).collect();
+                let id = vectorizer.entity_id(&labels);
+                // Stagger the next refits over one period so restored entities do not refit at once.
+                let offset = (id % (fit_every.as_millis().max(1) as u64)) as i64;
+                match scorer.restore(id, e.clone(), now - offset) {
+                    Ok(()) => ok += 1,
+                    Err(error) => {
+                        failed += 1;
+                        warn!(%error, labels = ?e.labels, "Cannot refit a saved entity; it warms up again.");
+                    }
+                }
+            }
+            info!(file = %state::path_in(dir).display(), entities = ok, failed, "Restored model state.");
+        }
+        Err(error) => warn!(%error, "Ignoring saved state; entities warm up from live data."),
+    }
+}
+
+/// Saves `scorer`'s state to `dir`, logging the outcome.
+fn save_state(scorer: &Scorer, dir: &std::path::Path) {
+    let (profile, features) = scorer.profile();
+    let snapshot = state::State {
+        profile: profile.to_string(),
+        features: features.to_vec(),
+        saved_ms: now_ms(),
+        entities: scorer.snapshot(),
+    };
+    match state::save(dir, &snapshot) {
+        Ok(file) => debug!(file = %file.display(), entities = snapshot.entities.len(), "Saved model state."),
+        Err(error) => warn!(%error, "Cannot save model state."),
     }
 }
 

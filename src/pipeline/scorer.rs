@@ -11,7 +11,9 @@ use crate::alert::{AlertEvent, AlertTracker};
 use crate::config::Config;
 use crate::detect::{DetectError, EntityModel, FeatureVector, ModelSpec, ModelState, Severity};
 use crate::export::{CheckScores, EntityScores};
-use crate::vectorize::{Assembled, Profile};
+use crate::vectorize::{Assembled, EntityLabels, Profile};
+
+use super::state::EntityState;
 
 /// Counts from one check.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -33,6 +35,7 @@ pub struct Scorer {
     features: Arc<[String]>,
     enabled: bool,
     last: FxHashMap<u64, EntityScores>,
+    labels: FxHashMap<u64, EntityLabels>,
 }
 
 impl Scorer {
@@ -46,6 +49,7 @@ impl Scorer {
             features: profile.feature_names().into(),
             enabled: cfg.enabled,
             last: FxHashMap::default(),
+            labels: FxHashMap::default(),
         }
     }
 
@@ -55,6 +59,34 @@ impl Scorer {
         self.models.entry(entity).or_insert_with(|| spec.build())
     }
 
+    /// Restores one entity from saved state (fits on its history).
+    pub fn restore(&mut self, entity: u64, state: EntityState, last_fit_ms: i64) -> Result<(), DetectError> {
+        self.labels.insert(entity, state.labels.into());
+        self.model(entity).restore(state.history, last_fit_ms)
+    }
+
+    /// Every fitted entity's labels and history, for saving.
+    pub fn snapshot(&self) -> Vec<EntityState> {
+        let mut out: Vec<EntityState> = self
+            .models
+            .iter()
+            .filter(|(_, m)| m.is_ready())
+            .filter_map(|(id, m)| {
+                Some(EntityState {
+                    labels: self.labels.get(id)?.to_vec(),
+                    history: m.history().cloned().collect(),
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        out
+    }
+
+    /// Profile name and feature names.
+    pub fn profile(&self) -> (&str, &[String]) {
+        (&self.profile, &self.features)
+    }
+
     /// Scores one check's vectors; every live entity appears in the result.
     pub fn check(&mut self, assembled: Assembled, now_ms: i64) -> (CheckScores, Vec<AlertEvent>, CheckStats) {
         let mut stats = CheckStats::default();
@@ -62,6 +94,7 @@ impl Scorer {
         for id in &assembled.dropped {
             self.models.remove(id);
             self.last.remove(id);
+            self.labels.remove(id);
             self.tracker.forget(*id);
         }
         for v in assembled.vectors {
@@ -69,6 +102,7 @@ impl Scorer {
                 continue;
             }
             let values = v.values.clone();
+            self.labels.entry(v.entity).or_insert_with(|| v.labels.clone());
             let step =
                 self.model(v.entity).step(FeatureVector { timestamp_ms: v.timestamp_ms, values: v.values });
             let entry = match step {
