@@ -117,14 +117,14 @@ pub fn parse_csv(path: &Path, text: &str) -> Result<Table, DatasetError> {
         }
         let ts = rfc3339::parse(cells[0])
             .ok_or_else(|| err(n, "timestamp", format!("{:?} is not an RFC 3339 UTC time", cells[0])))?;
-        if let Some(&prev) = t.timestamps.last() {
-            if ts <= prev {
-                return Err(err(
-                    n,
-                    "timestamp",
-                    format!("{} is not after the previous row's timestamp", cells[0]),
-                ));
-            }
+        if let Some(&prev) = t.timestamps.last()
+            && ts <= prev
+        {
+            return Err(err(
+                n,
+                "timestamp",
+                format!("{} is not after the previous row's timestamp", cells[0]),
+            ));
         }
         let mut row = Vec::with_capacity(features.len());
         for &c in &features {

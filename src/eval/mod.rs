@@ -170,12 +170,16 @@ pub fn evaluate_source(
             .contributions
             .push(score.map_or_else(|| vec![0.0; test.columns.len()], |s| s.contributions.clone()));
         let ens = score.map_or(f64::NAN, |s| s.confidence);
-        trace.scores.get_mut(ENSEMBLE).map(|v| v.push(ens));
+        if let Some(v) = trace.scores.get_mut(ENSEMBLE) {
+            v.push(ens);
+        }
         for d in &detectors {
             let v = score
                 .and_then(|s| s.detectors.iter().find(|x| x.detector == *d))
                 .map_or(f64::NAN, |x| x.score.value);
-            trace.scores.get_mut(*d).map(|s| s.push(v));
+            if let Some(s) = trace.scores.get_mut(*d) {
+                s.push(v);
+            }
             det_flags.entry(d.to_string()).or_default().push(v >= threshold);
         }
         progress.fetch_add(1, Ordering::Relaxed);
