@@ -253,11 +253,14 @@ pub struct ZScoreConfig {
     /// window (so an outlier cannot inflate the spread and mask the ones after it) until they
     /// persist for half a window, when they are accepted as the new level.
     pub clip: f64,
+    /// Floor of the rolling standard deviation as a share of the feature's spread over the
+    /// fit history, so a feature that is flat for a window does not turn noise into huge z.
+    pub min_std_ratio: f64,
 }
 
 impl Default for ZScoreConfig {
     fn default() -> Self {
-        Self { enabled: true, weight: 1.0, window: 60, band: 3.0, clip: 4.0 }
+        Self { enabled: true, weight: 1.0, window: 60, band: 3.0, clip: 4.0, min_std_ratio: 0.05 }
     }
 }
 
@@ -613,6 +616,9 @@ impl DetectConfig {
             }
             if z.band.is_nan() || z.band <= 0.0 {
                 e.invalid("band", format!("must be > 0, got {}", z.band));
+            }
+            if !(0.0..=1.0).contains(&z.min_std_ratio) {
+                e.invalid("min_std_ratio", format!("must be within [0, 1], got {}", z.min_std_ratio));
             }
             if z.clip.is_nan() || z.clip < 1.0 {
                 e.invalid("clip", format!("must be >= 1, got {}", z.clip));

@@ -25,6 +25,8 @@ struct Rolling {
     sumsq: f64,
     writes: usize,
     held: Vec<f64>,
+    /// Smallest standard deviation used, from the feature's spread over the fit history.
+    min_std: f64,
 }
 
 impl Rolling {
@@ -38,6 +40,7 @@ impl Rolling {
             sumsq: 0.0,
             writes: 0,
             held: Vec::new(),
+            min_std: 0.0,
         }
     }
 
@@ -87,8 +90,9 @@ impl Rolling {
         let n = self.n as f64;
         let mean = self.sum / n;
         let var = ((self.sumsq - n * mean * mean) / (n - 1.0)).max(0.0);
-        // A constant feature still has a scale: changes of 0.1 % of its level are noticed.
-        let floor = 1e-3 * mean.abs() + 1e-9;
+        // A feature that is flat for a window still has a scale: its long-run spread (from the
+        // fit history) times `min_std_ratio`, or 0.1 % of its level.
+        let floor = (1e-3 * mean.abs()).max(self.min_std) + 1e-9;
         Some((mean, var.sqrt().max(floor)))
     }
 }
@@ -159,6 +163,14 @@ impl Detector for ZScoreDetector {
     fn fit(&mut self, history: &[FeatureVector]) -> Result<(), DetectError> {
         let nf = self.features.len();
         self.features = vec![Rolling::new(self.cfg.window); nf];
+        for (f, r) in self.features.iter_mut().enumerate() {
+            let col: Vec<f64> = history.iter().filter_map(|x| x.values.get(f).copied()).filter(|v| v.is_finite()).collect();
+            if col.len() >= 2 {
+                let m = col.iter().sum::<f64>() / col.len() as f64;
+                let sd = (col.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / (col.len() - 1) as f64).sqrt();
+                r.min_std = self.cfg.min_std_ratio * sd;
+            }
+        }
         let mut raws = Vec::with_capacity(history.len());
         for x in history {
             if x.values.len() != nf {
