@@ -10,11 +10,16 @@
 pub mod calibrate;
 mod ensemble;
 mod error;
+mod isolation_forest;
 mod model;
 mod zscore;
 
 pub use ensemble::{DetectorScore, Ensemble, EnsembleScore, Member, Severity};
 pub use error::DetectError;
+pub use isolation_forest::{
+    Forest, ForestError, ForestParams, IsolationForestConfig, IsolationForestDetector, TreeNode,
+    average_path_length,
+};
 pub use model::{EntityModel, ModelSpec, ModelState, Step};
 pub use zscore::ZScoreDetector;
 

@@ -1,0 +1,94 @@
+//! Per-vector cost of the detectors' `score` paths (goal: isolation forest <= 1 µs/vector).
+//!
+//! Run: `cargo bench --bench detectors` (add `-- --quick` for a fast pass). Each `single`
+//! benchmark scores one vector per iteration, so criterion's time is ns per vector; the
+//! `batch` ones score 1024 vectors per iteration (divide by 1024, or read the throughput).
+
+use std::hint::black_box;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use dwcp_anomaly::config::ZScoreConfig;
+use dwcp_anomaly::detect::{
+    Detector, FeatureVector, Forest, ForestParams, IsolationForestConfig, IsolationForestDetector,
+    ZScoreDetector,
+};
+use dwcp_anomaly::rng::Rng;
+
+const FEATURES: usize = 7;
+const VECTORS: usize = 1024;
+
+fn gaussian(n: usize, seed: u64) -> Vec<FeatureVector> {
+    let mut rng = Rng::new(seed);
+    (0..n)
+        .map(|i| FeatureVector {
+            timestamp_ms: i as i64 * 10_000,
+            values: (0..FEATURES).map(|_| rng.normal()).collect(),
+        })
+        .collect()
+}
+
+fn iforest(c: &mut Criterion) {
+    let train = gaussian(10_000, 1);
+    let rows: Vec<&[f64]> = train.iter().map(|x| x.values.as_slice()).collect();
+    let params = ForestParams {
+        trees: 100,
+        sample_size: 256,
+        seed: 1,
+    };
+    let forest = Forest::train(&rows, FEATURES, &params).expect("training data is valid");
+    let mut detector =
+        IsolationForestDetector::new(&IsolationForestConfig::default(), FEATURES, 6.0);
+    detector.fit(&train).expect("training data is valid");
+    let xs = gaussian(VECTORS, 2);
+    let flat: Vec<f64> = xs.iter().flat_map(|x| x.values.iter().copied()).collect();
+
+    let mut g = c.benchmark_group("iforest_100x256_7f");
+    let mut i = 0;
+    g.bench_function("single_score", |b| {
+        b.iter(|| {
+            i = (i + 1) % VECTORS;
+            forest.score(black_box(&xs[i].values))
+        })
+    });
+    let mut contrib = vec![0.0; FEATURES];
+    g.bench_function("single_score_into_contributions", |b| {
+        b.iter(|| {
+            i = (i + 1) % VECTORS;
+            forest
+                .score_into(black_box(&xs[i].values), &mut contrib)
+                .map(|s| s + contrib[0])
+        })
+    });
+    g.bench_function("single_detector_score", |b| {
+        b.iter(|| {
+            i = (i + 1) % VECTORS;
+            detector.score(black_box(&xs[i])).map(|s| s.value)
+        })
+    });
+    let mut out = vec![0.0; VECTORS];
+    g.throughput(Throughput::Elements(VECTORS as u64));
+    g.bench_function("batch_1024", |b| {
+        b.iter(|| {
+            forest
+                .score_batch(black_box(&flat), &mut out)
+                .map(|()| out[0])
+        })
+    });
+    g.finish();
+}
+
+fn zscore(c: &mut Criterion) {
+    let mut d = ZScoreDetector::new(&ZScoreConfig::default(), FEATURES, 6.0);
+    d.fit(&gaussian(400, 3)).expect("training data is valid");
+    let xs = gaussian(VECTORS, 4);
+    let mut i = 0;
+    c.bench_function("zscore_7f/single_detector_score", |b| {
+        b.iter(|| {
+            i = (i + 1) % VECTORS;
+            d.score(black_box(&xs[i])).map(|s| s.value)
+        })
+    });
+}
+
+criterion_group!(benches, iforest, zscore);
+criterion_main!(benches);

@@ -1,0 +1,154 @@
+//! Isolation forest (Liu, Ting & Zhou 2008), trained natively and scored allocation-free.
+//!
+//! A detector in the detect stage beside the z-score: where the z-score looks at one feature
+//! at a time, the forest scores the joint distribution, so a combination of individually
+//! plausible values can still stand out. Each tree splits a random sub-sample of the history
+//! on random features at random thresholds; outliers end up alone after few splits, so a
+//! short mean path length means anomalous.
+//!
+//! - [`Forest`] (`tree.rs`) is the model: one flat node array for all trees, branch-free
+//!   lockstep walks, per-feature contributions, a batch path, and [`Forest::from_trees`] for
+//!   trees trained elsewhere (scikit-learn's semantics, documented there).
+//! - [`IsolationForestDetector`] wraps it as a [`Detector`]: refit on schedule, no online
+//!   update, and raw scores calibrated on the training data's own scores (see below).
+//!
+//! NaN features never panic: each split sends NaN to the side of the feature's training
+//! median (training rows are median-imputed the same way), so a missing value is scored as
+//! an ordinary one rather than as an extreme. A vector that is entirely NaN scores 0.
+
+mod config;
+mod error;
+mod tree;
+
+#[cfg(test)]
+mod tests;
+
+pub use config::IsolationForestConfig;
+pub use error::ForestError;
+pub use tree::{Forest, ForestParams, MAX_FEATURES, TreeNode, average_path_length};
+
+use super::calibrate::Calibrator;
+use super::{DetectError, Detector, FeatureVector, Score};
+
+/// Detector name, the `detector` label of `anomaly_score`.
+const NAME: &str = "iforest";
+/// Fewest usable (not all-NaN) history vectors `fit` accepts.
+pub const MIN_FIT_VECTORS: usize = 16;
+/// Raw score mapped to calibrated 0 by the fallback mapping (a typical point scores ≈ 0.5).
+const FALLBACK_ZERO: f64 = 0.5;
+/// Raw score mapped to calibrated 1 by the fallback mapping.
+const FALLBACK_ONE: f64 = 1.0;
+
+/// The isolation forest detector for one entity.
+///
+/// Calibration: after training, the forest scores the training history itself and a
+/// [`Calibrator`] is fitted on those raw scores. With fewer than
+/// [`calibrate::MIN_EMPIRICAL`](super::calibrate::MIN_EMPIRICAL) usable vectors that is not
+/// possible and a fixed linear map is used instead: raw 0.5 (an ordinary point) → 0,
+/// raw 1.0 → 1, so raw 0.75, the usual "clearly anomalous" mark, lands on 0.5.
+#[derive(Debug, Clone)]
+pub struct IsolationForestDetector {
+    cfg: IsolationForestConfig,
+    n_features: usize,
+    decades: f64,
+    forest: Option<Forest>,
+    calibrator: Option<Calibrator>,
+}
+
+impl IsolationForestDetector {
+    /// A detector for `n_features` features; `decades` is the calibration range (see
+    /// [`calibrate`](super::calibrate)).
+    pub fn new(cfg: &IsolationForestConfig, n_features: usize, decades: f64) -> Self {
+        Self {
+            cfg: cfg.clone(),
+            n_features,
+            decades,
+            forest: None,
+            calibrator: None,
+        }
+    }
+
+    /// The trained forest, once fitted.
+    pub fn forest(&self) -> Option<&Forest> {
+        self.forest.as_ref()
+    }
+
+    /// Calibrated score of a raw forest score.
+    pub fn calibrated(&self, raw: f64) -> f64 {
+        match &self.calibrator {
+            Some(c) => c.score(raw),
+            None => ((raw - FALLBACK_ZERO) / (FALLBACK_ONE - FALLBACK_ZERO)).clamp(0.0, 1.0),
+        }
+    }
+}
+
+impl Detector for IsolationForestDetector {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    /// Trains a new forest on the history (all-NaN vectors skipped) and calibrates on the
+    /// training vectors' raw scores. On error the previous model is kept.
+    fn fit(&mut self, history: &[FeatureVector]) -> Result<(), DetectError> {
+        let nf = self.n_features;
+        if let Some(x) = history.iter().find(|x| x.values.len() != nf) {
+            return Err(DetectError::Shape {
+                expected: nf,
+                found: x.values.len(),
+            });
+        }
+        let rows: Vec<&[f64]> = history
+            .iter()
+            .map(|x| x.values.as_slice())
+            .filter(|v| v.iter().any(|v| !v.is_nan()))
+            .collect();
+        if rows.len() < MIN_FIT_VECTORS {
+            let (needed, found) = (MIN_FIT_VECTORS, rows.len());
+            return Err(DetectError::NotEnoughData {
+                detector: NAME,
+                needed,
+                found,
+            });
+        }
+        // Out-of-range values are rejected by `validate`; clamp so an unvalidated config
+        // cannot make training fail. After that only an absurd feature count (> 2^30) can.
+        let params = ForestParams {
+            trees: self.cfg.trees.clamp(1, config::MAX_TREES),
+            sample_size: self.cfg.sample_size.clamp(2, config::MAX_SAMPLE_SIZE),
+            seed: self.cfg.seed,
+        };
+        let forest = Forest::train(&rows, nf, &params).map_err(|_| DetectError::Shape {
+            expected: MAX_FEATURES,
+            found: nf,
+        })?;
+        let mut raw = vec![0.0; rows.len()];
+        let flat: Vec<f64> = rows.iter().flat_map(|r| r.iter().copied()).collect();
+        forest.score_batch(&flat, &mut raw)?;
+        self.calibrator = Calibrator::fit(&raw, self.decades);
+        self.forest = Some(forest);
+        Ok(())
+    }
+
+    fn score(&self, x: &FeatureVector) -> Result<Score, DetectError> {
+        let forest = self.forest.as_ref().ok_or(DetectError::NotFitted(NAME))?;
+        let mut contributions = vec![0.0; self.n_features];
+        if x.values.len() == self.n_features && x.values.iter().all(|v| v.is_nan()) {
+            return Ok(Score {
+                value: 0.0,
+                raw: f64::NAN,
+                contributions,
+                expected: Vec::new(),
+            });
+        }
+        let raw = forest.score_into(&x.values, &mut contributions)?;
+        Ok(Score {
+            value: self.calibrated(raw),
+            raw,
+            contributions,
+            expected: Vec::new(),
+        })
+    }
+
+    /// No-op: the forest is refitted on the model's schedule instead.
+    fn update(&mut self, _x: &FeatureVector) {}
+}
