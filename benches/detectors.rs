@@ -30,14 +30,9 @@ fn gaussian(n: usize, seed: u64) -> Vec<FeatureVector> {
 fn iforest(c: &mut Criterion) {
     let train = gaussian(10_000, 1);
     let rows: Vec<&[f64]> = train.iter().map(|x| x.values.as_slice()).collect();
-    let params = ForestParams {
-        trees: 100,
-        sample_size: 256,
-        seed: 1,
-    };
+    let params = ForestParams { trees: 100, sample_size: 256, seed: 1 };
     let forest = Forest::train(&rows, FEATURES, &params).expect("training data is valid");
-    let mut detector =
-        IsolationForestDetector::new(&IsolationForestConfig::default(), FEATURES, 6.0);
+    let mut detector = IsolationForestDetector::new(&IsolationForestConfig::default(), FEATURES, 6.0);
     detector.fit(&train).expect("training data is valid");
     let xs = gaussian(VECTORS, 2);
     let flat: Vec<f64> = xs.iter().flat_map(|x| x.values.iter().copied()).collect();
@@ -54,9 +49,7 @@ fn iforest(c: &mut Criterion) {
     g.bench_function("single_score_into_contributions", |b| {
         b.iter(|| {
             i = (i + 1) % VECTORS;
-            forest
-                .score_into(black_box(&xs[i].values), &mut contrib)
-                .map(|s| s + contrib[0])
+            forest.score_into(black_box(&xs[i].values), &mut contrib).map(|s| s + contrib[0])
         })
     });
     g.bench_function("single_detector_score", |b| {
@@ -68,11 +61,7 @@ fn iforest(c: &mut Criterion) {
     let mut out = vec![0.0; VECTORS];
     g.throughput(Throughput::Elements(VECTORS as u64));
     g.bench_function("batch_1024", |b| {
-        b.iter(|| {
-            forest
-                .score_batch(black_box(&flat), &mut out)
-                .map(|()| out[0])
-        })
+        b.iter(|| forest.score_batch(black_box(&flat), &mut out).map(|()| out[0]))
     });
     g.finish();
 }

@@ -33,11 +33,7 @@ fn best_of(reps: usize, mut f: impl FnMut()) -> f64 {
 fn main() {
     let train = gaussian(TRAIN, 1);
     let rows: Vec<&[f64]> = train.chunks_exact(FEATURES).collect();
-    let params = ForestParams {
-        trees: 100,
-        sample_size: 256,
-        seed: 1,
-    };
+    let params = ForestParams { trees: 100, sample_size: 256, seed: 1 };
     let t = Instant::now();
     let forest = Forest::train(&rows, FEATURES, &params).expect("training data is valid");
     let fit = t.elapsed().as_secs_f64();
@@ -45,9 +41,7 @@ fn main() {
     let xs = gaussian(SCORE, 2);
     let mut out = vec![0.0; SCORE];
     let batch = best_of(5, || {
-        forest
-            .score_batch(black_box(&xs), &mut out)
-            .expect("shapes match");
+        forest.score_batch(black_box(&xs), &mut out).expect("shapes match");
     });
     let single = best_of(5, || {
         for x in xs.chunks_exact(FEATURES) {
@@ -57,26 +51,12 @@ fn main() {
     let mut contrib = vec![0.0; FEATURES];
     let with_contrib = best_of(5, || {
         for x in xs.chunks_exact(FEATURES) {
-            black_box(
-                forest
-                    .score_into(black_box(x), &mut contrib)
-                    .expect("shapes match"),
-            );
+            black_box(forest.score_into(black_box(x), &mut contrib).expect("shapes match"));
         }
     });
     let mean = out.iter().sum::<f64>() / SCORE as f64;
-    println!(
-        "nodes={} fit_ms={:.3} mean_score={mean:.4}",
-        forest.n_nodes(),
-        fit * 1e3
-    );
+    println!("nodes={} fit_ms={:.3} mean_score={mean:.4}", forest.n_nodes(), fit * 1e3);
     println!("rust_batch_ns_per_vector={:.1}", batch * 1e9 / SCORE as f64);
-    println!(
-        "rust_single_ns_per_vector={:.1}",
-        single * 1e9 / SCORE as f64
-    );
-    println!(
-        "rust_single_contrib_ns_per_vector={:.1}",
-        with_contrib * 1e9 / SCORE as f64
-    );
+    println!("rust_single_ns_per_vector={:.1}", single * 1e9 / SCORE as f64);
+    println!("rust_single_contrib_ns_per_vector={:.1}", with_contrib * 1e9 / SCORE as f64);
 }

@@ -81,6 +81,9 @@ struct EvalArgs {
     /// Share of a lone CSV used for the initial fit.
     #[arg(long, default_value_t = 0.3)]
     fit_fraction: f64,
+    /// Run only these detectors (comma-separated, e.g. zscore,iforest).
+    #[arg(long, value_delimiter = ',')]
+    detectors: Vec<String>,
     /// Skip the plots.
     #[arg(long)]
     no_plots: bool,
@@ -402,6 +405,10 @@ fn eval_cmd(args: EvalArgs) -> Result<()> {
             bail!("--target-fpr must be within (0, 1), got {fpr}");
         }
         cfg.detect.target_fpr = Some(fpr);
+    }
+    if !args.detectors.is_empty() {
+        let names: Vec<&str> = args.detectors.iter().map(String::as_str).collect();
+        cfg.detect.enable_only(&names).map_err(anyhow::Error::msg)?;
     }
     if !(0.0..1.0).contains(&args.fit_fraction) {
         bail!("--fit-fraction must be within [0, 1), got {}", args.fit_fraction);

@@ -9,6 +9,7 @@
 
 mod duration;
 mod error;
+pub mod iforest;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -18,6 +19,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use error::{ConfigError, ConfigErrors, LoadError};
+pub use iforest::IsolationForestConfig;
 
 /// Name of the built-in default profile.
 pub const DEFAULT_PROFILE: &str = "dwcp";
@@ -209,6 +211,8 @@ pub struct DetectConfig {
     pub min_fit_points: usize,
     /// Rolling z-score detector.
     pub zscore: ZScoreConfig,
+    /// Isolation forest detector.
+    pub iforest: IsolationForestConfig,
 }
 
 impl Default for DetectConfig {
@@ -223,11 +227,25 @@ impl Default for DetectConfig {
             fit_window: 360,
             min_fit_points: 30,
             zscore: ZScoreConfig::default(),
+            iforest: IsolationForestConfig::default(),
         }
     }
 }
 
+/// Detector names, as in the `detector` label and the `detect.<name>` keys.
+pub const DETECTORS: [&str; 2] = ["zscore", "iforest"];
+
 impl DetectConfig {
+    /// Enables exactly the named detectors (e.g. from `eval --detectors`).
+    pub fn enable_only(&mut self, names: &[&str]) -> Result<(), String> {
+        if let Some(bad) = names.iter().find(|n| !DETECTORS.contains(n)) {
+            return Err(format!("unknown detector {bad:?}, expected one of {}", DETECTORS.join(", ")));
+        }
+        self.zscore.enabled = names.contains(&"zscore");
+        self.iforest.enabled = names.contains(&"iforest");
+        Ok(())
+    }
+
     /// The effective ensemble threshold (from `target_fpr` when set).
     pub fn effective_threshold(&self) -> f64 {
         match self.target_fpr {
@@ -624,7 +642,10 @@ impl DetectConfig {
                 e.invalid("clip", format!("must be >= 1, got {}", z.clip));
             }
         });
-        if !self.zscore.enabled || self.zscore.weight == 0.0 {
+        e.scope("iforest", |e| self.iforest.validate(e));
+        let enabled =
+            [(self.zscore.enabled, self.zscore.weight), (self.iforest.enabled, self.iforest.weight)];
+        if !enabled.iter().any(|&(on, w)| on && w > 0.0) {
             e.invalid("", "at least one detector must be enabled with a weight > 0");
         }
     }

@@ -4,7 +4,9 @@ use std::collections::VecDeque;
 
 use crate::config::DetectConfig;
 
-use super::{DetectError, Ensemble, EnsembleScore, FeatureVector, Member, ZScoreDetector};
+use super::{
+    DetectError, Ensemble, EnsembleScore, FeatureVector, IsolationForestDetector, Member, ZScoreDetector,
+};
 
 /// Lifecycle of an entity's models (`anomaly_model_state{state}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +52,9 @@ impl ModelSpec {
         if self.cfg.zscore.enabled {
             names.push("zscore");
         }
+        if self.cfg.iforest.enabled {
+            names.push("iforest");
+        }
         names
     }
 
@@ -61,6 +66,16 @@ impl ModelSpec {
             members.push(Member {
                 weight: c.zscore.weight,
                 detector: Box::new(ZScoreDetector::new(&c.zscore, self.n_features, c.calibration_decades)),
+            });
+        }
+        if c.iforest.enabled {
+            members.push(Member {
+                weight: c.iforest.weight,
+                detector: Box::new(IsolationForestDetector::new(
+                    &c.iforest,
+                    self.n_features,
+                    c.calibration_decades,
+                )),
             });
         }
         EntityModel {

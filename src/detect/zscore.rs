@@ -164,7 +164,8 @@ impl Detector for ZScoreDetector {
         let nf = self.features.len();
         self.features = vec![Rolling::new(self.cfg.window); nf];
         for (f, r) in self.features.iter_mut().enumerate() {
-            let col: Vec<f64> = history.iter().filter_map(|x| x.values.get(f).copied()).filter(|v| v.is_finite()).collect();
+            let col: Vec<f64> =
+                history.iter().filter_map(|x| x.values.get(f).copied()).filter(|v| v.is_finite()).collect();
             if col.len() >= 2 {
                 let m = col.iter().sum::<f64>() / col.len() as f64;
                 let sd = (col.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / (col.len() - 1) as f64).sqrt();

@@ -16,14 +16,14 @@
 //! median (training rows are median-imputed the same way), so a missing value is scored as
 //! an ordinary one rather than as an extreme. A vector that is entirely NaN scores 0.
 
-mod config;
 mod error;
 mod tree;
 
 #[cfg(test)]
 mod tests;
 
-pub use config::IsolationForestConfig;
+pub use crate::config::IsolationForestConfig;
+use crate::config::iforest as config;
 pub use error::ForestError;
 pub use tree::{Forest, ForestParams, MAX_FEATURES, TreeNode, average_path_length};
 
@@ -59,13 +59,7 @@ impl IsolationForestDetector {
     /// A detector for `n_features` features; `decades` is the calibration range (see
     /// [`calibrate`](super::calibrate)).
     pub fn new(cfg: &IsolationForestConfig, n_features: usize, decades: f64) -> Self {
-        Self {
-            cfg: cfg.clone(),
-            n_features,
-            decades,
-            forest: None,
-            calibrator: None,
-        }
+        Self { cfg: cfg.clone(), n_features, decades, forest: None, calibrator: None }
     }
 
     /// The trained forest, once fitted.
@@ -92,23 +86,13 @@ impl Detector for IsolationForestDetector {
     fn fit(&mut self, history: &[FeatureVector]) -> Result<(), DetectError> {
         let nf = self.n_features;
         if let Some(x) = history.iter().find(|x| x.values.len() != nf) {
-            return Err(DetectError::Shape {
-                expected: nf,
-                found: x.values.len(),
-            });
+            return Err(DetectError::Shape { expected: nf, found: x.values.len() });
         }
-        let rows: Vec<&[f64]> = history
-            .iter()
-            .map(|x| x.values.as_slice())
-            .filter(|v| v.iter().any(|v| !v.is_nan()))
-            .collect();
+        let rows: Vec<&[f64]> =
+            history.iter().map(|x| x.values.as_slice()).filter(|v| v.iter().any(|v| !v.is_nan())).collect();
         if rows.len() < MIN_FIT_VECTORS {
             let (needed, found) = (MIN_FIT_VECTORS, rows.len());
-            return Err(DetectError::NotEnoughData {
-                detector: NAME,
-                needed,
-                found,
-            });
+            return Err(DetectError::NotEnoughData { detector: NAME, needed, found });
         }
         // Out-of-range values are rejected by `validate`; clamp so an unvalidated config
         // cannot make training fail. After that only an absurd feature count (> 2^30) can.
@@ -117,10 +101,8 @@ impl Detector for IsolationForestDetector {
             sample_size: self.cfg.sample_size.clamp(2, config::MAX_SAMPLE_SIZE),
             seed: self.cfg.seed,
         };
-        let forest = Forest::train(&rows, nf, &params).map_err(|_| DetectError::Shape {
-            expected: MAX_FEATURES,
-            found: nf,
-        })?;
+        let forest = Forest::train(&rows, nf, &params)
+            .map_err(|_| DetectError::Shape { expected: MAX_FEATURES, found: nf })?;
         let mut raw = vec![0.0; rows.len()];
         let flat: Vec<f64> = rows.iter().flat_map(|r| r.iter().copied()).collect();
         forest.score_batch(&flat, &mut raw)?;
@@ -133,20 +115,10 @@ impl Detector for IsolationForestDetector {
         let forest = self.forest.as_ref().ok_or(DetectError::NotFitted(NAME))?;
         let mut contributions = vec![0.0; self.n_features];
         if x.values.len() == self.n_features && x.values.iter().all(|v| v.is_nan()) {
-            return Ok(Score {
-                value: 0.0,
-                raw: f64::NAN,
-                contributions,
-                expected: Vec::new(),
-            });
+            return Ok(Score { value: 0.0, raw: f64::NAN, contributions, expected: Vec::new() });
         }
         let raw = forest.score_into(&x.values, &mut contributions)?;
-        Ok(Score {
-            value: self.calibrated(raw),
-            raw,
-            contributions,
-            expected: Vec::new(),
-        })
+        Ok(Score { value: self.calibrated(raw), raw, contributions, expected: Vec::new() })
     }
 
     /// No-op: the forest is refitted on the model's schedule instead.

@@ -11,10 +11,7 @@ fn fitted(history: &[FeatureVector], cfg: &IsolationForestConfig) -> IsolationFo
 }
 
 fn default_fitted(n: usize, seed: u64) -> IsolationForestDetector {
-    fitted(
-        &gaussian_series(n, NF, seed),
-        &IsolationForestConfig::default(),
-    )
+    fitted(&gaussian_series(n, NF, seed), &IsolationForestConfig::default())
 }
 
 /// A normal vector with feature `k` pushed `by` standard deviations out.
@@ -51,15 +48,8 @@ fn far_in(rng: &mut Rng, first: usize, m: usize) -> FeatureVector {
 fn flags_clear_outliers_and_few_normal_points() {
     let d = default_fitted(1000, 11);
     let fresh = gaussian_series(3000, NF, 12);
-    let fp = fresh
-        .iter()
-        .filter(|x| d.score(x).unwrap().value >= 0.5)
-        .count();
-    assert!(
-        fp * 100 <= 2 * fresh.len(),
-        "{fp} of {} normal vectors scored >= 0.5",
-        fresh.len()
-    );
+    let fp = fresh.iter().filter(|x| d.score(x).unwrap().value >= 0.5).count();
+    assert!(fp * 100 <= 2 * fresh.len(), "{fp} of {} normal vectors scored >= 0.5", fresh.len());
 
     // "Clear" for an isolation forest: outside the cloud in most features. A point extreme
     // in one feature only lands in the same leaf as the most extreme training points (split
@@ -67,22 +57,14 @@ fn flags_clear_outliers_and_few_normal_points() {
     // point; that case is the z-score's job (see `single_feature_outliers_rank_high`).
     let mut rng = Rng::new(13);
     let n = 200;
-    let hits = (0..n)
-        .filter(|&i| d.score(&far_in(&mut rng, i, 4)).unwrap().value >= 0.5)
-        .count();
-    assert!(
-        hits * 100 >= 95 * n,
-        "only {hits} of {n} outliers scored >= 0.5"
-    );
+    let hits = (0..n).filter(|&i| d.score(&far_in(&mut rng, i, 4)).unwrap().value >= 0.5).count();
+    assert!(hits * 100 >= 95 * n, "only {hits} of {n} outliers scored >= 0.5");
 }
 
 #[test]
 fn single_feature_outliers_rank_high() {
     let d = default_fitted(1000, 14);
-    let normal: Vec<f64> = gaussian_series(2000, NF, 15)
-        .iter()
-        .map(|x| d.score(x).unwrap().raw)
-        .collect();
+    let normal: Vec<f64> = gaussian_series(2000, NF, 15).iter().map(|x| d.score(x).unwrap().raw).collect();
     let mut rng = Rng::new(16);
     let n = 100;
     let above: Vec<f64> = (0..n)
@@ -112,16 +94,9 @@ fn same_seed_same_model_other_seed_other_model() {
 #[test]
 fn trees_respect_the_depth_limit_and_sample_size() {
     let history = gaussian_series(1000, NF, 31);
-    let params = ForestParams {
-        trees: 20,
-        sample_size: 256,
-        seed: 3,
-    };
+    let params = ForestParams { trees: 20, sample_size: 256, seed: 3 };
     let f = Forest::train(&rows(&history), NF, &params).unwrap();
-    assert_eq!(
-        (f.n_trees(), f.sample_size(), f.n_features()),
-        (20, 256, NF)
-    );
+    assert_eq!((f.n_trees(), f.sample_size(), f.n_features()), (20, 256, NF));
     assert!(f.n_nodes() <= 20 * 511);
     // Depth <= ceil(log2 256) = 8, each leaf adding at most c(256): E[h] <= 8 + c(256).
     for x in gaussian_series(100, NF, 32) {
@@ -137,11 +112,7 @@ fn trees_respect_the_depth_limit_and_sample_size() {
 fn single_batch_and_contribution_paths_agree() {
     let history = gaussian_series(800, NF, 41);
     // 13 trees: one full lockstep group of 8 and a remainder of 5.
-    let params = ForestParams {
-        trees: 13,
-        sample_size: 256,
-        seed: 4,
-    };
+    let params = ForestParams { trees: 13, sample_size: 256, seed: 4 };
     let f = Forest::train(&rows(&history), NF, &params).unwrap();
     let mut xs = gaussian_series(301, NF, 42);
     xs[7].values[2] = f64::NAN;
@@ -154,10 +125,7 @@ fn single_batch_and_contribution_paths_agree() {
     for (x, b) in xs.iter().zip(&batch) {
         let s = f.score(&x.values).unwrap();
         let si = f.score_into(&x.values, &mut contrib).unwrap();
-        assert!(
-            (s - b).abs() < 1e-12 && (s - si).abs() < 1e-12,
-            "{s} {b} {si}"
-        );
+        assert!((s - b).abs() < 1e-12 && (s - si).abs() < 1e-12, "{s} {b} {si}");
     }
     assert!(f.score_batch(&flat[1..], &mut batch).is_err());
     assert!(f.score_into(&xs[0].values, &mut [0.0; 2]).is_err());
@@ -176,15 +144,7 @@ fn scores_are_bounded_and_nan_safe() {
         }
     }
     let d = fitted(&history, &IsolationForestConfig::default());
-    let specials = [
-        f64::NAN,
-        f64::INFINITY,
-        f64::NEG_INFINITY,
-        1e300,
-        -1e300,
-        0.0,
-        f64::MIN_POSITIVE,
-    ];
+    let specials = [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 1e300, -1e300, 0.0, f64::MIN_POSITIVE];
     let mut rng = Rng::new(52);
     for _ in 0..2000 {
         let v: Vec<f64> = (0..NF)
@@ -196,26 +156,16 @@ fn scores_are_bounded_and_nan_safe() {
             .collect();
         let s = d.score(&vector(0, &v)).unwrap();
         assert!((0.0..=1.0).contains(&s.value), "{v:?} -> {}", s.value);
-        assert!(
-            s.raw.is_nan() || (s.raw > 0.0 && s.raw <= 1.0),
-            "{v:?} -> raw {}",
-            s.raw
-        );
+        assert!(s.raw.is_nan() || (s.raw > 0.0 && s.raw <= 1.0), "{v:?} -> raw {}", s.raw);
         let total: f64 = s.contributions.iter().sum();
         assert!(s.contributions.iter().all(|c| (0.0..=1.0).contains(c)));
         assert!(total == 0.0 || (total - 1.0).abs() < 1e-9, "{total}");
     }
     let all_nan = d.score(&vector(0, &[f64::NAN; NF])).unwrap();
-    assert_eq!(
-        (all_nan.value, all_nan.contributions.iter().sum::<f64>()),
-        (0.0, 0.0)
-    );
+    assert_eq!((all_nan.value, all_nan.contributions.iter().sum::<f64>()), (0.0, 0.0));
     // A missing value is scored like the training median, not like an extreme.
     let typical = d.score(&vector(0, &[0.0; NF])).unwrap().value;
-    let missing = d
-        .score(&vector(0, &[f64::NAN, 0.0, 0.0, 0.0, 0.0]))
-        .unwrap()
-        .value;
+    let missing = d.score(&vector(0, &[f64::NAN, 0.0, 0.0, 0.0, 0.0])).unwrap().value;
     assert!((typical - missing).abs() < 0.2, "{typical} vs {missing}");
 }
 
@@ -238,20 +188,8 @@ fn explicit_trees_reproduce_a_hand_computed_score() {
     // Tree 0: x0 <= 0.5 ? leaf(1 + c(2) = 2.0) : (x1 <= -1 ? leaf(2.0) : leaf(3.5)).
     // Nodes deliberately out of order, with an unreachable node at the end.
     let t0 = vec![
-        TreeNode::Split {
-            feature: 0,
-            threshold: 0.5,
-            left: 3,
-            right: 1,
-            missing_left: true,
-        },
-        TreeNode::Split {
-            feature: 1,
-            threshold: -1.0,
-            left: 2,
-            right: 4,
-            missing_left: false,
-        },
+        TreeNode::Split { feature: 0, threshold: 0.5, left: 3, right: 1, missing_left: true },
+        TreeNode::Split { feature: 1, threshold: -1.0, left: 2, right: 4, missing_left: false },
         TreeNode::Leaf { path_length: 2.0 },
         TreeNode::Leaf { path_length: 2.0 },
         TreeNode::Leaf { path_length: 3.5 },
@@ -259,13 +197,7 @@ fn explicit_trees_reproduce_a_hand_computed_score() {
     ];
     // Tree 1: a single split on x1.
     let t1 = vec![
-        TreeNode::Split {
-            feature: 1,
-            threshold: 0.0,
-            left: 1,
-            right: 2,
-            missing_left: false,
-        },
+        TreeNode::Split { feature: 1, threshold: 0.0, left: 1, right: 2, missing_left: false },
         TreeNode::Leaf { path_length: 1.0 },
         TreeNode::Leaf { path_length: 4.0 },
     ];
@@ -284,11 +216,7 @@ fn explicit_trees_reproduce_a_hand_computed_score() {
     let mut contrib = [0.0; 2];
     for (x, h0, h1) in cases {
         let s = f.score(&x).unwrap();
-        assert!(
-            (s - expect(h0, h1)).abs() < 1e-15,
-            "{x:?}: {s} vs {}",
-            expect(h0, h1)
-        );
+        assert!((s - expect(h0, h1)).abs() < 1e-15, "{x:?}: {s} vs {}", expect(h0, h1));
         assert_eq!(f.path_length(&x).unwrap(), (h0 + h1) / 2.0);
         assert!((f.score_into(&x, &mut contrib).unwrap() - s).abs() < 1e-15);
     }
@@ -304,13 +232,8 @@ fn explicit_trees_reproduce_a_hand_computed_score() {
 #[test]
 fn malformed_explicit_trees_are_rejected() {
     let leaf = TreeNode::Leaf { path_length: 1.0 };
-    let split = |feature, left, right| TreeNode::Split {
-        feature,
-        threshold: 0.0,
-        left,
-        right,
-        missing_left: false,
-    };
+    let split =
+        |feature, left, right| TreeNode::Split { feature, threshold: 0.0, left, right, missing_left: false };
     let err = |trees: &[Vec<TreeNode>]| Forest::from_trees(2, 8, trees).unwrap_err().to_string();
     assert_eq!(err(&[]), "a forest needs at least 1 tree, got 0");
     assert_eq!(err(&[vec![]]), "tree 0, node 0: tree has no nodes");
@@ -318,22 +241,11 @@ fn malformed_explicit_trees_are_rejected() {
         err(&[vec![leaf], vec![split(0, 1, 5), leaf]]),
         "tree 1, node 0: child index 5 out of range (2 nodes)"
     );
+    assert_eq!(err(&[vec![split(2, 1, 1), leaf]]), "tree 0, node 0: feature 2 out of range (2 features)");
+    assert_eq!(err(&[vec![split(0, 1, 1), leaf]]), "tree 0, node 1: node reached twice (not a tree)");
+    assert_eq!(err(&[vec![split(0, 0, 1), leaf]]), "tree 0, node 0: node reached twice (not a tree)");
     assert_eq!(
-        err(&[vec![split(2, 1, 1), leaf]]),
-        "tree 0, node 0: feature 2 out of range (2 features)"
-    );
-    assert_eq!(
-        err(&[vec![split(0, 1, 1), leaf]]),
-        "tree 0, node 1: node reached twice (not a tree)"
-    );
-    assert_eq!(
-        err(&[vec![split(0, 0, 1), leaf]]),
-        "tree 0, node 0: node reached twice (not a tree)"
-    );
-    assert_eq!(
-        err(&[vec![TreeNode::Leaf {
-            path_length: f64::NAN
-        }]]),
+        err(&[vec![TreeNode::Leaf { path_length: f64::NAN }]]),
         "tree 0, node 0: leaf path length must be finite and >= 0, got NaN"
     );
     assert!(Forest::from_trees(2, 1, &[vec![leaf]]).is_err());
@@ -343,29 +255,16 @@ fn malformed_explicit_trees_are_rejected() {
 #[test]
 fn errors_before_fit_on_wrong_shape_and_on_short_history() {
     let mut d = IsolationForestDetector::new(&IsolationForestConfig::default(), NF, 6.0);
-    assert_eq!(
-        d.score(&vector(0, &[0.0; NF])),
-        Err(DetectError::NotFitted("iforest"))
-    );
+    assert_eq!(d.score(&vector(0, &[0.0; NF])), Err(DetectError::NotFitted("iforest")));
     let mut history = gaussian_series(15, NF, 71);
     history.extend((0..10).map(|i| vector(i, &[f64::NAN; NF])));
     assert_eq!(
         d.fit(&history),
-        Err(DetectError::NotEnoughData {
-            detector: "iforest",
-            needed: 16,
-            found: 15
-        })
+        Err(DetectError::NotEnoughData { detector: "iforest", needed: 16, found: 15 })
     );
-    assert!(matches!(
-        d.fit(&gaussian_series(20, 3, 72)),
-        Err(DetectError::Shape { .. })
-    ));
+    assert!(matches!(d.fit(&gaussian_series(20, 3, 72)), Err(DetectError::Shape { .. })));
     let d = default_fitted(100, 73);
-    assert!(matches!(
-        d.score(&vector(0, &[0.0; 3])),
-        Err(DetectError::Shape { .. })
-    ));
+    assert!(matches!(d.score(&vector(0, &[0.0; 3])), Err(DetectError::Shape { .. })));
 }
 
 #[test]
@@ -377,28 +276,19 @@ fn short_history_uses_the_fixed_mapping() {
     assert_eq!(d.calibrated(0.75), 0.5);
     assert_eq!(d.calibrated(1.0), 1.0);
     let normal = d.score(&vector(0, &[0.0; NF])).unwrap();
-    let far = d
-        .score(&vector(0, &[30.0, -30.0, 30.0, -30.0, 30.0]))
-        .unwrap();
+    let far = d.score(&vector(0, &[30.0, -30.0, 30.0, -30.0, 30.0])).unwrap();
     assert!(normal.value < 0.2 && far.value > 0.25, "{normal:?} {far:?}");
 }
 
 /// Rows of an ASD CSV (`timestamp,f0..f18,label`): features and labels.
 fn read_asd(name: &str) -> (Vec<FeatureVector>, Vec<bool>) {
-    let path =
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/datasets/asd/omi-1/").to_string() + name;
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/datasets/asd/omi-1/").to_string() + name;
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"));
     let (mut xs, mut labels) = (Vec::new(), Vec::new());
     for (i, line) in text.lines().skip(1).filter(|l| !l.is_empty()).enumerate() {
         let cols: Vec<&str> = line.split(',').collect();
-        let values = cols[1..cols.len() - 1]
-            .iter()
-            .map(|c| c.parse().unwrap_or(f64::NAN))
-            .collect();
-        xs.push(FeatureVector {
-            timestamp_ms: i as i64,
-            values,
-        });
+        let values = cols[1..cols.len() - 1].iter().map(|c| c.parse().unwrap_or(f64::NAN)).collect();
+        xs.push(FeatureVector { timestamp_ms: i as i64, values });
         labels.push(cols[cols.len() - 1].trim() == "1");
     }
     (xs, labels)
@@ -433,12 +323,7 @@ fn asd_omi_1_anomalies_outscore_normal_rows() {
     let scores: Vec<f64> = test.iter().map(|x| d.score(x).unwrap().value).collect();
     let raws: Vec<f64> = test.iter().map(|x| d.score(x).unwrap().raw).collect();
     let mean = |want: bool| {
-        let v: Vec<f64> = scores
-            .iter()
-            .zip(&labels)
-            .filter(|(_, l)| **l == want)
-            .map(|(s, _)| *s)
-            .collect();
+        let v: Vec<f64> = scores.iter().zip(&labels).filter(|(_, l)| **l == want).map(|(s, _)| *s).collect();
         v.iter().sum::<f64>() / v.len() as f64
     };
     let (auc_value, auc_raw) = (auc(&scores, &labels), auc(&raws, &labels));
@@ -455,11 +340,6 @@ fn asd_omi_1_anomalies_outscore_normal_rows() {
     // point-wise forest only partly sees: scikit-learn's IsolationForest (100 trees, 256
     // samples) reaches 0.57 / 0.61 / 0.71 for random_state 0 / 1 / 2, this one 0.58-0.67
     // for seeds 1-6. Assert a margin over chance rather than a seed-lucky 0.7.
-    assert!(
-        mean(true) > mean(false),
-        "{} vs {}",
-        mean(true),
-        mean(false)
-    );
+    assert!(mean(true) > mean(false), "{} vs {}", mean(true), mean(false));
     assert!(auc_raw > 0.55, "AUC-ROC {auc_raw}");
 }

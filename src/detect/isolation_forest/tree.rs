@@ -58,11 +58,7 @@ struct Node {
 
 impl Node {
     fn leaf(path_length: f64, at: usize) -> Self {
-        Node {
-            value: path_length,
-            feature: LEAF_BIT,
-            right: at as u32,
-        }
+        Node { value: path_length, feature: LEAF_BIT, right: at as u32 }
     }
 
     fn is_leaf(&self) -> bool {
@@ -143,38 +139,24 @@ pub struct Forest {
 impl Forest {
     /// Trains on `rows` (each `n_features` long). Non-finite values are replaced by the
     /// feature's median over the finite training values (0 when it has none).
-    pub fn train(
-        rows: &[&[f64]],
-        n_features: usize,
-        params: &ForestParams,
-    ) -> Result<Self, ForestError> {
+    pub fn train(rows: &[&[f64]], n_features: usize, params: &ForestParams) -> Result<Self, ForestError> {
         check_shape(params.trees, n_features, params.sample_size)?;
         if rows.len() < 2 {
             return Err(ForestError::TooFewRows(rows.len()));
         }
         if let Some((row, r)) = rows.iter().enumerate().find(|(_, r)| r.len() != n_features) {
-            return Err(ForestError::RowShape {
-                row,
-                expected: n_features,
-                found: r.len(),
-            });
+            return Err(ForestError::RowShape { row, expected: n_features, found: r.len() });
         }
         let psi = params.sample_size.min(rows.len());
         let max_nodes = params.trees.saturating_mul(2 * psi - 1);
         if max_nodes >= u32::MAX as usize {
-            return Err(ForestError::TooManyNodes {
-                max: u32::MAX as usize - 1,
-            });
+            return Err(ForestError::TooManyNodes { max: u32::MAX as usize - 1 });
         }
 
         let medians = medians(rows, n_features);
         let mut data = Vec::with_capacity(rows.len() * n_features);
         for r in rows {
-            data.extend(
-                r.iter()
-                    .zip(&medians)
-                    .map(|(&v, &m)| if v.is_finite() { v } else { m }),
-            );
+            data.extend(r.iter().zip(&medians).map(|(&v, &m)| if v.is_finite() { v } else { m }));
         }
         let mut b = Builder {
             data: &data,
@@ -224,11 +206,7 @@ impl Forest {
         let mut stack: Vec<(usize, Option<usize>, u32)> = Vec::new();
         for (t, tree) in trees.iter().enumerate() {
             let tree = tree.as_ref();
-            let bad = |node: usize, reason: String| ForestError::BadNode {
-                tree: t,
-                node,
-                reason,
-            };
+            let bad = |node: usize, reason: String| ForestError::BadNode { tree: t, node, reason };
             if tree.is_empty() {
                 return Err(bad(0, "tree has no nodes".into()));
             }
@@ -243,9 +221,7 @@ impl Forest {
                 seen[s] = true;
                 let at = nodes.len();
                 if at >= u32::MAX as usize {
-                    return Err(ForestError::TooManyNodes {
-                        max: u32::MAX as usize - 1,
-                    });
+                    return Err(ForestError::TooManyNodes { max: u32::MAX as usize - 1 });
                 }
                 if let Some(p) = patch {
                     let parent: &mut Node = &mut nodes[p];
@@ -254,24 +230,15 @@ impl Forest {
                 match tree[s] {
                     TreeNode::Leaf { path_length } => {
                         if !(path_length.is_finite() && path_length >= 0.0) {
-                            let r = format!(
-                                "leaf path length must be finite and >= 0, got {path_length}"
-                            );
+                            let r = format!("leaf path length must be finite and >= 0, got {path_length}");
                             return Err(bad(s, r));
                         }
                         deepest = deepest.max(depth);
                         nodes.push(Node::leaf(path_length, at));
                     }
-                    TreeNode::Split {
-                        feature,
-                        threshold,
-                        left,
-                        right,
-                        missing_left,
-                    } => {
+                    TreeNode::Split { feature, threshold, left, right, missing_left } => {
                         if feature >= n_features {
-                            let r =
-                                format!("feature {feature} out of range ({n_features} features)");
+                            let r = format!("feature {feature} out of range ({n_features} features)");
                             return Err(bad(s, r));
                         }
                         if threshold.is_nan() {
@@ -279,17 +246,12 @@ impl Forest {
                         }
                         for c in [left, right] {
                             if c >= tree.len() {
-                                let r =
-                                    format!("child index {c} out of range ({} nodes)", tree.len());
+                                let r = format!("child index {c} out of range ({} nodes)", tree.len());
                                 return Err(bad(s, r));
                             }
                         }
                         let flag = if missing_left { MISSING_LEFT } else { 0 };
-                        nodes.push(Node {
-                            value: threshold,
-                            feature: feature as u32 | flag,
-                            right: 0,
-                        });
+                        nodes.push(Node { value: threshold, feature: feature as u32 | flag, right: 0 });
                         // LIFO: the left subtree is laid out right after its parent.
                         stack.push((right, Some(at), depth + 1));
                         stack.push((left, None, depth + 1));
@@ -298,13 +260,7 @@ impl Forest {
             }
             depths.push(deepest);
         }
-        Ok(Self::assemble(
-            nodes,
-            roots,
-            depths,
-            n_features,
-            sample_size,
-        ))
+        Ok(Self::assemble(nodes, roots, depths, n_features, sample_size))
     }
 
     fn assemble(
@@ -315,14 +271,7 @@ impl Forest {
         sample_size: usize,
     ) -> Self {
         let c = average_path_length(sample_size as f64);
-        Self {
-            inv_norm: 1.0 / (roots.len() as f64 * c),
-            nodes,
-            roots,
-            depths,
-            n_features,
-            sample_size,
-        }
+        Self { inv_norm: 1.0 / (roots.len() as f64 * c), nodes, roots, depths, n_features, sample_size }
     }
 
     /// Features per vector.
@@ -371,10 +320,7 @@ impl Forest {
         self.check(x)?;
         if contributions.len() != self.n_features {
             let found = contributions.len();
-            return Err(DetectError::Shape {
-                expected: self.n_features,
-                found,
-            });
+            return Err(DetectError::Shape { expected: self.n_features, found });
         }
         contributions.fill(0.0);
         let total = if x.iter().any(|v| v.is_nan()) {
@@ -394,15 +340,9 @@ impl Forest {
     pub fn score_batch(&self, rows: &[f64], out: &mut [f64]) -> Result<(), DetectError> {
         let nf = self.n_features;
         if rows.len() != out.len() * nf {
-            return Err(DetectError::Shape {
-                expected: out.len() * nf,
-                found: rows.len(),
-            });
+            return Err(DetectError::Shape { expected: out.len() * nf, found: rows.len() });
         }
-        for (rows, out) in rows
-            .chunks(BATCH_BLOCK * nf)
-            .zip(out.chunks_mut(BATCH_BLOCK))
-        {
+        for (rows, out) in rows.chunks(BATCH_BLOCK * nf).zip(out.chunks_mut(BATCH_BLOCK)) {
             out.fill(0.0);
             for (&root, &depth) in self.roots.iter().zip(&self.depths) {
                 let mut lanes = rows.chunks_exact(LANES * nf);
@@ -430,11 +370,7 @@ impl Forest {
                         *o += self.nodes[i].value;
                     }
                 }
-                for (x, o) in lanes
-                    .remainder()
-                    .chunks_exact(nf)
-                    .zip(outs.into_remainder())
-                {
+                for (x, o) in lanes.remainder().chunks_exact(nf).zip(outs.into_remainder()) {
                     *o += self.walk(root as usize, x);
                 }
             }
@@ -449,10 +385,7 @@ impl Forest {
         if x.len() == self.n_features {
             Ok(())
         } else {
-            Err(DetectError::Shape {
-                expected: self.n_features,
-                found: x.len(),
-            })
+            Err(DetectError::Shape { expected: self.n_features, found: x.len() })
         }
     }
 
@@ -473,11 +406,7 @@ impl Forest {
     /// NaN (else the missing-value test is skipped). `CREDIT`: add each tree's credit to
     /// `contributions` (see [`score_into`](Self::score_into)); unnormalised.
     #[inline(always)]
-    fn sum_paths<const NAN: bool, const CREDIT: bool>(
-        &self,
-        x: &[f64],
-        contributions: &mut [f64],
-    ) -> f64 {
+    fn sum_paths<const NAN: bool, const CREDIT: bool>(&self, x: &[f64], contributions: &mut [f64]) -> f64 {
         let mut roots = self.roots.chunks_exact(LANES);
         let mut depths = self.depths.chunks_exact(LANES);
         let mut total = 0.0;
@@ -486,10 +415,7 @@ impl Forest {
         for (r, d) in (&mut roots).zip(&mut depths) {
             let steps = d.iter().copied().max().unwrap_or(0) as usize;
             if CREDIT && steps > PATH_RING {
-                total += r
-                    .iter()
-                    .map(|&r| self.walk_credit::<NAN>(r, x, contributions))
-                    .sum::<f64>();
+                total += r.iter().map(|&r| self.walk_credit::<NAN>(r, x, contributions)).sum::<f64>();
                 continue;
             }
             let mut idx = [0usize; LANES];
@@ -509,10 +435,7 @@ impl Forest {
                 total += h;
                 if CREDIT {
                     let visited = &path[l][..steps];
-                    let depth = visited
-                        .iter()
-                        .position(|&i| i as usize == idx[l])
-                        .unwrap_or(steps);
+                    let depth = visited.iter().position(|&i| i as usize == idx[l]).unwrap_or(steps);
                     let mut w = exp2_neg(h);
                     for &i in visited[..depth].iter().rev() {
                         contributions[self.nodes[i as usize].index()] += w;
@@ -522,11 +445,8 @@ impl Forest {
             }
         }
         for &r in roots.remainder() {
-            total += if CREDIT {
-                self.walk_credit::<NAN>(r, x, contributions)
-            } else {
-                self.walk(r as usize, x)
-            };
+            total +=
+                if CREDIT { self.walk_credit::<NAN>(r, x, contributions) } else { self.walk(r as usize, x) };
         }
         total
     }
@@ -605,10 +525,7 @@ fn check_shape(trees: usize, n_features: usize, sample_size: usize) -> Result<()
         return Err(ForestError::NoTrees);
     }
     if n_features == 0 || n_features > MAX_FEATURES {
-        return Err(ForestError::Features {
-            max: MAX_FEATURES,
-            found: n_features,
-        });
+        return Err(ForestError::Features { max: MAX_FEATURES, found: n_features });
     }
     if sample_size < 2 {
         return Err(ForestError::SampleSize(sample_size));
@@ -651,27 +568,15 @@ impl Builder<'_> {
     /// Grows the subtree over rows `idx` (reordered in place) at `depth`, in pre-order.
     fn build(&mut self, idx: &mut [u32], depth: usize) {
         let at = self.nodes.len();
-        let split = if idx.len() > 1 && depth < self.max_depth {
-            self.pick_split(idx)
-        } else {
-            None
-        };
+        let split = if idx.len() > 1 && depth < self.max_depth { self.pick_split(idx) } else { None };
         let Some((f, t)) = split else {
             self.deepest = self.deepest.max(depth);
             let h = depth as f64 + average_path_length(idx.len() as f64);
             self.nodes.push(Node::leaf(h, at));
             return;
         };
-        let flag = if self.medians[f] <= t {
-            MISSING_LEFT
-        } else {
-            0
-        };
-        self.nodes.push(Node {
-            value: t,
-            feature: f as u32 | flag,
-            right: 0,
-        });
+        let flag = if self.medians[f] <= t { MISSING_LEFT } else { 0 };
+        self.nodes.push(Node { value: t, feature: f as u32 | flag, right: 0 });
         let mut n_left = 0;
         for k in 0..idx.len() {
             if self.value(idx[k], f) <= t {
@@ -693,12 +598,10 @@ impl Builder<'_> {
             let k = j + self.rng.below((self.nf - j) as u64) as usize;
             self.feats.swap(j, k);
             let f = self.feats[j];
-            let (lo, hi) = idx
-                .iter()
-                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &r| {
-                    let v = self.value(r, f);
-                    (lo.min(v), hi.max(v))
-                });
+            let (lo, hi) = idx.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &r| {
+                let v = self.value(r, f);
+                (lo.min(v), hi.max(v))
+            });
             if hi > lo {
                 let t = lo + self.rng.uniform() * (hi - lo);
                 // Rounding can reach hi, which would leave the right side empty.
@@ -722,11 +625,7 @@ mod tests {
         let mut rng = Rng::new(5);
         let data: Vec<f64> = (0..600 * 3).map(|_| rng.normal()).collect();
         let rows: Vec<&[f64]> = data.chunks_exact(3).collect();
-        let params = ForestParams {
-            trees: 2 * LANES,
-            sample_size: 64,
-            seed: 6,
-        };
+        let params = ForestParams { trees: 2 * LANES, sample_size: 64, seed: 6 };
         let f = Forest::train(&rows, 3, &params).unwrap();
         for x in [[0.1, -2.0, 3.0], [f64::NAN, 0.5, -0.5], [9.0, 0.0, 0.0]] {
             let mut lockstep = [0.0; 3];
@@ -741,9 +640,6 @@ mod tests {
             }
         }
         assert!((exp2_neg(3.7) / 2f64.powf(-3.7) - 1.0).abs() < 3e-4);
-        assert_eq!(
-            (exp2_neg(0.0), exp2_neg(1e6), exp2_neg(f64::NAN)),
-            (1.0, 0.0, 0.0)
-        );
+        assert_eq!((exp2_neg(0.0), exp2_neg(1e6), exp2_neg(f64::NAN)), (1.0, 0.0, 0.0));
     }
 }

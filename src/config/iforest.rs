@@ -1,8 +1,8 @@
-//! Configuration of the isolation forest detector (`detect.isolation_forest` once wired in).
+//! Configuration of the isolation forest detector (`detect.iforest`).
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::ConfigErrors;
+use super::ConfigErrors;
 
 /// Largest `trees` accepted: keeps per-entity memory and fit time bounded.
 pub const MAX_TREES: usize = 10_000;
@@ -28,13 +28,7 @@ pub struct IsolationForestConfig {
 
 impl Default for IsolationForestConfig {
     fn default() -> Self {
-        Self {
-            enabled: false,
-            weight: 1.0,
-            trees: 100,
-            sample_size: 256,
-            seed: 1,
-        }
+        Self { enabled: false, weight: 1.0, trees: 100, sample_size: 256, seed: 1 }
     }
 }
 
@@ -42,17 +36,11 @@ impl IsolationForestConfig {
     /// Reports out-of-range values under this component's key prefix. Pure.
     pub fn validate(&self, e: &mut ConfigErrors) {
         if !(1..=MAX_TREES).contains(&self.trees) {
-            e.invalid(
-                "trees",
-                format!("must be within [1, {MAX_TREES}], got {}", self.trees),
-            );
+            e.invalid("trees", format!("must be within [1, {MAX_TREES}], got {}", self.trees));
         }
         if !(16..=MAX_SAMPLE_SIZE).contains(&self.sample_size) {
             let max = MAX_SAMPLE_SIZE;
-            e.invalid(
-                "sample_size",
-                format!("must be within [16, {max}], got {}", self.sample_size),
-            );
+            e.invalid("sample_size", format!("must be within [16, {max}], got {}", self.sample_size));
         }
         if !(self.weight >= 0.0 && self.weight.is_finite()) {
             e.invalid("weight", format!("must be >= 0, got {}", self.weight));
@@ -67,31 +55,20 @@ mod tests {
     fn errors(cfg: &IsolationForestConfig) -> Vec<String> {
         let mut e = ConfigErrors::default();
         e.scope("isolation_forest", |e| cfg.validate(e));
-        e.into_vec()
-            .iter()
-            .map(|c| format!("{}: {}", c.path, c.reason))
-            .collect()
+        e.into_vec().iter().map(|c| format!("{}: {}", c.path, c.reason)).collect()
     }
 
     #[test]
     fn defaults_are_valid_and_opt_in() {
         let cfg = IsolationForestConfig::default();
         assert!(!cfg.enabled);
-        assert_eq!(
-            (cfg.trees, cfg.sample_size, cfg.seed, cfg.weight),
-            (100, 256, 1, 1.0)
-        );
+        assert_eq!((cfg.trees, cfg.sample_size, cfg.seed, cfg.weight), (100, 256, 1, 1.0));
         assert!(errors(&cfg).is_empty());
     }
 
     #[test]
     fn bad_values_are_reported_with_their_key() {
-        let cfg = IsolationForestConfig {
-            trees: 0,
-            sample_size: 8,
-            weight: f64::NAN,
-            ..Default::default()
-        };
+        let cfg = IsolationForestConfig { trees: 0, sample_size: 8, weight: f64::NAN, ..Default::default() };
         assert_eq!(
             errors(&cfg),
             [
@@ -105,13 +82,7 @@ mod tests {
     #[test]
     fn unknown_keys_are_rejected_and_missing_ones_default() {
         let cfg: IsolationForestConfig = serde_json::from_str(r#"{"trees": 50}"#).unwrap();
-        assert_eq!(
-            cfg,
-            IsolationForestConfig {
-                trees: 50,
-                ..Default::default()
-            }
-        );
+        assert_eq!(cfg, IsolationForestConfig { trees: 50, ..Default::default() });
         assert!(serde_json::from_str::<IsolationForestConfig>(r#"{"tree": 50}"#).is_err());
     }
 }
