@@ -48,7 +48,8 @@ pub struct Table {
     pub path: PathBuf,
     /// Feature column names in file order.
     pub columns: Vec<String>,
-    /// Milliseconds since the epoch, strictly increasing.
+    /// Milliseconds since the epoch, non-decreasing (repeats occur in real exports, e.g. NAB
+    /// files around a daylight-saving change; a repeated row scores like its predecessor).
     pub timestamps: Vec<i64>,
     /// Feature values per row (NaN for empty cells).
     pub rows: Vec<Vec<f64>>,
@@ -118,13 +119,9 @@ pub fn parse_csv(path: &Path, text: &str) -> Result<Table, DatasetError> {
         let ts = rfc3339::parse(cells[0])
             .ok_or_else(|| err(n, "timestamp", format!("{:?} is not an RFC 3339 UTC time", cells[0])))?;
         if let Some(&prev) = t.timestamps.last()
-            && ts <= prev
+            && ts < prev
         {
-            return Err(err(
-                n,
-                "timestamp",
-                format!("{} is not after the previous row's timestamp", cells[0]),
-            ));
+            return Err(err(n, "timestamp", format!("{} is before the previous row's timestamp", cells[0])));
         }
         let mut row = Vec::with_capacity(features.len());
         for &c in &features {
@@ -248,7 +245,7 @@ mod tests {
             ("timestamp,a\n2024-01-01T00:00:00Z,1\n", "x.csv:1: column \"label\": missing `label` column"),
             (
                 "timestamp,a,label\n2024-01-01T00:01:00Z,1,0\n2024-01-01T00:00:00Z,1,0\n",
-                "x.csv:3: column \"timestamp\": 2024-01-01T00:00:00Z is not after the previous row's timestamp",
+                "x.csv:3: column \"timestamp\": 2024-01-01T00:00:00Z is before the previous row's timestamp",
             ),
             (
                 "timestamp,a,label\n2024-01-01T00:00:00Z,1\n",

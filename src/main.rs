@@ -431,9 +431,27 @@ fn eval_cmd(args: EvalArgs) -> Result<()> {
             std::thread::sleep(Duration::from_millis(100));
         }
         worker.join().map_err(|_| anyhow::anyhow!("evaluation thread panicked"))
-    })??;
+    })?;
     bar.finish_and_clear();
-    let report = eval::write_outputs(&results, &cfg, &args.out, &opts)?;
+    let mut ok = Vec::new();
+    let mut skipped = Vec::new();
+    let mut first_error = None;
+    for (source, r) in sources.iter().zip(results) {
+        match r {
+            Ok(r) => ok.push(r),
+            Err(e) => {
+                eprintln!("skipped {}: {e}", source.name());
+                skipped.push((source.name().to_string(), e.to_string()));
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    if ok.is_empty() {
+        if let Some(e) = first_error {
+            return Err(e.into());
+        }
+    }
+    let report = eval::write_outputs(&ok, &skipped, &cfg, &args.out, &opts)?;
     println!(
         "{:<28} {:>8} {:>7} {:>7} {:>9} {:>7} {:>7}",
         "dataset/detector", "F1", "PA-F1", "ev.rec", "FPR", "delay", "AUC-PR"

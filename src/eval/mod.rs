@@ -218,14 +218,15 @@ pub fn count_points(sources: &[Source], fit_fraction: f64) -> usize {
         .sum()
 }
 
-/// Evaluates every source, two datasets at a time; results keep the sources' order.
+/// Evaluates every source, one per core; results keep the sources' order. A dataset that
+/// fails (bad file) does not stop the others.
 pub fn evaluate_all(
     cfg: &Config,
     sources: &[Source],
     opts: &EvalOptions,
     progress: &AtomicUsize,
     done: &AtomicUsize,
-) -> Result<Vec<DatasetResult>, EvalError> {
+) -> Vec<Result<DatasetResult, EvalError>> {
     let next = AtomicUsize::new(0);
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(sources.len()).max(1);
     let mut slots: Vec<Option<Result<DatasetResult, EvalError>>> = (0..sources.len()).map(|_| None).collect();
@@ -253,15 +254,16 @@ pub fn evaluate_all(
         .collect()
 }
 
-/// Writes the report files and plots into `out`.
+/// Writes the report files and plots into `out`; `skipped` lists datasets that failed.
 pub fn write_outputs(
     results: &[DatasetResult],
+    skipped: &[(String, String)],
     cfg: &Config,
     out: &Path,
     opts: &EvalOptions,
 ) -> Result<Report, EvalError> {
     std::fs::create_dir_all(out).map_err(|source| EvalError::Write { file: out.to_path_buf(), source })?;
-    let report = write_report(results, cfg, out)?;
+    let report = write_report(results, skipped, cfg, out)?;
     if opts.plots {
         for r in results {
             plot::write_plots(r, cfg.detect.effective_threshold(), out)?;

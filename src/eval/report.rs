@@ -60,6 +60,17 @@ pub struct Report {
     pub groups: BTreeMap<String, BTreeMap<String, Means>>,
     /// Means over every dataset.
     pub totals: BTreeMap<String, Means>,
+    /// Datasets that could not be evaluated: name and error.
+    pub skipped: Vec<Skipped>,
+}
+
+/// A dataset left out of the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Skipped {
+    /// Dataset name.
+    pub name: String,
+    /// Why (file, line and column for bad input).
+    pub error: String,
 }
 
 fn mean(values: impl Iterator<Item = Option<f64>>) -> Option<f64> {
@@ -101,7 +112,12 @@ fn fmt(v: Option<f64>) -> String {
 }
 
 /// Builds the report and writes `report.json` and `report.md` into `out`.
-pub fn write_report(results: &[DatasetResult], cfg: &Config, out: &Path) -> Result<Report, EvalError> {
+pub fn write_report(
+    results: &[DatasetResult],
+    skipped: &[(String, String)],
+    cfg: &Config,
+    out: &Path,
+) -> Result<Report, EvalError> {
     let mut groups: BTreeMap<String, Vec<&DatasetResult>> = BTreeMap::new();
     for r in results {
         let g = r.name.split('/').next().unwrap_or(&r.name).to_string();
@@ -119,6 +135,10 @@ pub fn write_report(results: &[DatasetResult], cfg: &Config, out: &Path) -> Resu
         datasets: results.to_vec(),
         groups: groups.iter().map(|(g, rs)| (g.clone(), means(rs))).collect(),
         totals: means(&all),
+        skipped: skipped
+            .iter()
+            .map(|(name, error)| Skipped { name: name.clone(), error: error.clone() })
+            .collect(),
     };
     let write = |name: &str, text: String| {
         let file = out.join(name);
@@ -159,6 +179,12 @@ fn markdown(r: &Report) -> String {
     for (g, m) in &r.groups {
         let _ = writeln!(md, "\n## {g}\n");
         means_table(&mut md, m);
+    }
+    if !r.skipped.is_empty() {
+        md.push_str("\n## Skipped\n\n");
+        for s in &r.skipped {
+            let _ = writeln!(md, "- {}: {}", s.name, s.error);
+        }
     }
     md.push_str("\n## Datasets\n");
     for d in &r.datasets {
