@@ -446,10 +446,10 @@ fn eval_cmd(args: EvalArgs) -> Result<()> {
             }
         }
     }
-    if ok.is_empty() {
-        if let Some(e) = first_error {
-            return Err(e.into());
-        }
+    if ok.is_empty()
+        && let Some(e) = first_error
+    {
+        return Err(e.into());
     }
     let report = eval::write_outputs(&ok, &skipped, &cfg, &args.out, &opts)?;
     println!(
