@@ -173,11 +173,16 @@ impl Detector for ZScoreDetector {
             }
         }
         let mut raws = Vec::with_capacity(history.len());
-        for x in history {
+        // Scores from a half-empty window are wilder than any the service will see later;
+        // calibrating on them would make every real anomaly look ordinary.
+        let warm = self.cfg.window.min(history.len() / 2);
+        for (i, x) in history.iter().enumerate() {
             if x.values.len() != nf {
                 return Err(DetectError::Shape { expected: nf, found: x.values.len() });
             }
-            if let Some((raw, _, _)) = self.raw(x) {
+            if i >= warm
+                && let Some((raw, _, _)) = self.raw(x)
+            {
                 raws.push(raw);
             }
             self.update(x);
