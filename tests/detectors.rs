@@ -51,8 +51,8 @@ fn replay(detectors: &[&str], rows: &[Vec<f64>], labels: &[u8], fit: usize) -> (
     };
     r.fit(&table, 0..fit).unwrap();
     let (mut flags, mut scores) = (Vec::new(), Vec::new());
-    for i in fit..rows.len() {
-        let e = r.step(i as i64 * STEP_MS, &rows[i]).unwrap();
+    for (i, row) in rows.iter().enumerate().skip(fit) {
+        let e = r.step(i as i64 * STEP_MS, row).unwrap();
         let s = e.score.as_ref();
         flags.push(s.is_some_and(|s| s.anomalous));
         scores.push(s.map_or(0.0, |s| s.confidence));
