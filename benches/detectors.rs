@@ -79,5 +79,28 @@ fn zscore(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, iforest, zscore);
+/// The whole native ensemble as `serve` runs it per vector: every enabled detector scores,
+/// the vote combines, then every detector learns (`EntityModel::step`; refits excluded by a
+/// `fit_every` longer than the run). Goal: < 20 µs per vector.
+fn ensemble(c: &mut Criterion) {
+    let mut cfg = dwcp_anomaly::config::DetectConfig::default();
+    cfg.enable_only(&dwcp_anomaly::config::DETECTORS).expect("known detectors");
+    cfg.fit_every = std::time::Duration::from_secs(1 << 30);
+    let spec = dwcp_anomaly::detect::ModelSpec::new(&cfg, FEATURES);
+    let mut model = spec.build();
+    let train = gaussian(2000, 5);
+    model.fit_on(&train).expect("training data is valid");
+    let xs = gaussian(VECTORS, 6);
+    let mut i = 0;
+    c.bench_function("ensemble_all_native_7f/step", |b| {
+        b.iter(|| {
+            let mut x = xs[i % VECTORS].clone();
+            x.timestamp_ms = 20_000_000 + i as i64 * 10_000;
+            i += 1;
+            black_box(model.step(x).expect("fitted model scores"))
+        })
+    });
+}
+
+criterion_group!(benches, iforest, zscore, ensemble);
 criterion_main!(benches);
