@@ -11,11 +11,13 @@ pub mod calibrate;
 mod ensemble;
 mod error;
 mod model;
+mod seasonal_esd;
 mod zscore;
 
 pub use ensemble::{DetectorScore, Ensemble, EnsembleScore, Member, Severity};
 pub use error::DetectError;
 pub use model::{EntityModel, ModelSpec, ModelState, Step};
+pub use seasonal_esd::{SeasonalEsdConfig, SeasonalEsdDetector, detect_period};
 pub use zscore::ZScoreDetector;
 
 /// One entity's feature values at one time.
