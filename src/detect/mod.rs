@@ -10,6 +10,7 @@
 pub mod calibrate;
 mod ensemble;
 mod error;
+mod kmeans;
 mod model;
 mod seasonal_esd;
 mod zscore;
@@ -17,6 +18,7 @@ mod zscore;
 pub use ensemble::{DetectorScore, Ensemble, EnsembleScore, Member, Severity};
 pub use error::DetectError;
 pub use model::{EntityModel, ModelSpec, ModelState, Step};
+pub use kmeans::{KMeansConfig, KMeansDetector};
 pub use seasonal_esd::{SeasonalEsdConfig, SeasonalEsdDetector, detect_period};
 pub use zscore::ZScoreDetector;
 
