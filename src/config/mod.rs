@@ -10,6 +10,8 @@
 mod duration;
 mod error;
 pub mod iforest;
+pub mod kmeans;
+pub mod sesd;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -20,6 +22,8 @@ use serde::{Deserialize, Serialize};
 
 pub use error::{ConfigError, ConfigErrors, LoadError};
 pub use iforest::IsolationForestConfig;
+pub use kmeans::KMeansConfig;
+pub use sesd::SeasonalEsdConfig;
 
 /// Name of the built-in default profile.
 pub const DEFAULT_PROFILE: &str = "dwcp";
@@ -213,6 +217,10 @@ pub struct DetectConfig {
     pub zscore: ZScoreConfig,
     /// Isolation forest detector.
     pub iforest: IsolationForestConfig,
+    /// Seasonal hybrid ESD detector.
+    pub sesd: SeasonalEsdConfig,
+    /// k-means detector on feature windows.
+    pub kmeans: KMeansConfig,
 }
 
 impl Default for DetectConfig {
@@ -228,12 +236,14 @@ impl Default for DetectConfig {
             min_fit_points: 30,
             zscore: ZScoreConfig::default(),
             iforest: IsolationForestConfig::default(),
+            sesd: SeasonalEsdConfig::default(),
+            kmeans: KMeansConfig::default(),
         }
     }
 }
 
 /// Detector names, as in the `detector` label and the `detect.<name>` keys.
-pub const DETECTORS: [&str; 2] = ["zscore", "iforest"];
+pub const DETECTORS: [&str; 4] = ["zscore", "iforest", "sesd", "kmeans"];
 
 impl DetectConfig {
     /// Enables exactly the named detectors (e.g. from `eval --detectors`).
@@ -243,6 +253,8 @@ impl DetectConfig {
         }
         self.zscore.enabled = names.contains(&"zscore");
         self.iforest.enabled = names.contains(&"iforest");
+        self.sesd.enabled = names.contains(&"sesd");
+        self.kmeans.enabled = names.contains(&"kmeans");
         Ok(())
     }
 
@@ -643,8 +655,14 @@ impl DetectConfig {
             }
         });
         e.scope("iforest", |e| self.iforest.validate(e));
-        let enabled =
-            [(self.zscore.enabled, self.zscore.weight), (self.iforest.enabled, self.iforest.weight)];
+        e.scope("sesd", |e| self.sesd.validate(e));
+        e.scope("kmeans", |e| self.kmeans.validate(e));
+        let enabled = [
+            (self.zscore.enabled, self.zscore.weight),
+            (self.iforest.enabled, self.iforest.weight),
+            (self.sesd.enabled, self.sesd.weight),
+            (self.kmeans.enabled, self.kmeans.weight),
+        ];
         if !enabled.iter().any(|&(on, w)| on && w > 0.0) {
             e.invalid("", "at least one detector must be enabled with a weight > 0");
         }

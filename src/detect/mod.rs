@@ -11,7 +11,9 @@ pub mod calibrate;
 mod ensemble;
 mod error;
 mod isolation_forest;
+mod kmeans;
 mod model;
+mod seasonal_esd;
 mod zscore;
 
 pub use ensemble::{DetectorScore, Ensemble, EnsembleScore, Member, Severity};
@@ -20,7 +22,9 @@ pub use isolation_forest::{
     Forest, ForestError, ForestParams, IsolationForestConfig, IsolationForestDetector, TreeNode,
     average_path_length,
 };
+pub use kmeans::{KMeansConfig, KMeansDetector};
 pub use model::{EntityModel, ModelSpec, ModelState, Step};
+pub use seasonal_esd::{SeasonalEsdConfig, SeasonalEsdDetector, detect_period};
 pub use zscore::ZScoreDetector;
 
 /// One entity's feature values at one time.

@@ -5,7 +5,8 @@ use std::collections::VecDeque;
 use crate::config::DetectConfig;
 
 use super::{
-    DetectError, Ensemble, EnsembleScore, FeatureVector, IsolationForestDetector, Member, ZScoreDetector,
+    DetectError, Ensemble, EnsembleScore, FeatureVector, IsolationForestDetector, KMeansDetector, Member,
+    SeasonalEsdDetector, ZScoreDetector,
 };
 
 /// Lifecycle of an entity's models (`anomaly_model_state{state}`).
@@ -55,6 +56,12 @@ impl ModelSpec {
         if self.cfg.iforest.enabled {
             names.push("iforest");
         }
+        if self.cfg.sesd.enabled {
+            names.push("sesd");
+        }
+        if self.cfg.kmeans.enabled {
+            names.push("kmeans");
+        }
         names
     }
 
@@ -76,6 +83,18 @@ impl ModelSpec {
                     self.n_features,
                     c.calibration_decades,
                 )),
+            });
+        }
+        if c.sesd.enabled {
+            members.push(Member {
+                weight: c.sesd.weight,
+                detector: Box::new(SeasonalEsdDetector::new(&c.sesd, self.n_features, c.calibration_decades)),
+            });
+        }
+        if c.kmeans.enabled {
+            members.push(Member {
+                weight: c.kmeans.weight,
+                detector: Box::new(KMeansDetector::new(&c.kmeans, self.n_features, c.calibration_decades)),
             });
         }
         EntityModel {
