@@ -22,3 +22,14 @@ pub mod vectorize;
 
 #[cfg(test)]
 mod testing;
+
+/// An HTTP client builder with TLS ready: installs rustls's `ring` provider for the process
+/// once (reqwest is built without a default provider to keep aws-lc out of the build).
+pub fn http_client() -> reqwest::ClientBuilder {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        // An error means another provider is installed already, which serves as well.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+    reqwest::Client::builder()
+}

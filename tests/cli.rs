@@ -166,7 +166,7 @@ async fn trained_state_makes_entities_ready_at_once_and_a_corrupt_one_is_survive
         &["serve".into(), "--config".into(), cfg.display().to_string()],
         dir.path(),
     );
-    let client = reqwest::Client::new();
+    let client = dwcp_anomaly::http_client().build().unwrap();
     let base = format!("http://127.0.0.1:{port}");
     eventually(Duration::from_secs(20), "service ready", || get_ok(&client, format!("{base}/-/ready"))).await;
     let url = format!("{base}/api/v1/write");

@@ -8,9 +8,14 @@
 //! always on; the seed's channels (Alertmanager, Slack, PagerDuty, webhook, email) plug in
 //! behind the same [`AlertEvent`].
 
+pub mod dispatch;
+pub mod state;
+pub mod webhook;
+
 use std::collections::HashMap;
 
 use rustc_hash::FxHashMap;
+use serde_json::json;
 use tracing::{info, warn};
 
 use crate::config::AlertConfig;
@@ -67,6 +72,183 @@ impl AlertEvent {
     pub fn entity(&self) -> String {
         self.labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect::<Vec<_>>().join(",")
     }
+
+    /// `firing` or `resolved` (an escalation is still firing).
+    pub fn status(&self) -> &'static str {
+        match self.kind {
+            AlertKind::Resolved => "resolved",
+            AlertKind::Firing | AlertKind::Escalated => "firing",
+        }
+    }
+
+    /// `firing`, `escalated` or `resolved`.
+    pub fn kind_str(&self) -> &'static str {
+        match self.kind {
+            AlertKind::Firing => "firing",
+            AlertKind::Escalated => "escalated",
+            AlertKind::Resolved => "resolved",
+        }
+    }
+
+    /// The top contributing feature's name (empty when none contributed).
+    pub fn top_feature(&self) -> &str {
+        self.features.first().map_or("", |f| f.feature.as_str())
+    }
+
+    /// One line for titles: `critical anomaly on job="a",instance="b": latency_ms`.
+    pub fn summary(&self) -> String {
+        let what = match self.kind {
+            AlertKind::Resolved => "resolved anomaly",
+            AlertKind::Firing | AlertKind::Escalated => "anomaly",
+        };
+        let mut s = format!("{} {what} on {}", self.severity.as_str(), self.entity());
+        if !self.top_feature().is_empty() {
+            s.push_str(": ");
+            s.push_str(self.top_feature());
+        }
+        s
+    }
+
+    /// Several lines for bodies: confidence, then each top feature with its share and its
+    /// current and usual values.
+    pub fn description(&self) -> String {
+        let mut s = match self.kind {
+            AlertKind::Resolved => format!(
+                "Normal again after {}s (was {}).",
+                (self.timestamp_ms - self.started_ms).max(0) / 1000,
+                self.severity.as_str()
+            ),
+            AlertKind::Firing | AlertKind::Escalated => format!(
+                "Confidence {:.2} ({}), profile {}.",
+                self.confidence,
+                self.severity.as_str(),
+                self.profile
+            ),
+        };
+        for f in &self.features {
+            s.push_str(&format!(
+                "\n{}: {:.0}% of the anomaly, value {}, usually {}",
+                f.feature,
+                100.0 * f.contribution,
+                number(f.value),
+                number(f.expected)
+            ));
+        }
+        s
+    }
+
+    /// The documented JSON form (the generic webhook's body; see `docs/alerting.md`).
+    pub fn to_json(&self, links: &Links) -> serde_json::Value {
+        let entity: serde_json::Map<String, serde_json::Value> =
+            self.labels.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+        let features: Vec<serde_json::Value> = self
+            .features
+            .iter()
+            .map(|f| {
+                json!({
+                    "name": f.feature,
+                    "contribution": f.contribution,
+                    "value": finite(f.value),
+                    "expected": finite(f.expected),
+                })
+            })
+            .collect();
+        json!({
+            "version": "1",
+            "status": self.status(),
+            "kind": self.kind_str(),
+            "severity": self.severity.as_str(),
+            "confidence": self.confidence,
+            "profile": self.profile,
+            "entity": entity,
+            "features": features,
+            "summary": self.summary(),
+            "description": self.description(),
+            "started_at": crate::rfc3339::format(self.started_ms),
+            "timestamp": crate::rfc3339::format(self.timestamp_ms),
+            "url": links.entity_url(self),
+            "runbook_url": links.runbook_url,
+        })
+    }
+}
+
+/// Builds the dispatcher with every configured channel. `active` are the alerts firing at
+/// start (restored state), which channels that keep alerts visible (Alertmanager) take over.
+pub fn dispatcher(
+    cfg: &crate::config::Config,
+    telemetry: std::sync::Arc<crate::telemetry::Telemetry>,
+    shutdown: &tokio::sync::watch::Receiver<bool>,
+    active: &[AlertEvent],
+) -> Result<dispatch::Dispatcher, reqwest::Error> {
+    let a = &cfg.alert;
+    let _ = active;
+    let client = crate::http_client().timeout(a.timeout).build()?;
+    let links = Links::new(cfg);
+    let mut d = dispatch::Dispatcher::new(a.log_anomalies, telemetry);
+    if !a.webhook_url.is_empty() {
+        let channel = webhook::Webhook::new(client.clone(), &a.webhook_url, &a.webhook_secret, links.clone());
+        d.add(channel, a.webhook_min_severity, a, shutdown);
+    }
+    Ok(d)
+}
+
+/// Links put in alerts: the service's page for an entity and the runbook.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Links {
+    /// Base URL of the service (`alert.external_url`, else `http://<listen>`), no trailing `/`.
+    pub external_url: String,
+    /// `alert.runbook_url` (may be empty).
+    pub runbook_url: String,
+}
+
+impl Links {
+    /// The links configured in `cfg`.
+    pub fn new(cfg: &crate::config::Config) -> Self {
+        let base = if cfg.alert.external_url.is_empty() {
+            let addr = cfg.listen;
+            if addr.ip().is_unspecified() {
+                // A wildcard listener is reachable by the host's name, not by 0.0.0.0.
+                let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+                let host = host.trim();
+                let host = if host.is_empty() { "localhost" } else { host };
+                format!("http://{host}:{}", addr.port())
+            } else {
+                format!("http://{addr}")
+            }
+        } else {
+            cfg.alert.external_url.clone()
+        };
+        Self {
+            external_url: base.trim_end_matches('/').to_string(),
+            runbook_url: cfg.alert.runbook_url.clone(),
+        }
+    }
+
+    /// The service's page filtered to the event's entity: `<base>/?entity=<labels>`.
+    pub fn entity_url(&self, e: &AlertEvent) -> String {
+        let base = format!("{}/", self.external_url);
+        match reqwest::Url::parse(&base) {
+            Ok(mut u) => {
+                u.query_pairs_mut().append_pair("entity", &e.entity());
+                u.to_string()
+            }
+            Err(_) => base,
+        }
+    }
+}
+
+fn finite(v: f64) -> serde_json::Value {
+    if v.is_finite() { json!(v) } else { serde_json::Value::Null }
+}
+
+/// A value for people: at most 4 decimals, `unknown` for NaN.
+fn number(v: f64) -> String {
+    if !v.is_finite() {
+        return "unknown".to_string();
+    }
+    let s = format!("{v:.4}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s.is_empty() || s == "-" { "0".to_string() } else { s.to_string() }
 }
 
 #[derive(Debug)]
@@ -74,6 +256,10 @@ struct Firing {
     severity: Severity,
     normal_checks: u32,
     started_ms: i64,
+    /// Whether a firing or escalated event went out (a throttled one does not).
+    notified: bool,
+    /// The last firing or escalated event, re-sent to channels after a restart.
+    last: AlertEvent,
 }
 
 /// Per-entity alert state.
@@ -125,14 +311,28 @@ impl AlertTracker {
                 return None;
             }
             let f = self.firing.remove(&entity)?;
-            return Some(event(AlertKind::Resolved, f.severity, 0.0, f.started_ms));
+            // A throttled alert was never announced, so there is nothing to resolve. The
+            // resolve repeats the firing event's labels and features: receivers match on them.
+            return f.notified.then_some(AlertEvent {
+                kind: AlertKind::Resolved,
+                confidence: 0.0,
+                timestamp_ms: now_ms,
+                ..f.last
+            });
         }
         let top = score.ranked_features().first().and_then(|&i| features.get(i)).cloned().unwrap_or_default();
         let kind = match self.firing.get_mut(&entity) {
             None => {
+                let last = event(AlertKind::Firing, score.severity, score.confidence, now_ms);
                 self.firing.insert(
                     entity,
-                    Firing { severity: score.severity, normal_checks: 0, started_ms: now_ms },
+                    Firing {
+                        severity: score.severity,
+                        normal_checks: 0,
+                        started_ms: now_ms,
+                        notified: false,
+                        last,
+                    },
                 );
                 AlertKind::Firing
             }
@@ -153,8 +353,64 @@ impl AlertTracker {
             return None;
         }
         self.last_sent.insert(key, now_ms);
-        let started = self.firing.get(&entity).map_or(now_ms, |f| f.started_ms);
-        Some(event(kind, score.severity, score.confidence, started))
+        let f = self.firing.get_mut(&entity)?;
+        f.notified = true;
+        f.last = event(kind, score.severity, score.confidence, f.started_ms);
+        Some(f.last.clone())
+    }
+
+    /// The last event of every firing alert (what channels must keep showing).
+    pub fn active(&self) -> Vec<AlertEvent> {
+        self.firing.values().filter(|f| f.notified).map(|f| f.last.clone()).collect()
+    }
+
+    /// What must survive a restart: firing alerts and throttle times.
+    pub fn snapshot(&self, saved_ms: i64) -> state::TrackerState {
+        state::TrackerState {
+            version: state::VERSION,
+            saved_ms,
+            firing: self
+                .firing
+                .iter()
+                .filter(|(_, f)| f.notified)
+                .map(|(&entity, f)| state::SavedFiring {
+                    entity,
+                    normal_checks: f.normal_checks,
+                    event: state::SavedEvent::from(&f.last),
+                })
+                .collect(),
+            sent: self
+                .last_sent
+                .iter()
+                .map(|((entity, feature, severity), &at_ms)| state::SavedSent {
+                    entity: *entity,
+                    feature: feature.clone(),
+                    severity: severity.as_str().to_string(),
+                    at_ms,
+                })
+                .collect(),
+        }
+    }
+
+    /// Takes over a saved state: alerts keep firing (and later resolve) and throttles hold,
+    /// so a restart neither re-pages nor forgets to resolve.
+    pub fn restore(&mut self, saved: state::TrackerState) {
+        for f in saved.firing {
+            let Some(last) = f.event.into_event() else { continue };
+            let firing = Firing {
+                severity: last.severity,
+                normal_checks: f.normal_checks,
+                started_ms: last.started_ms,
+                notified: true,
+                last,
+            };
+            self.firing.insert(f.entity, firing);
+        }
+        for s in saved.sent {
+            if let Some(sev) = state::parse_severity(&s.severity) {
+                self.last_sent.insert((s.entity, s.feature, sev), s.at_ms);
+            }
+        }
     }
 
     /// Forgets an entity that went away (its alert resolves with it).

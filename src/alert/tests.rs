@@ -53,6 +53,64 @@ fn refiring_inside_the_throttle_is_suppressed() {
     assert!(step(&mut t, &score(0.8, Severity::Warning), 0).is_some());
     assert!(step(&mut t, &score(0.0, Severity::None), 10_000).is_some());
     assert!(step(&mut t, &score(0.8, Severity::Warning), 20_000).is_none(), "within 5 m");
-    assert!(step(&mut t, &score(0.0, Severity::None), 30_000).is_some(), "the suppressed one still resolves");
+    assert!(
+        step(&mut t, &score(0.0, Severity::None), 30_000).is_none(),
+        "nothing announced, nothing to resolve"
+    );
     assert!(step(&mut t, &score(0.8, Severity::Warning), 400_000).is_some(), "after 5 m");
+}
+
+#[test]
+fn escalation_passes_the_throttle() {
+    let mut t = tracker(1, 300);
+    assert!(step(&mut t, &score(0.8, Severity::Warning), 0).is_some());
+    assert!(step(&mut t, &score(0.0, Severity::None), 10_000).is_some());
+    assert!(step(&mut t, &score(0.8, Severity::Warning), 20_000).is_none(), "throttled");
+    let esc = step(&mut t, &score(0.95, Severity::Critical), 30_000).expect("escalation is never throttled");
+    assert_eq!(esc.kind, AlertKind::Escalated);
+    let res = step(&mut t, &score(0.0, Severity::None), 40_000).expect("announced by the escalation");
+    assert_eq!((res.kind, res.severity, res.started_ms), (AlertKind::Resolved, Severity::Critical, 20_000));
+}
+
+#[test]
+fn resolve_repeats_the_firing_labels_and_features() {
+    let mut t = tracker(1, 300);
+    let fired = step(&mut t, &score(0.8, Severity::Warning), 0).unwrap();
+    let mut normal = score(0.0, Severity::None);
+    normal.contributions = vec![0.9, 0.1];
+    let res = step(&mut t, &normal, 10_000).unwrap();
+    assert_eq!(res.features, fired.features, "receivers match the resolve on the firing labels");
+    assert_eq!(res.timestamp_ms, 10_000);
+}
+
+#[test]
+fn a_restored_tracker_neither_refires_nor_forgets_to_resolve() {
+    let mut t = tracker(2, 300);
+    let fired = step(&mut t, &score(0.8, Severity::Warning), 0).unwrap();
+    let saved = t.snapshot(1000);
+    let json = serde_json::to_string(&saved).unwrap();
+    let mut u = tracker(2, 300);
+    u.restore(serde_json::from_str(&json).unwrap());
+    assert_eq!(u.active(), vec![fired.clone()]);
+    assert!(step(&mut u, &score(0.8, Severity::Warning), 60_000).is_none(), "still firing: no re-page");
+    assert!(step(&mut u, &score(0.0, Severity::None), 70_000).is_none());
+    let res = step(&mut u, &score(0.0, Severity::None), 80_000).expect("resolves after restart");
+    assert_eq!((res.kind, res.started_ms), (AlertKind::Resolved, 0));
+}
+
+#[test]
+fn alert_state_file_round_trips_and_names_a_corrupt_file() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(state::load(dir.path()).unwrap().is_none());
+    let mut t = tracker(2, 300);
+    step(&mut t, &score(0.8, Severity::Warning), 0).unwrap();
+    let saved = t.snapshot(5);
+    state::save(dir.path(), &saved).unwrap();
+    assert_eq!(state::load(dir.path()).unwrap(), Some(saved));
+    std::fs::write(state::path_in(dir.path()), b"{not json").unwrap();
+    let err = state::load(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("alerts.json") && err.contains("corrupt"), "{err}");
+    std::fs::write(state::path_in(dir.path()), br#"{"version": 99}"#).unwrap();
+    let err = state::load(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("version 99"), "{err}");
 }

@@ -7,6 +7,7 @@
 //! (`enabled`, `check_interval`, `alert.slack_enabled`, `alert.slack_webhook_url`,
 //! `alert.slack_channel`) keep their meaning.
 
+pub mod alert;
 mod duration;
 mod error;
 pub mod iforest;
@@ -20,6 +21,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use alert::{AlertConfig, MinSeverity, SmtpTls};
 pub use error::{ConfigError, ConfigErrors, LoadError};
 pub use iforest::IsolationForestConfig;
 pub use kmeans::KMeansConfig;
@@ -356,41 +358,6 @@ fn default_rw_queue() -> usize {
     64
 }
 
-/// Alerting, in the seed's flat style.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct AlertConfig {
-    /// Log every anomaly at or above `info` (entity, severity, top features).
-    pub log_anomalies: bool,
-    /// Send warning and critical anomalies to Slack (seed key).
-    pub slack_enabled: bool,
-    /// Slack incoming-webhook URL (seed key); also `DWCP_ANOMALY_SLACK_WEBHOOK_URL`.
-    pub slack_webhook_url: String,
-    /// File holding the Slack webhook URL.
-    pub slack_webhook_url_file: Option<PathBuf>,
-    /// Slack channel override (seed key).
-    pub slack_channel: String,
-    /// Minimum time between two alerts of one entity, feature and severity (seed: 5 m).
-    #[serde(with = "duration")]
-    pub throttle: Duration,
-    /// Consecutive normal checks after which an anomaly counts as resolved.
-    pub resolve_after: u32,
-}
-
-impl Default for AlertConfig {
-    fn default() -> Self {
-        Self {
-            log_anomalies: true,
-            slack_enabled: false,
-            slack_webhook_url: String::new(),
-            slack_webhook_url_file: None,
-            slack_channel: "#dwcp-alerts".to_string(),
-            throttle: Duration::from_secs(300),
-            resolve_after: 3,
-        }
-    }
-}
-
 /// Logging output.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -418,9 +385,6 @@ pub enum LogFormat {
     Json,
 }
 
-/// Environment variable that supplies `alert.slack_webhook_url`.
-pub const ENV_SLACK_WEBHOOK_URL: &str = "DWCP_ANOMALY_SLACK_WEBHOOK_URL";
-
 const EMBEDDED: &str = "<embedded defaults>";
 
 impl Config {
@@ -436,8 +400,10 @@ impl Config {
                 (p.to_path_buf(), cfg)
             }
         };
-        if let Ok(url) = std::env::var(ENV_SLACK_WEBHOOK_URL) {
-            cfg.alert.slack_webhook_url = url;
+        for (name, _, env) in alert::SECRETS {
+            if let Ok(v) = std::env::var(env) {
+                *cfg.alert.secret_mut(name).0 = v;
+            }
         }
         let errors = cfg.validate();
         if !errors.is_empty() {
@@ -488,21 +454,7 @@ impl Config {
                 e.scope(&format!("remote_write[{i}]"), |e| rw.validate(e));
             }
         });
-        errs.scope("alert", |e| {
-            let a = &self.alert;
-            if a.slack_enabled && a.slack_webhook_url.is_empty() && a.slack_webhook_url_file.is_none() {
-                e.invalid(
-                    "slack_webhook_url",
-                    format!("required when slack_enabled is true (or set slack_webhook_url_file or {ENV_SLACK_WEBHOOK_URL})"),
-                );
-            }
-            if !a.slack_webhook_url.is_empty() && !is_http_url(&a.slack_webhook_url) {
-                e.invalid("slack_webhook_url", "must be an http(s) URL");
-            }
-            if a.resolve_after == 0 {
-                e.invalid("resolve_after", "must be >= 1");
-            }
-        });
+        errs.scope("alert", |e| self.alert.validate(e));
         if let Err(err) = self.log.level.parse::<tracing_subscriber::EnvFilter>() {
             errs.invalid("log.level", format!("invalid filter {:?}: {err}", self.log.level));
         }
@@ -522,10 +474,13 @@ impl Config {
                 None
             }
         };
-        if let Some(f) = self.alert.slack_webhook_url_file.clone()
-            && let Some(v) = read("alert.slack_webhook_url_file".into(), &f)
-        {
-            self.alert.slack_webhook_url = v;
+        for name in alert::SECRETS.map(|s| s.0).into_iter().chain(alert::FILE_SECRETS) {
+            let (value, file) = self.alert.secret_mut(name);
+            if let Some(f) = file
+                && let Some(v) = read(format!("alert.{name}_file"), &f)
+            {
+                *value = v;
+            }
         }
         for (i, rw) in self.export.remote_write.iter_mut().enumerate() {
             if let Some(f) = rw.bearer_token_file.clone()
@@ -540,8 +495,11 @@ impl Config {
     /// The effective configuration as YAML (secrets masked).
     pub fn to_yaml(&self) -> String {
         let mut shown = self.clone();
-        if !shown.alert.slack_webhook_url.is_empty() {
-            shown.alert.slack_webhook_url = "<secret>".into();
+        for name in alert::SECRETS.map(|s| s.0).into_iter().chain(alert::FILE_SECRETS) {
+            let value = shown.alert.secret_mut(name).0;
+            if !value.is_empty() {
+                *value = "<secret>".into();
+            }
         }
         for rw in &mut shown.export.remote_write {
             if rw.bearer_token.is_some() {

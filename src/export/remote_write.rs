@@ -57,7 +57,7 @@ impl RemoteWriteClient {
         id: String,
         telemetry: Arc<Telemetry>,
     ) -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
+        let client = crate::http_client()
             .timeout(cfg.timeout)
             .user_agent(concat!("dwcp-anomaly/", env!("CARGO_PKG_VERSION")))
             .build()?;

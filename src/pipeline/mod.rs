@@ -19,11 +19,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use parking_lot::{Mutex, RwLock};
 
 use thiserror::Error;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
-use crate::alert::{AlertEvent, log_event};
 use crate::config::Config;
 use crate::export::{self, CheckScores, Scoreboard};
 use crate::ingest::SampleSink;
@@ -82,6 +81,14 @@ impl Pipeline {
         let mut scorer = Scorer::new(cfg, vectorizer.profile());
         if let Some(dir) = &cfg.state_dir {
             restore(&mut scorer, &vectorizer, dir, cfg.detect.fit_every);
+            match crate::alert::state::load(dir) {
+                Ok(None) => {}
+                Ok(Some(saved)) => {
+                    info!(file = %crate::alert::state::path_in(dir).display(), firing = saved.firing.len(), "Restored alert state.");
+                    scorer.alerts_mut().restore(saved);
+                }
+                Err(error) => warn!(%error, "Ignoring saved alert state; alerts start clean."),
+            }
         }
         let empty = CheckScores {
             profile: vectorizer.profile().name.as_str().into(),
@@ -118,9 +125,15 @@ impl Pipeline {
     pub fn spawn(self, shutdown: watch::Receiver<bool>) -> Result<JoinHandle<()>, PipelineError> {
         let exporters =
             export::remote_write::spawn(&self.cfg.export.remote_write, &self.telemetry, &shutdown)?;
-        let (alert_tx, alert_rx) = mpsc::channel::<AlertEvent>(1024);
-        let alert_task =
-            tokio::spawn(run_notifiers(alert_rx, Arc::clone(&self.telemetry), self.cfg.alert.log_anomalies));
+        let dispatcher = crate::alert::dispatcher(
+            &self.cfg,
+            Arc::clone(&self.telemetry),
+            &shutdown,
+            &self.scorer.alerts().active(),
+        )?;
+        if !dispatcher.channels().is_empty() {
+            info!(channels = ?dispatcher.channels(), "Alert channels ready.");
+        }
         Ok(tokio::spawn(async move {
             let Pipeline { cfg, sink, scoreboard, telemetry, scorer, ready } = self;
             let mut scorer = Some(scorer);
@@ -170,10 +183,8 @@ impl Pipeline {
                         debug!(exporter = %ex.id, "Exporter queue full; dropped a check.");
                     }
                 }
-                for ev in events {
-                    if alert_tx.try_send(ev).is_err() {
-                        telemetry.errors.with(&["alert", "queue_full"]).inc();
-                    }
+                for ev in &events {
+                    dispatcher.dispatch(ev);
                 }
                 telemetry.check_duration.observe(started.elapsed().as_secs_f64());
             }
@@ -181,13 +192,12 @@ impl Pipeline {
             if let (Some(dir), Some(sc)) = (cfg.state_dir.clone(), scorer.take()) {
                 let _ = tokio::task::spawn_blocking(move || save_state(&sc, &dir)).await;
             }
-            drop(alert_tx);
             let drain = async {
                 for ex in exporters {
                     drop(ex.queue);
                     let _ = ex.task.await;
                 }
-                let _ = alert_task.await;
+                dispatcher.close().await;
             };
             if tokio::time::timeout(Duration::from_secs(10), drain).await.is_err() {
                 warn!("Exporters did not drain within 10s; exiting anyway.");
@@ -239,6 +249,9 @@ fn save_state(scorer: &Scorer, dir: &std::path::Path) {
         Ok(file) => debug!(file = %file.display(), entities = snapshot.entities.len(), "Saved model state."),
         Err(error) => warn!(%error, "Cannot save model state."),
     }
+    if let Err(error) = crate::alert::state::save(dir, &scorer.alerts().snapshot(now_ms())) {
+        warn!(%error, "Cannot save alert state.");
+    }
 }
 
 fn record(t: &Telemetry, s: &CheckStats) {
@@ -250,14 +263,5 @@ fn record(t: &Telemetry, s: &CheckStats) {
     }
     if s.errors > 0 {
         t.errors.with(&["detect", "score"]).add(s.errors as f64);
-    }
-}
-
-async fn run_notifiers(mut rx: mpsc::Receiver<AlertEvent>, telemetry: Arc<Telemetry>, log: bool) {
-    while let Some(ev) = rx.recv().await {
-        if log {
-            log_event(&ev);
-            telemetry.alerts_sent.with(&["log", ev.severity.as_str()]).inc();
-        }
     }
 }

@@ -83,6 +83,16 @@ impl Scorer {
     }
 
     /// Profile name and feature names.
+    pub fn alerts(&self) -> &AlertTracker {
+        &self.tracker
+    }
+
+    /// The alert tracker, to restore it.
+    pub fn alerts_mut(&mut self) -> &mut AlertTracker {
+        &mut self.tracker
+    }
+
+    /// Profile name and feature names.
     pub fn profile(&self) -> (&str, &[String]) {
         (&self.profile, &self.features)
     }

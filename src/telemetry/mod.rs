@@ -185,6 +185,12 @@ pub struct Telemetry {
     pub export_queue: Family,
     /// See [`names::ALERTS_SENT`].
     pub alerts_sent: Family,
+    /// See [`names::ALERTS_FAILED`].
+    pub alerts_failed: Family,
+    /// See [`names::ALERT_RETRIES`].
+    pub alert_retries: Family,
+    /// See [`names::ALERT_QUEUE`].
+    pub alert_queue: Family,
     /// See [`names::BUILD_INFO`].
     pub build_info: Family,
 }
@@ -253,9 +259,22 @@ impl Default for Telemetry {
             ),
             alerts_sent: Family::new(
                 ALERTS_SENT,
-                "Alert notifications, by channel and severity.",
+                "Alert notifications delivered, by channel and severity.",
                 Counter,
                 &["channel", "severity"],
+            ),
+            alerts_failed: Family::new(
+                ALERTS_FAILED,
+                "Alert notifications not delivered, by channel and reason.",
+                Counter,
+                &["channel", "reason"],
+            ),
+            alert_retries: Family::new(ALERT_RETRIES, "Alert delivery retries.", Counter, &["channel"]),
+            alert_queue: Family::new(
+                ALERT_QUEUE,
+                "Notifications waiting in a channel's queue.",
+                Gauge,
+                &["channel"],
             ),
             build_info: Family::new(
                 BUILD_INFO,
@@ -298,6 +317,9 @@ impl Telemetry {
             &self.export_retries,
             &self.export_queue,
             &self.alerts_sent,
+            &self.alerts_failed,
+            &self.alert_retries,
+            &self.alert_queue,
         ] {
             f.render(out);
         }

@@ -26,7 +26,13 @@ pub const EXPORT_FAILED: &str = "dwcp_anomaly_export_samples_failed_total";
 pub const EXPORT_RETRIES: &str = "dwcp_anomaly_export_retries_total";
 /// Checks waiting in an exporter's queue.
 pub const EXPORT_QUEUE: &str = "dwcp_anomaly_export_queue_depth";
-/// Alerts (log notifications so far), by channel and severity.
+/// Alert notifications delivered, by channel and severity.
 pub const ALERTS_SENT: &str = "dwcp_anomaly_alerts_sent_total";
+/// Alert notifications not delivered, by channel and reason.
+pub const ALERTS_FAILED: &str = "dwcp_anomaly_alerts_failed_total";
+/// Alert delivery retries, by channel.
+pub const ALERT_RETRIES: &str = "dwcp_anomaly_alert_retries_total";
+/// Notifications waiting in a channel's queue.
+pub const ALERT_QUEUE: &str = "dwcp_anomaly_alert_queue_depth";
 /// Constant 1 with version and backend labels.
 pub const BUILD_INFO: &str = "dwcp_anomaly_build_info";
