@@ -357,6 +357,55 @@ pub fn check_mailbox(s: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
+
+    fn errors(yaml: &str) -> Vec<String> {
+        Config::parse(yaml)
+            .unwrap()
+            .validate()
+            .into_iter()
+            .map(|e| format!("{}: {}", e.path, e.reason))
+            .collect()
+    }
+
+    #[test]
+    fn an_unknown_channel_is_an_unknown_key_with_its_line() {
+        let err = Config::parse("alert:\n  throttle: 1m\n  teams_enabled: true\n").unwrap_err();
+        assert_eq!((err.path.as_str(), err.line), ("alert.teams_enabled", Some(3)));
+    }
+
+    #[test]
+    fn every_channel_names_what_it_misses() {
+        let e = errors(
+            "alert:\n  pagerduty_enabled: true\n  email_enabled: true\n  email_to: [ops]\n  \
+             webhook_url: ftp://x\n  alertmanager_urls: [am:9093]\n",
+        );
+        let has = |p: &str| e.iter().any(|x| x.starts_with(p));
+        for key in [
+            "alert.pagerduty_routing_key",
+            "alert.email_to[0]: not an email address",
+            "alert.email_from",
+            "alert.email_smtp_host",
+            "alert.webhook_url",
+            "alert.alertmanager_urls[0]",
+        ] {
+            assert!(has(key), "{key} missing from {e:#?}");
+        }
+    }
+
+    #[test]
+    fn a_secret_file_fills_its_key_and_is_masked() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("pd");
+        std::fs::write(&key, "R0UTING\n").unwrap();
+        let cfg_path = dir.path().join("c.yaml");
+        let yaml =
+            format!("alert:\n  pagerduty_enabled: true\n  pagerduty_routing_key_file: {}\n", key.display());
+        std::fs::write(&cfg_path, yaml).unwrap();
+        let cfg = Config::load(Some(&cfg_path)).unwrap();
+        assert_eq!(cfg.alert.pagerduty_routing_key, "R0UTING");
+        assert!(!cfg.to_yaml().contains("R0UTING"));
+    }
 
     #[test]
     fn mailboxes() {
