@@ -8,14 +8,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Proc, eventually, free_port, get_ok, service_bin, spawn};
+use common::{Proc, eventually, free_port, push_simulated, start_service, trained_state};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
-
-fn run(args: &[&str]) {
-    let out = Command::new(service_bin()).args(args).output().unwrap();
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
 
 /// Event kinds the webhook received, in order.
 async fn kinds(server: &MockServer) -> Vec<String> {
@@ -26,31 +21,12 @@ async fn kinds(server: &MockServer) -> Vec<String> {
         .collect()
 }
 
-fn start(name: &str, dir: &Path, port: u16, state: &Path, webhook: &str) -> Proc {
-    let cfg = dir.join(format!("{name}.yaml"));
-    std::fs::write(
-        &cfg,
-        format!(
-            "check_interval: 1s\nlisten: 127.0.0.1:{port}\nstate_dir: {}\n\
-             alert:\n  webhook_url: {webhook}\n  webhook_min_severity: info\n  resolve_after: 3\n",
-            state.display()
-        ),
+fn config(state: &Path, webhook: &str) -> String {
+    format!(
+        "check_interval: 1s\nstate_dir: {}\n\
+         alert:\n  webhook_url: {webhook}\n  webhook_min_severity: info\n  resolve_after: 3\n",
+        state.display()
     )
-    .unwrap();
-    spawn(name, &service_bin(), &["serve".into(), "--config".into(), cfg.display().to_string()], dir)
-}
-
-/// Pushes `duration` of one simulated entity in real time, with a spike from `anomaly` on.
-fn push(port: u16, duration: &str, anomaly: Option<&str>) {
-    let url = format!("http://127.0.0.1:{port}/api/v1/write");
-    let mut args = vec!["simulate", "--entities", "1", "--step", "1s", "--seed", "3"];
-    let spec;
-    if let Some(a) = anomaly {
-        spec = format!("1:spike:{a}");
-        args.extend(["--anomaly", &spec]);
-    }
-    args.extend(["push", "--url", &url, "--duration", duration]);
-    run(&args);
 }
 
 fn stop(p: &mut Proc) {
@@ -66,35 +42,15 @@ fn stop(p: &mut Proc) {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_restart_neither_repages_nor_forgets_to_resolve() {
     let dir = tempfile::tempdir().unwrap();
-    let (data, state) = (dir.path().join("data"), dir.path().join("state"));
-    run(&[
-        "simulate",
-        "--entities",
-        "1",
-        "--step",
-        "10s",
-        "--seed",
-        "3",
-        "csv",
-        "--out",
-        data.to_str().unwrap(),
-        "--duration",
-        "2h",
-    ]);
-    run(&["train", "--data", data.to_str().unwrap(), "--state-dir", state.to_str().unwrap()]);
+    let state = trained_state(dir.path());
 
     let hook = MockServer::start().await;
     Mock::given(method("POST")).respond_with(ResponseTemplate::new(200)).mount(&hook).await;
-    let client = dwcp_anomaly::http_client().build().unwrap();
 
     let port = free_port();
-    let mut first = start("serve1", dir.path(), port, &state, &hook.uri());
-    eventually(Duration::from_secs(20), "first service ready", || {
-        get_ok(&client, format!("http://127.0.0.1:{port}/-/ready"))
-    })
-    .await;
+    let mut first = start_service("serve1", dir.path(), port, &config(&state, &hook.uri())).await;
     // Normal traffic, then a spike that lasts beyond the first service's life.
-    push(port, "12s", Some("4s:60s"));
+    push_simulated(port, "12s", Some("4s:60s"));
     let fired = eventually(Duration::from_secs(15), "a firing notification", || async {
         let k = kinds(&hook).await;
         k.iter().any(|k| k == "firing").then_some(k)
@@ -106,16 +62,12 @@ async fn a_restart_neither_repages_nor_forgets_to_resolve() {
     let before = kinds(&hook).await;
 
     let port2 = free_port();
-    let second = start("serve2", dir.path(), port2, &state, &hook.uri());
-    eventually(Duration::from_secs(20), "second service ready", || {
-        get_ok(&client, format!("http://127.0.0.1:{port2}/-/ready"))
-    })
-    .await;
+    let second = start_service("serve2", dir.path(), port2, &config(&state, &hook.uri())).await;
     let log2 = std::fs::read_to_string(&second.log).unwrap();
     assert!(log2.contains("Restored alert state."), "{log2}\n--- first service ---\n{log}");
     // The spike goes on, then traffic is normal again.
-    push(port2, "6s", Some("0s:6s"));
-    push(port2, "10s", None);
+    push_simulated(port2, "6s", Some("0s:6s"));
+    push_simulated(port2, "10s", None);
     let after = eventually(Duration::from_secs(15), "a resolved notification", || async {
         let k = kinds(&hook).await;
         k.iter().any(|k| k == "resolved").then_some(k)

@@ -8,6 +8,7 @@
 //! always on; the seed's channels (Alertmanager, Slack, PagerDuty, webhook, email) plug in
 //! behind the same [`AlertEvent`].
 
+pub mod alertmanager;
 pub mod dispatch;
 pub mod state;
 pub mod webhook;
@@ -181,10 +182,15 @@ pub fn dispatcher(
     active: &[AlertEvent],
 ) -> Result<dispatch::Dispatcher, reqwest::Error> {
     let a = &cfg.alert;
-    let _ = active;
     let client = crate::http_client().timeout(a.timeout).build()?;
     let links = Links::new(cfg);
     let mut d = dispatch::Dispatcher::new(a.log_anomalies, telemetry);
+    if !a.alertmanager_urls.is_empty() {
+        let floor = a.alertmanager_min_severity.rank();
+        let active: Vec<AlertEvent> = active.iter().filter(|e| e.severity as u8 >= floor).cloned().collect();
+        let channel = alertmanager::Alertmanager::new(client.clone(), a, links.clone(), &active);
+        d.add(channel, a.alertmanager_min_severity, a, shutdown);
+    }
     if !a.webhook_url.is_empty() {
         let channel = webhook::Webhook::new(client.clone(), &a.webhook_url, &a.webhook_secret, links.clone());
         d.add(channel, a.webhook_min_severity, a, shutdown);

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -138,9 +138,12 @@ async fn status(State(st): State<AppState>) -> impl IntoResponse {
     axum::Json(status_json(&check))
 }
 
-async fn page(State(st): State<AppState>) -> Html<String> {
+async fn page(
+    State(st): State<AppState>,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> Html<String> {
     let check = st.scores.read().clone();
-    Html(page::render(&check))
+    Html(page::render(&check, q.get("entity").map(String::as_str)))
 }
 
 #[cfg(test)]

@@ -186,3 +186,60 @@ pub fn start_prometheus(name: &str, port: u16, config: &str, dir: &Path, receive
     }
     spawn(name, &bin, &args, dir)
 }
+
+/// Runs the service binary with `args` to completion; panics with its stderr on failure.
+pub fn run_cli(args: &[&str]) -> std::process::Output {
+    let out = Command::new(service_bin()).args(args).output().unwrap();
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+/// Trains a state directory on 2 h of one simulated entity (seed 3), so a service started
+/// with it scores at once instead of warming up.
+pub fn trained_state(dir: &Path) -> PathBuf {
+    let (data, state) = (dir.join("data"), dir.join("state"));
+    let (data_s, state_s) = (data.to_str().unwrap(), state.to_str().unwrap());
+    run_cli(&[
+        "simulate",
+        "--entities",
+        "1",
+        "--step",
+        "10s",
+        "--seed",
+        "3",
+        "csv",
+        "--out",
+        data_s,
+        "--duration",
+        "2h",
+    ]);
+    run_cli(&["train", "--data", data_s, "--state-dir", state_s]);
+    state
+}
+
+/// Pushes `duration` of that entity to the service on `port` in real time, with a spike
+/// (`START:DURATION`, e.g. `4s:60s`) when given.
+pub fn push_simulated(port: u16, duration: &str, spike: Option<&str>) {
+    let url = format!("http://127.0.0.1:{port}/api/v1/write");
+    let mut args = vec!["simulate", "--entities", "1", "--step", "1s", "--seed", "3"];
+    let spec;
+    if let Some(a) = spike {
+        spec = format!("1:spike:{a}");
+        args.extend(["--anomaly", &spec]);
+    }
+    args.extend(["push", "--url", &url, "--duration", duration]);
+    run_cli(&args);
+}
+
+/// Starts `serve` with `config` (YAML; `listen` is set to `port`) and waits until it is ready.
+pub async fn start_service(name: &str, dir: &Path, port: u16, config: &str) -> Proc {
+    let cfg = dir.join(format!("{name}.yaml"));
+    std::fs::write(&cfg, format!("listen: 127.0.0.1:{port}\n{config}")).unwrap();
+    let p = spawn(name, &service_bin(), &["serve".into(), "--config".into(), cfg.display().to_string()], dir);
+    let client = dwcp_anomaly::http_client().build().unwrap();
+    eventually(Duration::from_secs(20), &format!("{name} ready"), || {
+        get_ok(&client, format!("http://127.0.0.1:{port}/-/ready"))
+    })
+    .await;
+    p
+}
