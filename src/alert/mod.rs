@@ -10,6 +10,8 @@
 
 pub mod alertmanager;
 pub mod dispatch;
+pub mod pagerduty;
+pub mod slack;
 pub mod state;
 pub mod webhook;
 
@@ -191,6 +193,20 @@ pub fn dispatcher(
         let channel = alertmanager::Alertmanager::new(client.clone(), a, links.clone(), &active);
         d.add(channel, a.alertmanager_min_severity, a, shutdown);
     }
+    if a.slack_enabled {
+        let channel =
+            slack::Slack::new(client.clone(), &a.slack_webhook_url, &a.slack_channel, links.clone());
+        d.add(channel, a.slack_min_severity, a, shutdown);
+    }
+    if a.pagerduty_enabled {
+        let channel = pagerduty::PagerDuty::new(
+            client.clone(),
+            &a.pagerduty_url,
+            &a.pagerduty_routing_key,
+            links.clone(),
+        );
+        d.add(channel, a.pagerduty_min_severity, a, shutdown);
+    }
     if !a.webhook_url.is_empty() {
         let channel = webhook::Webhook::new(client.clone(), &a.webhook_url, &a.webhook_secret, links.clone());
         d.add(channel, a.webhook_min_severity, a, shutdown);
@@ -243,12 +259,12 @@ impl Links {
     }
 }
 
-fn finite(v: f64) -> serde_json::Value {
+pub(crate) fn finite(v: f64) -> serde_json::Value {
     if v.is_finite() { json!(v) } else { serde_json::Value::Null }
 }
 
 /// A value for people: at most 4 decimals, `unknown` for NaN.
-fn number(v: f64) -> String {
+pub(crate) fn number(v: f64) -> String {
     if !v.is_finite() {
         return "unknown".to_string();
     }
