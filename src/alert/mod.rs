@@ -10,6 +10,7 @@
 
 pub mod alertmanager;
 pub mod dispatch;
+pub mod email;
 pub mod pagerduty;
 pub mod slack;
 pub mod state;
@@ -175,6 +176,17 @@ impl AlertEvent {
     }
 }
 
+/// Why the alert channels could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// The HTTP client could not be built.
+    #[error("cannot build the alert HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+    /// The email channel's settings are unusable.
+    #[error("{0}")]
+    Email(#[from] email::EmailConfigError),
+}
+
 /// Builds the dispatcher with every configured channel. `active` are the alerts firing at
 /// start (restored state), which channels that keep alerts visible (Alertmanager) take over.
 pub fn dispatcher(
@@ -182,7 +194,7 @@ pub fn dispatcher(
     telemetry: std::sync::Arc<crate::telemetry::Telemetry>,
     shutdown: &tokio::sync::watch::Receiver<bool>,
     active: &[AlertEvent],
-) -> Result<dispatch::Dispatcher, reqwest::Error> {
+) -> Result<dispatch::Dispatcher, SetupError> {
     let a = &cfg.alert;
     let client = crate::http_client().timeout(a.timeout).build()?;
     let links = Links::new(cfg);
@@ -206,6 +218,9 @@ pub fn dispatcher(
             links.clone(),
         );
         d.add(channel, a.pagerduty_min_severity, a, shutdown);
+    }
+    if a.email_enabled {
+        d.add(email::Email::new(a, links.clone())?, a.email_min_severity, a, shutdown);
     }
     if !a.webhook_url.is_empty() {
         let channel = webhook::Webhook::new(client.clone(), &a.webhook_url, &a.webhook_secret, links.clone());

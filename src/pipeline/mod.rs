@@ -41,6 +41,9 @@ pub enum PipelineError {
     /// An HTTP client could not be built.
     #[error("cannot build HTTP client: {0}")]
     Client(#[from] reqwest::Error),
+    /// An alert channel could not be set up.
+    #[error("{0}")]
+    Alert(#[from] crate::alert::SetupError),
 }
 
 /// The vectorizer as the ingest stage's sink.
