@@ -30,11 +30,11 @@ echo "==> cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --quiet -- -D warnings
 echo "==> cargo test"
 cargo test --all-targets --quiet
-echo "==> promtool"
-if [ -f rules/dwcp-anomaly.rules.yml ]; then
-  promtool check rules rules/dwcp-anomaly.rules.yml
-  promtool test rules rules/tests.yml
-fi
+echo "==> promtool and amtool: rules and example configs"
+promtool check rules rules/dwcp-anomaly.rules.yml
+promtool test rules rules/tests.yml
+promtool check config --syntax-only examples/prometheus.yml examples/prometheus-scores.yml
+amtool check-config examples/alertmanager.yml
 if [ -d training/tests ]; then
   echo "==> pytest training/tests"
   python3 -m pytest -q training/tests
