@@ -2,14 +2,17 @@
 //! document, severity routing, retry after a 5xx, no retry after a 4xx, and a hanging channel
 //! that delays nobody else.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::{ALERT_T0, alert_event};
 use dwcp_anomaly::alert::dispatch::Dispatcher;
 use dwcp_anomaly::alert::pagerduty::PagerDuty;
 use dwcp_anomaly::alert::slack::Slack;
 use dwcp_anomaly::alert::webhook::{SIGNATURE_HEADER, Webhook, signature};
-use dwcp_anomaly::alert::{AlertEvent, AlertKind, FeatureContribution, Links};
+use dwcp_anomaly::alert::{AlertEvent, AlertKind, Links};
 use dwcp_anomaly::config::{AlertConfig, MinSeverity};
 use dwcp_anomaly::detect::Severity;
 use dwcp_anomaly::rfc3339;
@@ -19,35 +22,12 @@ use tokio::sync::watch;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-const T0: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
+const T0: i64 = ALERT_T0;
 
 fn event(kind: AlertKind, severity: Severity, at: i64) -> AlertEvent {
-    AlertEvent {
-        kind,
-        labels: Arc::from(vec![
-            ("instance".to_string(), "n1".to_string()),
-            ("job".to_string(), "dwcp".to_string()),
-        ]),
-        profile: "dwcp".into(),
-        severity,
-        confidence: if kind == AlertKind::Resolved { 0.0 } else { 0.93 },
-        features: vec![
-            FeatureContribution {
-                feature: "latency_ms".into(),
-                contribution: 0.75,
-                value: 310.0,
-                expected: 40.0,
-            },
-            FeatureContribution {
-                feature: "jitter_ms".into(),
-                contribution: 0.2,
-                value: 9.5,
-                expected: f64::NAN,
-            },
-        ],
-        started_ms: T0,
-        timestamp_ms: at,
-    }
+    let confidence = if kind == AlertKind::Resolved { 0.0 } else { 0.93 };
+    let features = [("latency_ms", 0.75, 310.0, 40.0), ("jitter_ms", 0.2, 9.5, f64::NAN)];
+    alert_event(kind, severity, confidence, &features, at)
 }
 
 fn links() -> Links {

@@ -10,10 +10,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{eventually, free_port};
+use common::{ALERT_T0, alert_event, eventually, free_port};
 use dwcp_anomaly::alert::dispatch::Dispatcher;
 use dwcp_anomaly::alert::email::Email;
-use dwcp_anomaly::alert::{AlertEvent, AlertKind, FeatureContribution, Links};
+use dwcp_anomaly::alert::{AlertEvent, AlertKind, Links};
 use dwcp_anomaly::config::{AlertConfig, SmtpTls};
 use dwcp_anomaly::detect::Severity;
 use dwcp_anomaly::telemetry::Telemetry;
@@ -90,24 +90,7 @@ fn links() -> Links {
 }
 
 fn event(kind: AlertKind) -> AlertEvent {
-    AlertEvent {
-        kind,
-        labels: Arc::from(vec![
-            ("instance".to_string(), "n1".to_string()),
-            ("job".to_string(), "dwcp".to_string()),
-        ]),
-        profile: "dwcp".into(),
-        severity: Severity::Critical,
-        confidence: 0.97,
-        features: vec![FeatureContribution {
-            feature: "cpu_pct".into(),
-            contribution: 0.8,
-            value: 97.5,
-            expected: 45.0,
-        }],
-        started_ms: 1_767_225_600_000,
-        timestamp_ms: 1_767_225_660_000,
-    }
+    alert_event(kind, Severity::Critical, 0.97, &[("cpu_pct", 0.8, 97.5, 45.0)], ALERT_T0 + 60_000)
 }
 
 async fn deliver(cfg: &AlertConfig, events: &[AlertEvent]) -> Arc<Telemetry> {

@@ -5,10 +5,9 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Proc, eventually, free_port, push_simulated, start_service, trained_state};
+use common::{eventually, free_port, push_simulated, start_service, stop, trained_state};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -27,16 +26,6 @@ fn config(state: &Path, webhook: &str) -> String {
          alert:\n  webhook_url: {webhook}\n  webhook_min_severity: info\n  resolve_after: 3\n",
         state.display()
     )
-}
-
-fn stop(p: &mut Proc) {
-    let status = Command::new("kill").args(["-TERM", &p.pid().to_string()]).status().unwrap();
-    assert!(status.success());
-    let start = Instant::now();
-    while p.alive() {
-        assert!(start.elapsed() < Duration::from_secs(15), "still running after SIGTERM\n{}", p.tail());
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -141,12 +141,9 @@ impl AlertEvent {
         s
     }
 
-    /// The documented JSON form (the generic webhook's body; see `docs/alerting.md`).
-    pub fn to_json(&self, links: &Links) -> serde_json::Value {
-        let entity: serde_json::Map<String, serde_json::Value> =
-            self.labels.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
-        let features: Vec<serde_json::Value> = self
-            .features
+    /// The top features as JSON objects: name, contribution, value, expected (NaN → null).
+    pub fn features_json(&self) -> Vec<serde_json::Value> {
+        self.features
             .iter()
             .map(|f| {
                 json!({
@@ -156,7 +153,13 @@ impl AlertEvent {
                     "expected": finite(f.expected),
                 })
             })
-            .collect();
+            .collect()
+    }
+
+    /// The documented JSON form (the generic webhook's body; see `docs/alerting.md`).
+    pub fn to_json(&self, links: &Links) -> serde_json::Value {
+        let entity: serde_json::Map<String, serde_json::Value> =
+            self.labels.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
         json!({
             "version": "1",
             "status": self.status(),
@@ -165,7 +168,7 @@ impl AlertEvent {
             "confidence": self.confidence,
             "profile": self.profile,
             "entity": entity,
-            "features": features,
+            "features": self.features_json(),
             "summary": self.summary(),
             "description": self.description(),
             "started_at": crate::rfc3339::format(self.started_ms),
@@ -274,7 +277,7 @@ impl Links {
     }
 }
 
-pub(crate) fn finite(v: f64) -> serde_json::Value {
+fn finite(v: f64) -> serde_json::Value {
     if v.is_finite() { json!(v) } else { serde_json::Value::Null }
 }
 

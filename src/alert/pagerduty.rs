@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use serde_json::{Value, json};
 
 use super::dispatch::{Channel, SendError, post_json};
-use super::{AlertEvent, AlertKind, Links, finite};
+use super::{AlertEvent, AlertKind, Links};
 use crate::detect::Severity;
 
 /// The PagerDuty channel.
@@ -64,18 +64,6 @@ impl PagerDuty {
             Severity::Warning => "warning",
             Severity::Info | Severity::None => "info",
         };
-        let features: Vec<Value> = e
-            .features
-            .iter()
-            .map(|f| {
-                json!({
-                    "name": f.feature,
-                    "contribution": f.contribution,
-                    "value": finite(f.value),
-                    "expected": finite(f.expected),
-                })
-            })
-            .collect();
         let summary: String = e.summary().chars().take(1024).collect();
         let mut payload = json!({
             "summary": summary,
@@ -88,7 +76,7 @@ impl PagerDuty {
                 "entity": e.entity(),
                 "confidence": e.confidence,
                 "started_at": crate::rfc3339::format(e.started_ms),
-                "features": features,
+                "features": e.features_json(),
             },
         });
         if let Some(job) = label("job") {

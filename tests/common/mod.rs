@@ -243,3 +243,49 @@ pub async fn start_service(name: &str, dir: &Path, port: u16, config: &str) -> P
     .await;
     p
 }
+
+/// Sends SIGTERM to `p` and waits (15 s at most) for it to exit.
+pub fn stop(p: &mut Proc) {
+    let status = Command::new("kill").args(["-TERM", &p.pid().to_string()]).status().unwrap();
+    assert!(status.success());
+    let start = Instant::now();
+    while p.alive() {
+        assert!(start.elapsed() < Duration::from_secs(15), "still running 15 s after SIGTERM\n{}", p.tail());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// An alert event for entity `instance="n1",job="dwcp"` (profile dwcp) that started at
+/// 2026-01-01T00:00:00Z, with `features` as (name, contribution, value, expected).
+pub fn alert_event(
+    kind: dwcp_anomaly::alert::AlertKind,
+    severity: dwcp_anomaly::detect::Severity,
+    confidence: f64,
+    features: &[(&str, f64, f64, f64)],
+    at_ms: i64,
+) -> dwcp_anomaly::alert::AlertEvent {
+    dwcp_anomaly::alert::AlertEvent {
+        kind,
+        labels: std::sync::Arc::from(vec![
+            ("instance".to_string(), "n1".to_string()),
+            ("job".to_string(), "dwcp".to_string()),
+        ]),
+        profile: "dwcp".into(),
+        severity,
+        confidence,
+        features: features
+            .iter()
+            .map(|&(feature, contribution, value, expected)| dwcp_anomaly::alert::FeatureContribution {
+                feature: feature.into(),
+                contribution,
+                value,
+                expected,
+            })
+            .collect(),
+        started_ms: ALERT_T0,
+        timestamp_ms: at_ms,
+    }
+}
+
+/// 2026-01-01T00:00:00Z in ms, the start of [`alert_event`]'s anomaly.
+pub const ALERT_T0: i64 = 1_767_225_600_000;
