@@ -293,12 +293,11 @@ pub(crate) fn number(v: f64) -> String {
 
 #[derive(Debug)]
 struct Firing {
-    severity: Severity,
     normal_checks: u32,
-    started_ms: i64,
     /// Whether a firing or escalated event went out (a throttled one does not).
     notified: bool,
-    /// The last firing or escalated event, re-sent to channels after a restart.
+    /// The last firing or escalated event (its severity and start are the alert's), re-sent
+    /// to channels after a restart.
     last: AlertEvent,
 }
 
@@ -364,24 +363,15 @@ impl AlertTracker {
         let kind = match self.firing.get_mut(&entity) {
             None => {
                 let last = event(AlertKind::Firing, score.severity, score.confidence, now_ms);
-                self.firing.insert(
-                    entity,
-                    Firing {
-                        severity: score.severity,
-                        normal_checks: 0,
-                        started_ms: now_ms,
-                        notified: false,
-                        last,
-                    },
-                );
+                self.firing.insert(entity, Firing { normal_checks: 0, notified: false, last });
                 AlertKind::Firing
             }
             Some(f) => {
                 f.normal_checks = 0;
-                if score.severity <= f.severity {
+                // An escalation is never throttled, so `last` takes the new severity below.
+                if score.severity <= f.last.severity {
                     return None;
                 }
-                f.severity = score.severity;
                 AlertKind::Escalated
             }
         };
@@ -395,7 +385,7 @@ impl AlertTracker {
         self.last_sent.insert(key, now_ms);
         let f = self.firing.get_mut(&entity)?;
         f.notified = true;
-        f.last = event(kind, score.severity, score.confidence, f.started_ms);
+        f.last = event(kind, score.severity, score.confidence, f.last.started_ms);
         Some(f.last.clone())
     }
 
@@ -437,13 +427,7 @@ impl AlertTracker {
     pub fn restore(&mut self, saved: state::TrackerState) {
         for f in saved.firing {
             let Some(last) = f.event.into_event() else { continue };
-            let firing = Firing {
-                severity: last.severity,
-                normal_checks: f.normal_checks,
-                started_ms: last.started_ms,
-                notified: true,
-                last,
-            };
+            let firing = Firing { normal_checks: f.normal_checks, notified: true, last };
             self.firing.insert(f.entity, firing);
         }
         for s in saved.sent {
