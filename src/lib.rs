@@ -33,3 +33,13 @@ pub fn http_client() -> reqwest::ClientBuilder {
     });
     reqwest::Client::builder()
 }
+
+/// A response's `Retry-After` in seconds (the HTTP-date form is not used by the receivers
+/// this service talks to and is ignored).
+pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<std::time::Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(std::time::Duration::from_secs)
+}

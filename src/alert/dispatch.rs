@@ -80,12 +80,7 @@ pub async fn post_body(req: reqwest::RequestBuilder, body: Vec<u8>) -> Result<()
     if status.is_success() {
         return Ok(());
     }
-    let after = resp
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
+    let after = crate::retry_after(resp.headers());
     let text = resp.text().await.unwrap_or_default();
     let text: String = text.trim().chars().take(200).collect();
     let reason = format!("HTTP {}: {text}", status.as_u16());

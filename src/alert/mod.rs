@@ -74,7 +74,7 @@ pub struct AlertEvent {
 impl AlertEvent {
     /// `job="a",instance="b"` for logs and messages.
     pub fn entity(&self) -> String {
-        self.labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect::<Vec<_>>().join(",")
+        crate::vectorize::entity_string(&self.labels)
     }
 
     /// `firing` or `resolved` (an escalation is still firing).

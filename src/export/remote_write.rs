@@ -6,7 +6,6 @@
 //! `Retry-After`); 4xx responses are not retried, as the remote-write spec requires.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use reqwest::StatusCode;
 use tokio::sync::{mpsc, watch};
@@ -109,12 +108,7 @@ impl RemoteWriteClient {
                 Ok(resp)
                     if resp.status() == StatusCode::TOO_MANY_REQUESTS || resp.status().is_server_error() =>
                 {
-                    wait = resp
-                        .headers()
-                        .get("Retry-After")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<u64>().ok())
-                        .map(Duration::from_secs);
+                    wait = crate::retry_after(resp.headers());
                     debug!(exporter = %self.id, status = %resp.status(), "Remote-write target asked to retry.");
                 }
                 Ok(resp) => {

@@ -14,10 +14,7 @@ pub fn render(check: &CheckScores, only: Option<&str>) -> String {
     let mut rows = String::new();
     let mut anomalous = 0;
     let selected = |e: &&crate::export::EntityScores| {
-        only.is_none_or(|o| {
-            let id: Vec<String> = e.labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
-            id.join(",") == o
-        })
+        only.is_none_or(|o| crate::vectorize::entity_string(&e.labels) == o)
     };
     for e in check.entities.iter().filter(selected) {
         let labels: Vec<String> = e.labels.iter().map(|(k, v)| format!("{k}={}", esc(v))).collect();

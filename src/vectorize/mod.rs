@@ -30,6 +30,11 @@ pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
 /// An entity's identifying labels, in the profile's order, empty values omitted.
 pub type EntityLabels = Arc<[(String, String)]>;
 
+/// An entity as people read it and links name it: `job="a",instance="b"`.
+pub fn entity_string(labels: &[(String, String)]) -> String {
+    labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect::<Vec<_>>().join(",")
+}
+
 /// Why the vectorizer refused a sample (counted by the caller).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
