@@ -177,7 +177,7 @@ impl Channel for Alertmanager {
     }
 
     async fn send(&self, event: &AlertEvent) -> Result<(), SendError> {
-        let body = self.body_for(event, crate::pipeline::now_ms());
+        let body = self.body_for(event, crate::rfc3339::now_ms());
         self.post_all(&body).await
     }
 
@@ -186,7 +186,7 @@ impl Channel for Alertmanager {
     }
 
     async fn resend(&self) -> Result<(), SendError> {
-        match self.resend_body(crate::pipeline::now_ms()) {
+        match self.resend_body(crate::rfc3339::now_ms()) {
             Some(body) => self.post_all(&body).await,
             None => Ok(()),
         }

@@ -14,7 +14,7 @@ pub mod train;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
 
@@ -72,10 +72,7 @@ pub struct Pipeline {
     ready: Arc<AtomicBool>,
 }
 
-/// Milliseconds since the Unix epoch, now.
-pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
-}
+pub use crate::rfc3339::now_ms;
 
 impl Pipeline {
     /// Builds every stage from `cfg`.
