@@ -9,11 +9,10 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use dwcp_anomaly::config::{Config, LogFormat};
 use dwcp_anomaly::http::{self, AppState};
-use dwcp_anomaly::ingest::remote_write::Limits;
 use dwcp_anomaly::pipeline::Pipeline;
 use dwcp_anomaly::simulate::{self, Injection, PushOptions, Simulator};
 use dwcp_anomaly::telemetry::Telemetry;
@@ -100,6 +99,9 @@ struct ServeArgs {
     /// State directory, overriding `state_dir` in the config.
     #[arg(long)]
     state_dir: Option<PathBuf>,
+    /// OTLP/gRPC listen address, overriding `otlp.grpc_listen` in the config.
+    #[arg(long)]
+    otlp_grpc_listen: Option<SocketAddr>,
     /// Also feed the service simulated DWCP traffic with injected anomalies (1 s checks).
     #[arg(long)]
     demo: bool,
@@ -247,35 +249,54 @@ async fn serve(args: ServeArgs) -> Result<()> {
     if let Some(dir) = args.state_dir {
         cfg.state_dir = Some(dir);
     }
+    if let Some(a) = args.otlp_grpc_listen {
+        cfg.otlp.grpc_listen = Some(a);
+    }
     if args.demo {
         cfg.check_interval = Duration::from_secs(1);
         info!("Demo mode: 1 s checks, simulated traffic for 5 entities with an anomaly about every 40 s.");
-    }
-    if cfg.alert.slack_enabled {
-        warn!(
-            "alert.slack_enabled is set, but the Slack channel is not built yet; anomalies are logged only."
-        );
     }
     if let Some(dir) = &cfg.state_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create state dir {}", dir.display()))?;
     }
     let telemetry = Arc::new(Telemetry::default());
     let pipeline = Pipeline::new(&cfg, Arc::clone(&telemetry)).context("cannot build pipeline")?;
-    let state = AppState {
-        sink: pipeline.sink(),
-        scores: pipeline.scoreboard(),
-        telemetry: Arc::clone(&telemetry),
-        limits: Limits { max_decoded_bytes: cfg.ingest.max_decoded_bytes },
-        max_request_bytes: cfg.ingest.max_request_bytes,
-        ready: pipeline.ready_flag(),
-    };
+    let state = AppState::new(
+        &cfg,
+        pipeline.sink(),
+        pipeline.scoreboard(),
+        Arc::clone(&telemetry),
+        pipeline.ready_flag(),
+    );
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
+    let grpc_listener = match cfg.otlp.grpc_listen {
+        Some(a) => Some(
+            tokio::net::TcpListener::bind(a)
+                .await
+                .with_context(|| format!("cannot listen on {a} (otlp.grpc_listen)"))?,
+        ),
+        None => None,
+    };
     let shutdown = shutdown_signal();
     let pipeline_task = pipeline.spawn(shutdown.clone())?;
-    info!(%addr, "Listening: POST /api/v1/write, GET /metrics, GET /.");
+    info!(%addr, "Listening: POST /api/v1/write, POST /v1/metrics (OTLP/HTTP), GET /metrics, GET /.");
+    if let Some(l) = grpc_listener {
+        let grpc_addr = l.local_addr()?;
+        info!(addr = %grpc_addr, "Listening: OTLP/gRPC MetricsService/Export.");
+        let mut stop = shutdown.clone();
+        let grpc_state = state.clone();
+        tokio::spawn(async move {
+            let done = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            if let Err(e) = http::otlp::serve_grpc(l, grpc_state, done).await {
+                error!(error = %e, "OTLP/gRPC server failed.");
+            }
+        });
+    }
     if args.demo {
         let sim = demo_simulator();
         let opts = PushOptions {

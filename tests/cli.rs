@@ -106,7 +106,13 @@ fn serve_shuts_down_gracefully_on_sigterm() {
     let mut p = spawn(
         "serve",
         &service_bin(),
-        &["serve".into(), "--listen".into(), format!("127.0.0.1:{port}")],
+        &[
+            "serve".into(),
+            "--listen".into(),
+            format!("127.0.0.1:{port}"),
+            "--otlp-grpc-listen".into(),
+            "127.0.0.1:0".into(),
+        ],
         dir.path(),
     );
     let start = Instant::now();
@@ -154,12 +160,7 @@ async fn trained_state_makes_entities_ready_at_once_and_a_corrupt_one_is_survive
         format!("check_interval: 1s\nlisten: 127.0.0.1:{port}\nstate_dir: {}\n", state.display()),
     )
     .unwrap();
-    let svc = spawn(
-        "serve",
-        &service_bin(),
-        &["serve".into(), "--config".into(), cfg.display().to_string()],
-        dir.path(),
-    );
+    let svc = spawn("serve", &service_bin(), &serve_args(&cfg, 0), dir.path());
     let client = dwcp_anomaly::http_client().build().unwrap();
     let base = format!("http://127.0.0.1:{port}");
     eventually(Duration::from_secs(20), "service ready", || get_ok(&client, format!("{base}/-/ready"))).await;
@@ -186,12 +187,7 @@ async fn trained_state_makes_entities_ready_at_once_and_a_corrupt_one_is_survive
         format!("check_interval: 1s\nlisten: 127.0.0.1:{port2}\nstate_dir: {}\n", state.display()),
     )
     .unwrap();
-    let svc2 = spawn(
-        "serve2",
-        &service_bin(),
-        &["serve".into(), "--config".into(), cfg.display().to_string()],
-        dir.path(),
-    );
+    let svc2 = spawn("serve2", &service_bin(), &serve_args(&cfg, 0), dir.path());
     eventually(Duration::from_secs(20), "service ready despite corrupt state", || {
         get_ok(&client, format!("http://127.0.0.1:{port2}/-/ready"))
     })

@@ -31,12 +31,7 @@ async fn flags_reach_prometheus_b_for_the_anomalous_entity_only() {
         ),
     )
     .unwrap();
-    let svc = spawn(
-        "service",
-        &service_bin(),
-        &["serve".into(), "--config".into(), svc_cfg.display().to_string()],
-        dir.path(),
-    );
+    let svc = spawn("service", &service_bin(), &serve_args(&svc_cfg, 0), dir.path());
 
     // The anomaly starts 60 s after the simulator and lasts 30 s.
     let sim = spawn(

@@ -12,6 +12,7 @@ mod duration;
 mod error;
 pub mod iforest;
 pub mod kmeans;
+pub mod otlp;
 pub mod sesd;
 
 use std::collections::BTreeMap;
@@ -25,6 +26,7 @@ pub use alert::{AlertConfig, MinSeverity, SmtpTls};
 pub use error::{ConfigError, ConfigErrors, LoadError};
 pub use iforest::IsolationForestConfig;
 pub use kmeans::KMeansConfig;
+pub use otlp::{OtlpConfig, OtlpExportConfig, OtlpProtocol};
 pub use sesd::SeasonalEsdConfig;
 
 /// Name of the built-in default profile.
@@ -49,6 +51,8 @@ pub struct Config {
     pub state_save_interval: Duration,
     /// Request limits for the ingest endpoints.
     pub ingest: IngestConfig,
+    /// OTLP receiver (gRPC listener, resource attribute mapping).
+    pub otlp: OtlpConfig,
     /// How samples become per-entity vectors.
     pub vectorize: VectorizeConfig,
     /// Detectors, ensemble threshold and severity bands.
@@ -70,6 +74,7 @@ impl Default for Config {
             state_dir: None,
             state_save_interval: Duration::from_secs(300),
             ingest: IngestConfig::default(),
+            otlp: OtlpConfig::default(),
             vectorize: VectorizeConfig::default(),
             detect: DetectConfig::default(),
             export: ExportConfig::default(),
@@ -87,11 +92,14 @@ pub struct IngestConfig {
     pub max_request_bytes: usize,
     /// Largest accepted body in bytes after decompression.
     pub max_decoded_bytes: usize,
+    /// Ingest requests (remote-write, OTLP/HTTP, OTLP/gRPC) handled at once; beyond it a
+    /// request is refused as retryable (HTTP 503 with `Retry-After`, gRPC `UNAVAILABLE`).
+    pub max_concurrent_requests: usize,
 }
 
 impl Default for IngestConfig {
     fn default() -> Self {
-        Self { max_request_bytes: 16 << 20, max_decoded_bytes: 64 << 20 }
+        Self { max_request_bytes: 16 << 20, max_decoded_bytes: 64 << 20, max_concurrent_requests: 64 }
     }
 }
 
@@ -300,8 +308,10 @@ impl Default for ZScoreConfig {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ExportConfig {
-    /// Remote-write 1.0 targets for the score series.
+    /// Remote-write targets for the score series.
     pub remote_write: Vec<RemoteWriteConfig>,
+    /// OTLP targets (a collector) for the score series.
+    pub otlp: Vec<OtlpExportConfig>,
 }
 
 /// One remote-write target.
@@ -446,12 +456,18 @@ impl Config {
             if self.ingest.max_decoded_bytes < self.ingest.max_request_bytes {
                 e.invalid("max_decoded_bytes", "must be >= max_request_bytes");
             }
+            if self.ingest.max_concurrent_requests == 0 {
+                e.invalid("max_concurrent_requests", "must be > 0");
+            }
         });
         errs.scope("vectorize", |e| self.vectorize.validate(e));
         errs.scope("detect", |e| self.detect.validate(e));
         errs.scope("export", |e| {
             for (i, rw) in self.export.remote_write.iter().enumerate() {
                 e.scope(&format!("remote_write[{i}]"), |e| rw.validate(e));
+            }
+            for (i, o) in self.export.otlp.iter().enumerate() {
+                e.scope(&format!("otlp[{i}]"), |e| o.validate(e));
             }
         });
         errs.scope("alert", |e| self.alert.validate(e));

@@ -22,9 +22,10 @@ impl From<IngestError> for ApiError {
         let status = match &e {
             IngestError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             IngestError::Unsupported { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            IngestError::Snappy(_) | IngestError::Protobuf(_) | IngestError::InvalidSeries(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            IngestError::Snappy(_)
+            | IngestError::Protobuf(_)
+            | IngestError::Decode { .. }
+            | IngestError::InvalidSeries(_) => StatusCode::BAD_REQUEST,
         };
         ApiError::Client(status, e.to_string())
     }

@@ -4,6 +4,7 @@
 //! service so tests can drive it with `oneshot` and no socket.
 
 mod error;
+pub mod otlp;
 mod page;
 
 use std::sync::Arc;
@@ -34,10 +35,38 @@ pub struct AppState {
     pub telemetry: Arc<Telemetry>,
     /// Decoding limits.
     pub limits: remote_write::Limits,
+    /// How OTLP data maps to series.
+    pub otlp: Arc<ingest::otlp::MapOptions>,
+    /// Ingest requests that may run at once (`ingest.max_concurrent_requests`).
+    pub in_flight: Arc<tokio::sync::Semaphore>,
     /// Largest request body.
     pub max_request_bytes: usize,
     /// True while the pipeline runs.
     pub ready: Arc<AtomicBool>,
+}
+
+impl AppState {
+    /// State for `cfg`'s limits and OTLP mapping over the pipeline's sink, scoreboard and flag.
+    pub fn new(
+        cfg: &crate::config::Config,
+        sink: Arc<dyn SampleSink>,
+        scores: Scoreboard,
+        telemetry: Arc<Telemetry>,
+        ready: Arc<AtomicBool>,
+    ) -> Self {
+        Self {
+            sink,
+            scores,
+            telemetry,
+            limits: remote_write::Limits { max_decoded_bytes: cfg.ingest.max_decoded_bytes },
+            otlp: Arc::new(ingest::otlp::MapOptions {
+                promote_resource_attributes: cfg.otlp.promote_resource_attributes.clone(),
+            }),
+            in_flight: Arc::new(tokio::sync::Semaphore::new(cfg.ingest.max_concurrent_requests)),
+            max_request_bytes: cfg.ingest.max_request_bytes,
+            ready,
+        }
+    }
 }
 
 /// The service's routes.
@@ -45,6 +74,7 @@ pub fn router(state: AppState) -> Router {
     let limit = state.max_request_bytes;
     Router::new()
         .route("/api/v1/write", post(remote_write_handler))
+        .route("/v1/metrics", post(otlp::http_handler))
         .route("/metrics", get(metrics))
         .route("/-/healthy", get(|| async { "Healthy.\n" }))
         .route("/-/ready", get(ready))
@@ -59,6 +89,10 @@ fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<&str> {
 }
 
 async fn remote_write_handler(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let Ok(_permit) = st.in_flight.clone().try_acquire_owned() else {
+        st.telemetry.requests.with(&["remote_write", "503"]).inc();
+        return ApiError::Overloaded.into_response();
+    };
     let result = remote_write::check_headers(
         header_str(&headers, header::CONTENT_TYPE),
         header_str(&headers, header::CONTENT_ENCODING),
@@ -66,12 +100,7 @@ async fn remote_write_handler(State(st): State<AppState>, headers: HeaderMap, bo
     .and_then(|()| ingest::remote_write::ingest(&body, st.limits, st.sink.as_ref()));
     let response = match result {
         Ok(out) => {
-            let t = &st.telemetry;
-            t.samples_received.with(&["remote_write"]).add(out.samples_received as f64);
-            t.samples_unmatched.with(&[]).add(out.samples_unmatched as f64);
-            for (r, n) in &out.rejected {
-                t.samples_rejected.with(&[r.as_str()]).add(*n as f64);
-            }
+            st.telemetry.record_ingest("remote_write", &out);
             if out.invalid() > 0 {
                 ApiError::from(ingest::IngestError::InvalidSeries(out.summary())).into_response()
             } else {

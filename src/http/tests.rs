@@ -9,15 +9,11 @@ use crate::proto::remote_write::{Encoder, compress};
 
 fn app() -> (Router, Arc<Telemetry>) {
     let telemetry = Arc::new(Telemetry::default());
-    let p = Pipeline::new(&Config::default(), Arc::clone(&telemetry)).unwrap();
-    let state = AppState {
-        sink: p.sink(),
-        scores: p.scoreboard(),
-        telemetry: Arc::clone(&telemetry),
-        limits: remote_write::Limits { max_decoded_bytes: 1 << 20 },
-        max_request_bytes: 64 << 10,
-        ready: p.ready_flag(),
-    };
+    let mut cfg = Config::default();
+    cfg.ingest.max_decoded_bytes = 1 << 20;
+    cfg.ingest.max_request_bytes = 64 << 10;
+    let p = Pipeline::new(&cfg, Arc::clone(&telemetry)).unwrap();
+    let state = AppState::new(&cfg, p.sink(), p.scoreboard(), Arc::clone(&telemetry), p.ready_flag());
     (router(state), telemetry)
 }
 

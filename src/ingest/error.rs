@@ -33,6 +33,14 @@ pub enum IngestError {
     /// Body is not a valid protobuf message (400).
     #[error("cannot decode protobuf WriteRequest: {0}")]
     Protobuf(#[source] WireError),
+    /// Body cannot be decoded: bad gzip, protobuf or JSON (400).
+    #[error("cannot decode {what}: {reason}")]
+    Decode {
+        /// What was being decoded.
+        what: &'static str,
+        /// The decoder's message.
+        reason: String,
+    },
     /// Every series was invalid, or some were (400, after keeping the valid ones).
     #[error("{0}")]
     InvalidSeries(String),

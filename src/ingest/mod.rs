@@ -1,4 +1,4 @@
-//! Ingest: decodes what senders push and hands validated series to a [`SampleSink`].
+//! Ingest: decodes what senders push (remote-write, OTLP) and hands validated series to a [`SampleSink`].
 //!
 //! First stage of the flow (**ingest** → vectorize). Ingest never scores: it checks each
 //! series (name, labels, timestamps), counts what it rejects by reason, and passes the valid
@@ -6,6 +6,7 @@
 //! be decoded at all.
 
 mod error;
+pub mod otlp;
 pub mod remote_write;
 
 use crate::proto::remote_write::SeriesRef;
@@ -39,11 +40,22 @@ pub enum RejectReason {
     MaxEntities,
     /// Not newer than the series' previous sample.
     OutOfOrder,
+    /// OTLP: a resource block without a resource (no `job`/`instance` can be derived).
+    MissingResource,
+    /// OTLP: a sum or histogram with delta temporality.
+    DeltaTemporality,
+    /// OTLP: an exponential histogram (not supported by the detectors).
+    ExponentialHistogram,
+    /// OTLP: a data point (or metric) without a value, or a histogram whose bucket counts do
+    /// not match its bounds.
+    MissingValue,
+    /// OTLP: NaN or ±Inf.
+    NonFiniteValue,
 }
 
 impl RejectReason {
     /// Every reason, for pre-registering counters.
-    pub const ALL: [RejectReason; 8] = [
+    pub const ALL: [RejectReason; 13] = [
         RejectReason::MissingMetricName,
         RejectReason::InvalidLabelName,
         RejectReason::DuplicateLabel,
@@ -52,6 +64,11 @@ impl RejectReason {
         RejectReason::NativeHistogram,
         RejectReason::MaxEntities,
         RejectReason::OutOfOrder,
+        RejectReason::MissingResource,
+        RejectReason::DeltaTemporality,
+        RejectReason::ExponentialHistogram,
+        RejectReason::MissingValue,
+        RejectReason::NonFiniteValue,
     ];
 
     /// The label value.
@@ -65,6 +82,11 @@ impl RejectReason {
             RejectReason::NativeHistogram => "native_histogram",
             RejectReason::MaxEntities => "max_entities",
             RejectReason::OutOfOrder => "out_of_order",
+            RejectReason::MissingResource => "missing_resource",
+            RejectReason::DeltaTemporality => "delta_temporality",
+            RejectReason::ExponentialHistogram => "exponential_histogram",
+            RejectReason::MissingValue => "missing_value",
+            RejectReason::NonFiniteValue => "non_finite_value",
         }
     }
 }

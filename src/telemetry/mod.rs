@@ -295,6 +295,15 @@ impl Default for Telemetry {
 }
 
 impl Telemetry {
+    /// Counts what one ingest request did (`protocol`: `remote_write`, `otlp_http`, ...).
+    pub fn record_ingest(&self, protocol: &str, out: &crate::ingest::IngestOutcome) {
+        self.samples_received.with(&[protocol]).add(out.samples_received as f64);
+        self.samples_unmatched.with(&[]).add(out.samples_unmatched as f64);
+        for (r, n) in &out.rejected {
+            self.samples_rejected.with(&[r.as_str()]).add(*n as f64);
+        }
+    }
+
     /// Renders every metric in the Prometheus text format.
     pub fn render(&self, out: &mut String) {
         for f in [

@@ -232,16 +232,35 @@ pub fn push_simulated(port: u16, duration: &str, spike: Option<&str>) {
 }
 
 /// Starts `serve` with `config` (YAML; `listen` is set to `port`) and waits until it is ready.
+/// Its OTLP/gRPC listener takes any free port.
 pub async fn start_service(name: &str, dir: &Path, port: u16, config: &str) -> Proc {
+    start_service_grpc(name, dir, port, 0, config).await
+}
+
+/// [`start_service`] with the OTLP/gRPC listener on `grpc_port`.
+pub async fn start_service_grpc(name: &str, dir: &Path, port: u16, grpc_port: u16, config: &str) -> Proc {
     let cfg = dir.join(format!("{name}.yaml"));
     std::fs::write(&cfg, format!("listen: 127.0.0.1:{port}\n{config}")).unwrap();
-    let p = spawn(name, &service_bin(), &["serve".into(), "--config".into(), cfg.display().to_string()], dir);
+    let args = serve_args(&cfg, grpc_port);
+    let p = spawn(name, &service_bin(), &args, dir);
     let client = dwcp_anomaly::http_client().build().unwrap();
     eventually(Duration::from_secs(20), &format!("{name} ready"), || {
         get_ok(&client, format!("http://127.0.0.1:{port}/-/ready"))
     })
     .await;
     p
+}
+
+/// Arguments of `serve` with config file `cfg` and the OTLP/gRPC listener on loopback
+/// `grpc_port` (0: any free port, so that tests running at once never collide on 4317).
+pub fn serve_args(cfg: &Path, grpc_port: u16) -> Vec<String> {
+    vec![
+        "serve".into(),
+        "--config".into(),
+        cfg.display().to_string(),
+        "--otlp-grpc-listen".into(),
+        format!("127.0.0.1:{grpc_port}"),
+    ]
 }
 
 /// Sends SIGTERM to `p` and waits (15 s at most) for it to exit.

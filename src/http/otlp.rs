@@ -1,0 +1,132 @@
+//! OTLP/HTTP (`POST /v1/metrics`) and OTLP/gRPC (`MetricsService/Export`) handlers.
+//!
+//! Both hand the decoded request to `ingest::otlp` and answer as the OTLP specification says:
+//! success (possibly with `partial_success` naming what was rejected and why), 400 with a
+//! `google.rpc.Status` body in the request's encoding for a body that cannot be decoded, 415
+//! for a content type that is neither protobuf nor JSON, and 503 with `Retry-After` (gRPC
+//! `UNAVAILABLE`) when `ingest.max_concurrent_requests` are already being handled.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use prost::Message;
+use tonic::codec::CompressionEncoding;
+
+use super::{ApiError, AppState, header_str};
+use crate::ingest::otlp::{self, Encoding, OtlpOutcome};
+
+/// `google.rpc.Status`, the body of OTLP/HTTP error responses.
+#[derive(Clone, PartialEq, prost::Message, serde::Serialize)]
+pub struct RpcStatus {
+    /// gRPC status code (3 `INVALID_ARGUMENT`, 14 `UNAVAILABLE`, ...).
+    #[prost(int32, tag = "1")]
+    pub code: i32,
+    /// What was wrong.
+    #[prost(string, tag = "2")]
+    pub message: String,
+}
+
+fn encode<T: Message + serde::Serialize>(msg: &T, enc: Encoding) -> Vec<u8> {
+    match enc {
+        Encoding::Protobuf => msg.encode_to_vec(),
+        Encoding::Json => serde_json::to_vec(msg).unwrap_or_default(),
+    }
+}
+
+fn error_response(status: StatusCode, message: String, enc: Encoding) -> Response {
+    let code = match status {
+        StatusCode::SERVICE_UNAVAILABLE => tonic::Code::Unavailable,
+        StatusCode::PAYLOAD_TOO_LARGE => tonic::Code::ResourceExhausted,
+        s if s.is_client_error() => tonic::Code::InvalidArgument,
+        _ => tonic::Code::Internal,
+    };
+    let body = encode(&RpcStatus { code: code as i32, message }, enc);
+    let mut resp = (status, [(header::CONTENT_TYPE, enc.content_type())], body).into_response();
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        resp.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    }
+    resp
+}
+
+/// `POST /v1/metrics`.
+pub(super) async fn http_handler(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let ct = header_str(&headers, header::CONTENT_TYPE);
+    // Errors are answered in the request's encoding when it names one, else in protobuf.
+    let enc = ct.and_then(Encoding::from_content_type).unwrap_or(Encoding::Protobuf);
+    let response = match st.in_flight.clone().try_acquire_owned() {
+        Err(_) => error_response(StatusCode::SERVICE_UNAVAILABLE, "overloaded, retry later".into(), enc),
+        Ok(_permit) => {
+            match otlp::decode_http(&body, ct, header_str(&headers, header::CONTENT_ENCODING), st.limits) {
+                Ok((req, enc)) => {
+                    let out = ingest(&st, &req, "otlp_http");
+                    let body = encode(&out.response(), enc);
+                    (StatusCode::OK, [(header::CONTENT_TYPE, enc.content_type())], body).into_response()
+                }
+                Err(e) => {
+                    let ApiError::Client(status, reason) = ApiError::from(e) else {
+                        unreachable!("ingest errors are client errors")
+                    };
+                    error_response(status, reason, enc)
+                }
+            }
+        }
+    };
+    st.telemetry.requests.with(&["otlp_http", response.status().as_str()]).inc();
+    response
+}
+
+fn ingest(st: &AppState, req: &ExportMetricsServiceRequest, protocol: &str) -> OtlpOutcome {
+    let out = otlp::ingest(req, &st.otlp, st.sink.as_ref());
+    st.telemetry.record_ingest(protocol, &out.samples);
+    out
+}
+
+/// The OTLP/gRPC metrics service over the same state as the HTTP handlers.
+#[derive(Clone)]
+pub struct GrpcService(AppState);
+
+#[tonic::async_trait]
+impl MetricsService for GrpcService {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportMetricsServiceRequest>,
+    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+        let st = &self.0;
+        let result = match st.in_flight.clone().try_acquire_owned() {
+            Err(_) => Err(tonic::Status::unavailable("overloaded, retry later")),
+            Ok(_permit) => Ok(tonic::Response::new(ingest(st, request.get_ref(), "otlp_grpc").response())),
+        };
+        let code = result.as_ref().map_or_else(|s| s.code(), |_| tonic::Code::Ok);
+        st.telemetry.requests.with(&["otlp_grpc", &format!("{code:?}")]).inc();
+        result
+    }
+}
+
+/// The tonic service for `MetricsService/Export`, accepting and answering gzip.
+pub fn grpc_service(state: AppState) -> MetricsServiceServer<GrpcService> {
+    let limit = state.limits.max_decoded_bytes;
+    MetricsServiceServer::new(GrpcService(state))
+        .accept_compressed(CompressionEncoding::Gzip)
+        .send_compressed(CompressionEncoding::Gzip)
+        .max_decoding_message_size(limit)
+}
+
+/// Serves OTLP/gRPC on `listener` until `shutdown` resolves.
+pub async fn serve_grpc(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    let incoming = tonic::transport::server::TcpIncoming::from(listener);
+    tonic::transport::Server::builder()
+        .add_service(grpc_service(state))
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await
+}

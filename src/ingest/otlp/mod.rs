@@ -1,0 +1,488 @@
+//! OTLP metrics receiver: maps `ExportMetricsServiceRequest`s to samples the way Prometheus's
+//! OTLP translator does, for OTLP/gRPC and OTLP/HTTP (protobuf or JSON, gzip or not).
+//!
+//! Mapping, per data point:
+//! - the metric name is normalised (`names::metric_name`: unit words, `_total` for monotonic
+//!   cumulative sums, `_ratio` for gauges of unit `1`);
+//! - labels are the point's attributes (keys sanitised), plus `job` from
+//!   `service.namespace/service.name` and `instance` from `service.instance.id` of the
+//!   resource, plus the resource attributes listed in `otlp.promote_resource_attributes`;
+//! - gauges and cumulative sums give one sample; histograms give `_bucket{le}` (cumulative,
+//!   with `+Inf`), `_sum` and `_count`; summaries give `{quantile}`, `_sum` and `_count`;
+//! - a point flagged "no recorded value" becomes a Prometheus stale marker.
+//!
+//! Rejected, each counted by reason and reported in `partial_success` while every other
+//! point of the request is stored: delta temporality (`delta_temporality`; put the
+//! collector's `deltatocumulative` processor in front), exponential histograms
+//! (`exponential_histogram`), a point without value (`missing_value`), NaN or ±Inf
+//! (`non_finite_value`), a resource block without a resource (`missing_resource`), and every
+//! reason remote-write series can fail for.
+
+pub mod names;
+
+use std::borrow::Cow;
+use std::io::Read;
+
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::metrics::v1::{
+    AggregationTemporality, DataPointFlags, Metric, NumberDataPoint, metric::Data, number_data_point,
+};
+use prost::Message;
+
+use crate::proto::remote_write::{LabelRef, SampleRef, SeriesRef};
+use crate::vectorize::{LABEL_INSTANCE, LABEL_JOB, LABEL_NAME, STALE_NAN_BITS};
+
+use super::remote_write::{Limits, validate};
+use super::{IngestError, IngestOutcome, RejectReason, SampleSink};
+use names::NameKind;
+
+/// Content type of OTLP/HTTP protobuf bodies.
+pub const CONTENT_TYPE_PROTOBUF: &str = "application/x-protobuf";
+/// Content type of OTLP/HTTP JSON bodies.
+pub const CONTENT_TYPE_JSON: &str = "application/json";
+
+/// How an OTLP/HTTP body (and its response) is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// Binary protobuf.
+    Protobuf,
+    /// Protobuf JSON mapping (camelCase, 64-bit integers as strings).
+    Json,
+}
+
+impl Encoding {
+    /// From a `Content-Type` header; `None` when neither protobuf nor JSON.
+    pub fn from_content_type(ct: &str) -> Option<Self> {
+        let media = ct.split(';').next().unwrap_or_default().trim();
+        if media.eq_ignore_ascii_case(CONTENT_TYPE_PROTOBUF) {
+            Some(Encoding::Protobuf)
+        } else if media.eq_ignore_ascii_case(CONTENT_TYPE_JSON) {
+            Some(Encoding::Json)
+        } else {
+            None
+        }
+    }
+
+    /// The `Content-Type` of a body in this encoding.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Encoding::Protobuf => CONTENT_TYPE_PROTOBUF,
+            Encoding::Json => CONTENT_TYPE_JSON,
+        }
+    }
+}
+
+/// Mapping options (the `otlp` config section).
+#[derive(Debug, Clone, Default)]
+pub struct MapOptions {
+    /// Resource attributes copied onto every series as labels (keys sanitised).
+    pub promote_resource_attributes: Vec<String>,
+}
+
+/// What one OTLP request did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct OtlpOutcome {
+    /// Per-sample counts, as for remote-write.
+    pub samples: IngestOutcome,
+    /// Data points in the request.
+    pub points: u64,
+    /// Data points not stored (invalid, or refused by a limit downstream).
+    pub rejected_points: u64,
+}
+
+impl OtlpOutcome {
+    /// The response: `partial_success` set when any point was rejected.
+    pub fn response(&self) -> ExportMetricsServiceResponse {
+        let partial_success = (self.rejected_points > 0).then(|| ExportMetricsPartialSuccess {
+            rejected_data_points: self.rejected_points as i64,
+            error_message: self.samples.summary(),
+        });
+        ExportMetricsServiceResponse { partial_success }
+    }
+}
+
+/// Decodes an OTLP/HTTP body: `Content-Type` protobuf or JSON, `Content-Encoding` gzip or none.
+pub fn decode_http(
+    body: &[u8],
+    content_type: Option<&str>,
+    content_encoding: Option<&str>,
+    limits: Limits,
+) -> Result<(ExportMetricsServiceRequest, Encoding), IngestError> {
+    let ct = content_type.unwrap_or_default();
+    let encoding = Encoding::from_content_type(ct).ok_or_else(|| IngestError::Unsupported {
+        header: "Content-Type",
+        value: ct.to_string(),
+        expected: "application/x-protobuf or application/json (OTLP/HTTP)",
+    })?;
+    let raw: Cow<'_, [u8]> = match content_encoding.map(str::trim) {
+        None | Some("") | Some("identity") => Cow::Borrowed(body),
+        Some(enc) if enc.eq_ignore_ascii_case("gzip") => Cow::Owned(gunzip(body, limits)?),
+        Some(enc) => {
+            return Err(IngestError::Unsupported {
+                header: "Content-Encoding",
+                value: enc.to_string(),
+                expected: "gzip or none",
+            });
+        }
+    };
+    if raw.len() > limits.max_decoded_bytes {
+        return Err(IngestError::TooLarge { what: "body", size: raw.len(), limit: limits.max_decoded_bytes });
+    }
+    let req = match encoding {
+        Encoding::Protobuf => ExportMetricsServiceRequest::decode(&*raw).map_err(|e| {
+            IngestError::Decode { what: "protobuf ExportMetricsServiceRequest", reason: e.to_string() }
+        })?,
+        Encoding::Json => serde_json::from_slice(&raw).map_err(|e| IngestError::Decode {
+            what: "JSON ExportMetricsServiceRequest",
+            reason: e.to_string(),
+        })?,
+    };
+    Ok((req, encoding))
+}
+
+fn gunzip(body: &[u8], limits: Limits) -> Result<Vec<u8>, IngestError> {
+    let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(limits.max_decoded_bytes));
+    let cap = limits.max_decoded_bytes as u64 + 1;
+    flate2::read::GzDecoder::new(body)
+        .take(cap)
+        .read_to_end(&mut out)
+        .map_err(|e| IngestError::Decode { what: "gzip body", reason: e.to_string() })?;
+    if out.len() > limits.max_decoded_bytes {
+        return Err(IngestError::TooLarge {
+            what: "decompressed body",
+            size: out.len(),
+            limit: limits.max_decoded_bytes,
+        });
+    }
+    Ok(out)
+}
+
+/// One series built from a data point: labels (possibly owned) and one sample.
+struct Built<'a> {
+    labels: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    sample: SampleRef,
+    /// The data point it came from (a histogram point builds several series).
+    point: u32,
+}
+
+/// Prometheus names of one OTLP metric: the base name and its histogram/summary series.
+struct MetricNames {
+    base: String,
+    bucket: String,
+    sum: String,
+    count: String,
+}
+
+impl MetricNames {
+    fn new(m: &Metric) -> Self {
+        let kind = match &m.data {
+            Some(Data::Gauge(_)) => NameKind::Gauge,
+            Some(Data::Sum(s)) if s.is_monotonic => NameKind::Counter,
+            _ => NameKind::Other,
+        };
+        let base = names::metric_name(&m.name, &m.unit, kind);
+        Self {
+            bucket: format!("{base}_bucket"),
+            sum: format!("{base}_sum"),
+            count: format!("{base}_count"),
+            base,
+        }
+    }
+}
+
+/// Maps, validates and stores one request; every valid point is stored whatever the others do.
+pub fn ingest(req: &ExportMetricsServiceRequest, opts: &MapOptions, sink: &dyn SampleSink) -> OtlpOutcome {
+    // Names first, so that every series of a metric borrows its name instead of copying it.
+    let metric_names: Vec<MetricNames> = req
+        .resource_metrics
+        .iter()
+        .flat_map(|rm| &rm.scope_metrics)
+        .flat_map(|sm| &sm.metrics)
+        .map(MetricNames::new)
+        .collect();
+    let mut mapper = Mapper::default();
+    let mut names_iter = metric_names.iter();
+    for rm in &req.resource_metrics {
+        let Some(resource) = &rm.resource else {
+            for m in rm.scope_metrics.iter().flat_map(|s| &s.metrics) {
+                names_iter.next();
+                mapper.reject(RejectReason::MissingResource, point_count(m));
+            }
+            continue;
+        };
+        let base = resource_labels(&resource.attributes, opts);
+        for m in rm.scope_metrics.iter().flat_map(|s| &s.metrics) {
+            let names = names_iter.next().expect("one name per metric");
+            mapper.metric(m, names, &base);
+        }
+    }
+    let Mapper { built, mut out, .. } = mapper;
+    // Series views borrowing from `built`; a point is rejected when any of its series is.
+    let views: Vec<SeriesRef<'_>> = built
+        .iter()
+        .map(|b| SeriesRef {
+            labels: b.labels.iter().map(|(n, v)| LabelRef { name: n, value: v }).collect(),
+            samples: vec![b.sample],
+            histograms: 0,
+        })
+        .collect();
+    let mut valid: Vec<&SeriesRef<'_>> = Vec::with_capacity(views.len());
+    let mut last_bad = None;
+    for (v, b) in views.iter().zip(&built) {
+        out.samples.samples_received += 1;
+        match validate(v) {
+            Ok(()) => valid.push(v),
+            Err(reason) => {
+                out.samples.reject(reason, 1);
+                if last_bad != Some(b.point) {
+                    last_bad = Some(b.point);
+                    out.rejected_points += 1;
+                }
+            }
+        }
+    }
+    let stats = sink.accept(&valid);
+    out.samples.samples_accepted = stats.accepted;
+    out.samples.samples_unmatched = stats.unmatched;
+    out.samples.reject(RejectReason::MaxEntities, stats.max_entities);
+    out.samples.reject(RejectReason::OutOfOrder, stats.out_of_order);
+    out.rejected_points += stats.max_entities + stats.out_of_order;
+    out
+}
+
+/// Walks a request and builds its series.
+#[derive(Default)]
+struct Mapper<'a> {
+    built: Vec<Built<'a>>,
+    out: OtlpOutcome,
+}
+
+type Labels<'a> = Vec<(Cow<'a, str>, Cow<'a, str>)>;
+
+impl<'a> Mapper<'a> {
+    /// Counts `points` data points rejected whole for `reason`.
+    fn reject(&mut self, reason: RejectReason, points: u64) {
+        self.out.points += points;
+        self.out.rejected_points += points;
+        self.out.samples.samples_received += points;
+        self.out.samples.reject(reason, points);
+    }
+
+    /// Starts a data point; returns its number.
+    fn point(&mut self) -> u32 {
+        self.out.points += 1;
+        self.out.points as u32
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn emit(
+        &mut self,
+        point: u32,
+        attrs: &Labels<'a>,
+        name: &'a str,
+        extra: Option<(&'static str, String)>,
+        value: f64,
+        time_unix_nano: u64,
+        flags: u32,
+    ) {
+        let mut labels = Vec::with_capacity(attrs.len() + 2);
+        labels.extend(attrs.iter().cloned());
+        if let Some((k, v)) = extra {
+            labels.push((Cow::Borrowed(k), Cow::Owned(v)));
+        }
+        labels.push((Cow::Borrowed(LABEL_NAME), Cow::Borrowed(name)));
+        let value = if no_recorded_value(flags) { f64::from_bits(STALE_NAN_BITS) } else { value };
+        let sample = SampleRef { value, timestamp_ms: (time_unix_nano / NS_PER_MS) as i64 };
+        self.built.push(Built { labels: finish(labels), sample, point });
+    }
+
+    fn metric(&mut self, m: &'a Metric, names: &'a MetricNames, base: &Labels<'a>) {
+        let cumulative = AggregationTemporality::Cumulative as i32;
+        match &m.data {
+            None => self.reject(RejectReason::MissingValue, 1),
+            Some(Data::ExponentialHistogram(_)) => {
+                self.reject(RejectReason::ExponentialHistogram, point_count(m))
+            }
+            Some(Data::Sum(s)) if s.aggregation_temporality != cumulative => {
+                self.reject(RejectReason::DeltaTemporality, point_count(m))
+            }
+            Some(Data::Histogram(h)) if h.aggregation_temporality != cumulative => {
+                self.reject(RejectReason::DeltaTemporality, point_count(m))
+            }
+            Some(Data::Gauge(g)) => self.numbers(&g.data_points, &names.base, base),
+            Some(Data::Sum(s)) => self.numbers(&s.data_points, &names.base, base),
+            Some(Data::Histogram(h)) => {
+                for p in &h.data_points {
+                    if !p.bucket_counts.is_empty() && p.bucket_counts.len() != p.explicit_bounds.len() + 1 {
+                        self.reject(RejectReason::MissingValue, 1);
+                        continue;
+                    }
+                    let id = self.point();
+                    let attrs = point_labels(base, &p.attributes);
+                    let (t, f) = (p.time_unix_nano, p.flags);
+                    let mut cum = 0u64;
+                    for (i, c) in p.bucket_counts.iter().enumerate() {
+                        cum += c;
+                        let le = p.explicit_bounds.get(i).map_or_else(|| "+Inf".to_string(), f64::to_string);
+                        self.emit(id, &attrs, &names.bucket, Some(("le", le)), cum as f64, t, f);
+                    }
+                    if let Some(sum) = p.sum {
+                        self.emit(id, &attrs, &names.sum, None, sum, t, f);
+                    }
+                    self.emit(id, &attrs, &names.count, None, p.count as f64, t, f);
+                }
+            }
+            Some(Data::Summary(s)) => {
+                for p in &s.data_points {
+                    let id = self.point();
+                    let attrs = point_labels(base, &p.attributes);
+                    let (t, f) = (p.time_unix_nano, p.flags);
+                    for q in &p.quantile_values {
+                        self.emit(
+                            id,
+                            &attrs,
+                            &names.base,
+                            Some(("quantile", q.quantile.to_string())),
+                            q.value,
+                            t,
+                            f,
+                        );
+                    }
+                    self.emit(id, &attrs, &names.sum, None, p.sum, t, f);
+                    self.emit(id, &attrs, &names.count, None, p.count as f64, t, f);
+                }
+            }
+        }
+    }
+
+    fn numbers(&mut self, points: &'a [NumberDataPoint], name: &'a str, base: &Labels<'a>) {
+        for p in points {
+            let value = match p.value {
+                _ if no_recorded_value(p.flags) => f64::NAN,
+                Some(number_data_point::Value::AsDouble(d)) if d.is_finite() => d,
+                Some(number_data_point::Value::AsDouble(_)) => {
+                    self.reject(RejectReason::NonFiniteValue, 1);
+                    continue;
+                }
+                Some(number_data_point::Value::AsInt(i)) => i as f64,
+                None => {
+                    self.reject(RejectReason::MissingValue, 1);
+                    continue;
+                }
+            };
+            let id = self.point();
+            let attrs = point_labels(base, &p.attributes);
+            self.emit(id, &attrs, name, None, value, p.time_unix_nano, p.flags);
+        }
+    }
+}
+
+fn point_count(m: &Metric) -> u64 {
+    (match &m.data {
+        Some(Data::Gauge(g)) => g.data_points.len(),
+        Some(Data::Sum(s)) => s.data_points.len(),
+        Some(Data::Histogram(h)) => h.data_points.len(),
+        Some(Data::ExponentialHistogram(h)) => h.data_points.len(),
+        Some(Data::Summary(s)) => s.data_points.len(),
+        None => 1,
+    }) as u64
+}
+
+/// Labels every series of a resource carries: promoted attributes, then `job` and `instance`.
+fn resource_labels<'a>(attrs: &'a [KeyValue], opts: &MapOptions) -> Vec<(Cow<'a, str>, Cow<'a, str>)> {
+    let get = |key: &str| attrs.iter().find(|kv| kv.key == key).and_then(|kv| kv.value.as_ref());
+    let mut labels: Vec<(Cow<'a, str>, Cow<'a, str>)> = attrs
+        .iter()
+        .filter(|kv| opts.promote_resource_attributes.contains(&kv.key))
+        .map(|kv| (names::label_name(&kv.key), value_string(kv.value.as_ref())))
+        .collect();
+    if let Some(name) = get("service.name") {
+        let name = value_string(Some(name));
+        let job = match get("service.namespace") {
+            Some(ns) => Cow::Owned(format!("{}/{name}", value_string(Some(ns)))),
+            None => name,
+        };
+        labels.push((Cow::Borrowed(LABEL_JOB), job));
+    }
+    if let Some(id) = get("service.instance.id") {
+        labels.push((Cow::Borrowed(LABEL_INSTANCE), value_string(Some(id))));
+    }
+    labels
+}
+
+/// An attribute value as a label value: strings as they are, numbers and booleans printed,
+/// arrays and maps as JSON, bytes as lowercase hex.
+fn value_string(v: Option<&AnyValue>) -> Cow<'_, str> {
+    match v.and_then(|v| v.value.as_ref()) {
+        None => Cow::Borrowed(""),
+        Some(any_value::Value::StringValue(s)) => Cow::Borrowed(s),
+        Some(any_value::Value::BoolValue(b)) => Cow::Borrowed(if *b { "true" } else { "false" }),
+        Some(any_value::Value::IntValue(i)) => Cow::Owned(i.to_string()),
+        Some(any_value::Value::DoubleValue(d)) => Cow::Owned(d.to_string()),
+        Some(any_value::Value::BytesValue(b)) => Cow::Owned(b.iter().map(|x| format!("{x:02x}")).collect()),
+        Some(other) => Cow::Owned(any_json(other).to_string()),
+    }
+}
+
+fn any_json(v: &any_value::Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    match v {
+        any_value::Value::StringValue(s) => J::from(s.as_str()),
+        any_value::Value::BoolValue(b) => J::from(*b),
+        any_value::Value::IntValue(i) => J::from(*i),
+        any_value::Value::DoubleValue(d) => J::from(*d),
+        any_value::Value::ArrayValue(a) => {
+            J::Array(a.values.iter().map(|x| x.value.as_ref().map_or(J::Null, any_json)).collect())
+        }
+        any_value::Value::KvlistValue(l) => J::Object(
+            l.values
+                .iter()
+                .map(|kv| {
+                    (
+                        kv.key.clone(),
+                        kv.value.as_ref().and_then(|x| x.value.as_ref()).map_or(J::Null, any_json),
+                    )
+                })
+                .collect(),
+        ),
+        any_value::Value::BytesValue(b) => J::from(b.iter().map(|x| format!("{x:02x}")).collect::<String>()),
+        #[allow(unreachable_patterns)]
+        _ => J::Null,
+    }
+}
+
+/// Sorts labels by name; for a name given twice the later one wins (point attributes over
+/// promoted resource attributes, `job`/`instance`/`le`/`__name__` over attributes).
+fn finish<'a>(mut labels: Vec<(Cow<'a, str>, Cow<'a, str>)>) -> Vec<(Cow<'a, str>, Cow<'a, str>)> {
+    labels.reverse();
+    labels.sort_by(|a, b| a.0.cmp(&b.0));
+    labels.dedup_by(|later, earlier| later.0 == earlier.0);
+    labels
+}
+
+const NS_PER_MS: u64 = 1_000_000;
+
+fn no_recorded_value(flags: u32) -> bool {
+    flags & DataPointFlags::NoRecordedValueMask as u32 != 0
+}
+
+fn point_labels<'a>(
+    base: &[(Cow<'a, str>, Cow<'a, str>)],
+    attrs: &'a [KeyValue],
+) -> Vec<(Cow<'a, str>, Cow<'a, str>)> {
+    let mut labels = Vec::with_capacity(base.len() + attrs.len() + 2);
+    // Resource attributes first so that the point's own attributes override them, then
+    // `job`/`instance` (already last in `base`) are re-applied over the point attributes.
+    let (promoted, service): (Vec<_>, Vec<_>) =
+        base.iter().cloned().partition(|(k, _)| k != LABEL_JOB && k != LABEL_INSTANCE);
+    labels.extend(promoted);
+    labels.extend(attrs.iter().map(|kv| (names::label_name(&kv.key), value_string(kv.value.as_ref()))));
+    labels.extend(service);
+    labels
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,153 @@
+//! OTLP in, end to end: the official OpenTelemetry Python SDK (`tests/fixtures/otel_replay.py`)
+//! exports the DWCP gauges and a counter of three service instances — two over OTLP/gRPC, one
+//! over OTLP/HTTP, all gzip-compressed — with a spike injected into two of them; the service
+//! maps them to its entities and flags the anomalous ones on `/metrics`.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::*;
+use dwcp_anomaly::telemetry::names::{SAMPLES_RECEIVED, SAMPLES_REJECTED, SAMPLES_UNMATCHED};
+
+/// Trains a state directory on 2 h of the three simulated entities (seed 3).
+fn trained_state3(dir: &Path) -> std::path::PathBuf {
+    let (data, state) = (dir.join("train"), dir.join("state"));
+    let (data_s, state_s) = (data.to_str().unwrap(), state.to_str().unwrap());
+    run_cli(&[
+        "simulate",
+        "--entities",
+        "3",
+        "--step",
+        "10s",
+        "--seed",
+        "3",
+        "csv",
+        "--out",
+        data_s,
+        "--duration",
+        "2h",
+    ]);
+    run_cli(&["train", "--data", data_s, "--state-dir", state_s]);
+    state
+}
+
+/// `name{labels} value` lines of `family` in an exposition, as (instance, value).
+fn values(text: &str, family: &str, filter: &str) -> Vec<(String, f64)> {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{family}{{")) && l.contains(filter))
+        .filter_map(|l| {
+            let inst = l.split("instance=\"").nth(1)?.split('"').next()?.to_string();
+            let v = l.rsplit(' ').next()?.parse().ok()?;
+            Some((inst, v))
+        })
+        .collect()
+}
+
+fn counter(text: &str, line_prefix: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(line_prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn opentelemetry_sdk_exports_over_grpc_and_http_and_the_spikes_are_flagged() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = trained_state3(dir.path());
+    let replay = dir.path().join("replay");
+    let replay_s = replay.to_str().unwrap();
+    // 20 s of the same entities at 1 s steps; entities 1 and 2 spike from 8 s to 18 s.
+    run_cli(&[
+        "simulate",
+        "--entities",
+        "3",
+        "--step",
+        "1s",
+        "--seed",
+        "3",
+        "--anomaly",
+        "1:spike:8s:10s",
+        "--anomaly",
+        "2:spike:8s:10s",
+        "csv",
+        "--out",
+        replay_s,
+        "--duration",
+        "20s",
+    ]);
+
+    let (port, grpc_port) = (free_port(), free_port());
+    let config = format!("check_interval: 1s\nstate_dir: {}\n", state.display());
+    let svc = start_service_grpc("serve", dir.path(), port, grpc_port, &config).await;
+
+    let csv = |n: u32| replay.join(format!("dwcp-node-0{n}.csv")).display().to_string();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/otel_replay.py");
+    let args: Vec<String> = vec![
+        script.display().to_string(),
+        "--interval".into(),
+        "1".into(),
+        "--target".into(),
+        format!("dwcp-node-01=grpc:http://127.0.0.1:{grpc_port}:{}", csv(1)),
+        "--target".into(),
+        format!("dwcp-node-02=http:http://127.0.0.1:{port}/v1/metrics:{}", csv(2)),
+        "--target".into(),
+        format!("dwcp-node-03=grpc:http://127.0.0.1:{grpc_port}:{}", csv(3)),
+    ];
+    let mut client_proc = spawn("otel_replay", Path::new("python3"), &args, dir.path());
+
+    // Watch /metrics while the SDK exports: highest flag and ensemble score per instance.
+    let http = dwcp_anomaly::http_client().build().unwrap();
+    let mut max_flag: BTreeMap<String, f64> = BTreeMap::new();
+    let mut scored: BTreeMap<String, usize> = BTreeMap::new();
+    let mut last = String::new();
+    let start = Instant::now();
+    while client_proc.alive() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "replay still running after 60 s\n{}",
+            client_proc.tail()
+        );
+        if let Some(text) = get_ok(&http, format!("http://127.0.0.1:{port}/metrics")).await {
+            for (inst, v) in values(&text, "anomaly_flag", "") {
+                let m = max_flag.entry(inst).or_insert(0.0);
+                *m = m.max(v);
+            }
+            for (inst, _) in values(&text, "anomaly_score", "detector=\"ensemble\"") {
+                *scored.entry(inst).or_default() += 1;
+            }
+            last = text;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let client_log = client_proc.tail();
+    assert!(client_log.contains("row 20/20"), "the SDK client did not finish:\n{client_log}");
+    assert!(!client_log.contains("flush failed"), "an SDK export failed:\n{client_log}");
+    let svc_log = svc.tail();
+    for inst in ["dwcp-node-01", "dwcp-node-02", "dwcp-node-03"] {
+        assert!(
+            scored.get(inst).copied().unwrap_or(0) >= 5,
+            "{inst} scored too rarely: {scored:?}\n{svc_log}"
+        );
+    }
+    assert_eq!(max_flag.get("dwcp-node-01"), Some(&1.0), "gRPC spike not flagged: {max_flag:?}\n{svc_log}");
+    assert_eq!(max_flag.get("dwcp-node-02"), Some(&1.0), "HTTP spike not flagged: {max_flag:?}\n{svc_log}");
+    assert_eq!(max_flag.get("dwcp-node-03"), Some(&0.0), "normal instance flagged: {max_flag:?}\n{svc_log}");
+
+    // Both protocols delivered; the counter (`dwcp.packets` → `dwcp_packets_total`) is a
+    // series no DWCP feature selects; nothing was rejected.
+    // 8 series (7 gauges and the counter) per instance and row.
+    let grpc = counter(&last, &format!("{SAMPLES_RECEIVED}{{protocol=\"otlp_grpc\"}}"));
+    let http_n = counter(&last, &format!("{SAMPLES_RECEIVED}{{protocol=\"otlp_http\"}}"));
+    assert_eq!((grpc, http_n), (2.0 * 20.0 * 8.0, 20.0 * 8.0), "\n{last}");
+    assert_eq!(counter(&last, SAMPLES_UNMATCHED), 3.0 * 20.0, "{last}");
+    let rejected: f64 = last
+        .lines()
+        .filter(|l| l.starts_with(&format!("{SAMPLES_REJECTED}{{")))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(rejected, 0.0, "{last}");
+}
