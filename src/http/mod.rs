@@ -93,24 +93,56 @@ async fn remote_write_handler(State(st): State<AppState>, headers: HeaderMap, bo
         st.telemetry.requests.with(&["remote_write", "503"]).inc();
         return ApiError::Overloaded.into_response();
     };
-    let result = remote_write::check_headers(
+    let version = remote_write::check_headers(
         header_str(&headers, header::CONTENT_TYPE),
         header_str(&headers, header::CONTENT_ENCODING),
-    )
-    .and_then(|()| ingest::remote_write::ingest(&body, st.limits, st.sink.as_ref()));
-    let response = match result {
-        Ok(out) => {
-            st.telemetry.record_ingest("remote_write", &out);
-            if out.invalid() > 0 {
-                ApiError::from(ingest::IngestError::InvalidSeries(out.summary())).into_response()
-            } else {
-                StatusCode::NO_CONTENT.into_response()
-            }
+    );
+    let (protocol, response) = match version {
+        Err(e) => ("remote_write", ApiError::from(e).into_response()),
+        Ok(remote_write::Version::V1) => {
+            let response = match remote_write::ingest(&body, st.limits, st.sink.as_ref()) {
+                Ok(out) => {
+                    st.telemetry.record_ingest("remote_write", &out);
+                    written_response(&out, None)
+                }
+                Err(e) => ApiError::from(e).into_response(),
+            };
+            ("remote_write", response)
         }
-        Err(e) => ApiError::from(e).into_response(),
+        Ok(remote_write::Version::V2) => {
+            let response = match remote_write::ingest_v2(&body, st.limits, st.sink.as_ref()) {
+                Ok(v2) => {
+                    st.telemetry.record_ingest("remote_write_v2", &v2.outcome);
+                    let mut resp = written_response(&v2.outcome, v2.first_bad_ref.map(|e| e.to_string()));
+                    let w = v2.written;
+                    for (name, n) in [
+                        ("X-Prometheus-Remote-Write-Samples-Written", w.samples),
+                        ("X-Prometheus-Remote-Write-Histograms-Written", w.histograms),
+                        ("X-Prometheus-Remote-Write-Exemplars-Written", w.exemplars),
+                    ] {
+                        resp.headers_mut().insert(name, header::HeaderValue::from(n));
+                    }
+                    resp
+                }
+                Err(e) => ApiError::from(e).into_response(),
+            };
+            ("remote_write_v2", response)
+        }
     };
-    st.telemetry.requests.with(&["remote_write", response.status().as_str()]).inc();
+    st.telemetry.requests.with(&[protocol, response.status().as_str()]).inc();
     response
+}
+
+/// 204, or 400 naming what was rejected (the valid series are stored either way).
+fn written_response(out: &ingest::IngestOutcome, detail: Option<String>) -> Response {
+    if out.invalid() == 0 {
+        return StatusCode::NO_CONTENT.into_response();
+    }
+    let reason = match detail {
+        Some(d) => format!("{}; first bad reference: {d}", out.summary()),
+        None => out.summary(),
+    };
+    ApiError::from(ingest::IngestError::InvalidSeries(reason)).into_response()
 }
 
 async fn metrics(State(st): State<AppState>) -> impl IntoResponse {

@@ -66,7 +66,7 @@ async fn malformed_bodies_get_4xx_with_a_reason() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(body.contains("protobuf"), "{body}");
     let (status, body) =
-        call(&app, write_req(compress(b""), "application/x-protobuf;proto=io.prometheus.write.v2.Request"))
+        call(&app, write_req(compress(b""), "application/x-protobuf;proto=io.prometheus.write.v3.Request"))
             .await;
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert!(body.contains("Content-Type"), "{body}");
@@ -93,4 +93,182 @@ async fn metrics_health_status_and_page_respond() {
     let (status, body) = call(&app, Request::get("/").body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::OK);
     assert!(body.contains("<table>"));
+}
+
+mod otlp_http {
+    use opentelemetry_proto::tonic::collector::metrics::v1::{
+        ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+    };
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+    use opentelemetry_proto::tonic::metrics::v1::{
+        Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric::Data, number_data_point,
+    };
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use prost::Message;
+
+    use super::*;
+    use crate::http::otlp::RpcStatus;
+
+    fn request(values: &[f64]) -> ExportMetricsServiceRequest {
+        let attr = |k: &str, v: &str| KeyValue {
+            key: k.into(),
+            value: Some(AnyValue { value: Some(Value::StringValue(v.into())) }),
+            ..Default::default()
+        };
+        let points = values
+            .iter()
+            .map(|v| NumberDataPoint {
+                time_unix_nano: 1_700_000_000_000_000_000,
+                value: Some(number_data_point::Value::AsDouble(*v)),
+                ..Default::default()
+            })
+            .collect();
+        ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                resource: Some(Resource {
+                    attributes: vec![attr("service.name", "dwcp"), attr("service.instance.id", "n1")],
+                    ..Default::default()
+                }),
+                scope_metrics: vec![ScopeMetrics {
+                    metrics: vec![Metric {
+                        name: "dwcp_latency_ms".into(),
+                        data: Some(Data::Gauge(Gauge { data_points: points })),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+    }
+
+    fn post(body: Vec<u8>, content_type: &str, encoding: Option<&str>) -> Request<Body> {
+        let mut r = Request::post("/v1/metrics").header("Content-Type", content_type);
+        if let Some(e) = encoding {
+            r = r.header("Content-Encoding", e);
+        }
+        r.body(Body::from(body)).unwrap()
+    }
+
+    async fn call_raw(app: &Router, req: Request<Body>) -> (StatusCode, String, Vec<u8>) {
+        let resp = app.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let ct = header_str(resp.headers(), header::CONTENT_TYPE).unwrap_or_default().to_string();
+        let body = to_bytes(resp.into_body(), 1 << 20).await.unwrap().to_vec();
+        (status, ct, body)
+    }
+
+    #[tokio::test]
+    async fn protobuf_request_gets_a_protobuf_response_with_partial_success() {
+        let (app, t) = app();
+        let (status, ct, body) =
+            call_raw(&app, post(request(&[1.0, f64::NAN]).encode_to_vec(), "application/x-protobuf", None))
+                .await;
+        assert_eq!((status, ct.as_str()), (StatusCode::OK, "application/x-protobuf"));
+        let resp = ExportMetricsServiceResponse::decode(&*body).unwrap();
+        let ps = resp.partial_success.expect("partial_success for the NaN point");
+        assert_eq!(ps.rejected_data_points, 1);
+        assert!(ps.error_message.contains("non_finite_value=1"), "{}", ps.error_message);
+        assert_eq!(t.samples_received.value(&["otlp_http"]), 2.0);
+        assert_eq!(t.samples_rejected.value(&["non_finite_value"]), 1.0);
+        assert_eq!(t.requests.value(&["otlp_http", "200"]), 1.0);
+    }
+
+    #[tokio::test]
+    async fn json_request_gets_a_json_response() {
+        let (app, _) = app();
+        let body = serde_json::to_vec(&request(&[1.0])).unwrap();
+        let (status, ct, body) = call_raw(&app, post(body, "application/json", None)).await;
+        assert_eq!((status, ct.as_str()), (StatusCode::OK, "application/json"));
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert!(v.get("partialSuccess").is_none_or(|p| p.is_null()), "{v}");
+    }
+
+    #[tokio::test]
+    async fn bad_bodies_get_4xx_with_a_status_message_in_the_request_encoding() {
+        let (app, t) = app();
+        // Malformed protobuf → 400 with a protobuf google.rpc.Status.
+        let (status, ct, body) =
+            call_raw(&app, post(vec![0xff, 0xff, 0xff], "application/x-protobuf", None)).await;
+        assert_eq!((status, ct.as_str()), (StatusCode::BAD_REQUEST, "application/x-protobuf"));
+        let s = RpcStatus::decode(&*body).unwrap();
+        assert_eq!(s.code, tonic::Code::InvalidArgument as i32);
+        assert!(s.message.contains("cannot decode protobuf"), "{}", s.message);
+        // JSON of the wrong shape → 400 with a JSON Status.
+        let (status, ct, body) =
+            call_raw(&app, post(br#"{"resourceMetrics":{}}"#.to_vec(), "application/json", None)).await;
+        assert_eq!((status, ct.as_str()), (StatusCode::BAD_REQUEST, "application/json"));
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["code"], 3);
+        assert!(v["message"].as_str().unwrap().contains("JSON"), "{v}");
+        // Bad gzip → 400.
+        let (status, _, body) =
+            call_raw(&app, post(request(&[1.0]).encode_to_vec(), "application/x-protobuf", Some("gzip")))
+                .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(RpcStatus::decode(&*body).unwrap().message.contains("gzip"));
+        // Wrong content type → 415.
+        let (status, _, body) = call_raw(&app, post(b"x".to_vec(), "text/plain", None)).await;
+        assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        assert!(RpcStatus::decode(&*body).unwrap().message.contains("text/plain"));
+        assert_eq!(t.requests.value(&["otlp_http", "400"]), 3.0);
+        assert_eq!(t.requests.value(&["otlp_http", "415"]), 1.0);
+    }
+
+    #[tokio::test]
+    async fn under_pressure_requests_are_refused_as_retryable() {
+        let telemetry = Arc::new(Telemetry::default());
+        let cfg = Config::default();
+        let p = Pipeline::new(&cfg, Arc::clone(&telemetry)).unwrap();
+        let mut state = AppState::new(&cfg, p.sink(), p.scoreboard(), Arc::clone(&telemetry), p.ready_flag());
+        state.in_flight = Arc::new(tokio::sync::Semaphore::new(0));
+        let app = router(state);
+        let resp = app
+            .clone()
+            .oneshot(post(request(&[1.0]).encode_to_vec(), "application/x-protobuf", None))
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(header_str(resp.headers(), header::RETRY_AFTER), Some("1"));
+        let resp = app.oneshot(write_req(compress(b""), "application/x-protobuf")).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(telemetry.samples_received.value(&["otlp_http"]), 0.0);
+    }
+}
+
+#[tokio::test]
+async fn remote_write_v2_answers_with_written_headers_and_names_a_bad_reference() {
+    let (app, t) = app();
+    // symbols: "", __name__, dwcp_latency_ms, instance, n1; series 2 points past the table.
+    let mut body = Vec::new();
+    for sym in ["", "__name__", "dwcp_latency_ms", "instance", "n1"] {
+        crate::proto::wire::put_len_field(&mut body, 4, sym.as_bytes());
+    }
+    let sample = |value: f64| {
+        let mut s = Vec::new();
+        crate::proto::wire::put_key(&mut s, 1, crate::proto::wire::I64);
+        s.extend_from_slice(&value.to_bits().to_le_bytes());
+        crate::proto::wire::put_key(&mut s, 2, crate::proto::wire::VARINT);
+        crate::proto::wire::put_varint(&mut s, 1_700_000_000_000);
+        s
+    };
+    for refs in [[1u8, 2, 3, 4], [1, 2, 3, 9]] {
+        let mut ts = Vec::new();
+        crate::proto::wire::put_len_field(&mut ts, 1, &refs);
+        crate::proto::wire::put_len_field(&mut ts, 2, &sample(2.0));
+        crate::proto::wire::put_len_field(&mut body, 5, &ts);
+    }
+    let req = write_req(compress(&body), crate::proto::remote_write_v2::CONTENT_TYPE);
+    let resp = app.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let h = |n: &str| resp.headers().get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
+    assert_eq!(h("X-Prometheus-Remote-Write-Samples-Written").as_deref(), Some("1"));
+    assert_eq!(h("X-Prometheus-Remote-Write-Histograms-Written").as_deref(), Some("0"));
+    assert_eq!(h("X-Prometheus-Remote-Write-Exemplars-Written").as_deref(), Some("0"));
+    let body = to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+    let body = String::from_utf8_lossy(&body);
+    assert!(body.contains("invalid_symbol_ref=1"), "{body}");
+    assert!(body.contains("label reference 9 is outside the symbol table of 5 symbols"), "{body}");
+    assert_eq!(t.requests.value(&["remote_write_v2", "400"]), 1.0);
+    assert_eq!(t.samples_received.value(&["remote_write_v2"]), 2.0);
 }

@@ -51,11 +51,13 @@ pub enum RejectReason {
     MissingValue,
     /// OTLP: NaN or ±Inf.
     NonFiniteValue,
+    /// Remote-write 2.0: a label reference outside the symbol table, or an odd count.
+    InvalidSymbolRef,
 }
 
 impl RejectReason {
     /// Every reason, for pre-registering counters.
-    pub const ALL: [RejectReason; 13] = [
+    pub const ALL: [RejectReason; 14] = [
         RejectReason::MissingMetricName,
         RejectReason::InvalidLabelName,
         RejectReason::DuplicateLabel,
@@ -69,6 +71,7 @@ impl RejectReason {
         RejectReason::ExponentialHistogram,
         RejectReason::MissingValue,
         RejectReason::NonFiniteValue,
+        RejectReason::InvalidSymbolRef,
     ];
 
     /// The label value.
@@ -87,6 +90,7 @@ impl RejectReason {
             RejectReason::ExponentialHistogram => "exponential_histogram",
             RejectReason::MissingValue => "missing_value",
             RejectReason::NonFiniteValue => "non_finite_value",
+            RejectReason::InvalidSymbolRef => "invalid_symbol_ref",
         }
     }
 }

@@ -4,4 +4,5 @@
 //! use it without importing each other.
 
 pub mod remote_write;
+pub mod remote_write_v2;
 pub mod wire;

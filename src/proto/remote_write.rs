@@ -98,7 +98,8 @@ fn decode_label(buf: &[u8]) -> Result<LabelRef<'_>, WireError> {
     Ok(l)
 }
 
-fn decode_sample(buf: &[u8]) -> Result<SampleRef, WireError> {
+/// Decodes one `Sample` (the same message in remote-write 1.0 and 2.0).
+pub(super) fn decode_sample(buf: &[u8]) -> Result<SampleRef, WireError> {
     let mut s = SampleRef { value: 0.0, timestamp_ms: 0 };
     let mut r = Reader::new(buf);
     while !r.is_empty() {

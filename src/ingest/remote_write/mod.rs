@@ -1,4 +1,6 @@
-//! Prometheus remote-write 1.0 receiver: snappy block + protobuf `WriteRequest`.
+//! Prometheus remote-write receiver, 1.0 (`prometheus.WriteRequest`) and 2.0
+//! (`io.prometheus.write.v2.Request`, chosen by the `proto` parameter of `Content-Type`):
+//! snappy block + protobuf.
 //!
 //! Limits are checked before any allocation proportional to the input: the compressed size
 //! by the HTTP layer, the decompressed size from snappy's header. Each series is validated on
@@ -7,6 +9,7 @@
 //! 400 with the counts (the sender does not retry it; the valid series are already stored).
 
 use crate::proto::remote_write::{self, SeriesRef};
+use crate::proto::remote_write_v2;
 use crate::vectorize::{LABEL_NAME, is_label_name};
 
 use super::{IngestError, IngestOutcome, RejectReason, SampleSink};
@@ -23,25 +26,42 @@ pub struct Limits {
     pub max_decoded_bytes: usize,
 }
 
-/// Checks the `Content-Type` and `Content-Encoding` headers of a remote-write request.
-pub fn check_headers(content_type: Option<&str>, content_encoding: Option<&str>) -> Result<(), IngestError> {
+/// Remote-write protocol version of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    /// 1.0: `prometheus.WriteRequest`.
+    V1,
+    /// 2.0: `io.prometheus.write.v2.Request`.
+    V2,
+}
+
+/// Checks the `Content-Type` and `Content-Encoding` headers of a remote-write request and
+/// returns the protocol version the content type names.
+pub fn check_headers(
+    content_type: Option<&str>,
+    content_encoding: Option<&str>,
+) -> Result<Version, IngestError> {
+    let mut version = Version::V1;
     if let Some(ct) = content_type {
         let mut parts = ct.split(';').map(str::trim);
         let media = parts.next().unwrap_or_default();
         let proto = parts.find_map(|p| p.strip_prefix("proto="));
-        let v1 =
-            media.eq_ignore_ascii_case(CONTENT_TYPE) && proto.is_none_or(|p| p == "prometheus.WriteRequest");
-        if !v1 {
-            return Err(IngestError::Unsupported {
-                header: "Content-Type",
-                value: ct.to_string(),
-                expected: "application/x-protobuf (remote-write 1.0, proto=prometheus.WriteRequest)",
-            });
+        version = match proto {
+            _ if !media.eq_ignore_ascii_case(CONTENT_TYPE) => None,
+            None | Some("prometheus.WriteRequest") => Some(Version::V1),
+            Some("io.prometheus.write.v2.Request") => Some(Version::V2),
+            Some(_) => None,
         }
+        .ok_or_else(|| IngestError::Unsupported {
+            header: "Content-Type",
+            value: ct.to_string(),
+            expected: "application/x-protobuf with proto=prometheus.WriteRequest (remote-write 1.0, the \
+                       default) or proto=io.prometheus.write.v2.Request (2.0)",
+        })?;
     }
     match content_encoding {
-        None => Ok(()),
-        Some(enc) if enc.eq_ignore_ascii_case("snappy") => Ok(()),
+        None => Ok(version),
+        Some(enc) if enc.eq_ignore_ascii_case("snappy") => Ok(version),
         Some(enc) => Err(IngestError::Unsupported {
             header: "Content-Encoding",
             value: enc.to_string(),
@@ -84,6 +104,62 @@ pub fn ingest(body: &[u8], limits: Limits, sink: &dyn SampleSink) -> Result<Inge
     out.reject(RejectReason::MaxEntities, stats.max_entities);
     out.reject(RejectReason::OutOfOrder, stats.out_of_order);
     Ok(out)
+}
+
+/// What a remote-write 2.0 request stored, for the `X-Prometheus-Remote-Write-*-Written`
+/// response headers. Samples of series no feature selects count as written: they were
+/// received intact and are deliberately not kept.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
+    /// Float samples.
+    pub samples: u64,
+    /// Native histogram samples (never stored).
+    pub histograms: u64,
+    /// Exemplars (never stored).
+    pub exemplars: u64,
+}
+
+/// What one 2.0 request did.
+#[derive(Debug, Clone)]
+pub struct OutcomeV2 {
+    /// Counts, as for 1.0.
+    pub outcome: IngestOutcome,
+    /// For the response headers.
+    pub written: Written,
+    /// The first bad label reference, to name in the error.
+    pub first_bad_ref: Option<remote_write_v2::RefError>,
+}
+
+/// Decodes, validates and stores one 2.0 request body (snappy-compressed). A series whose
+/// label references are bad is rejected (`invalid_symbol_ref`) and the rest stored.
+pub fn ingest_v2(body: &[u8], limits: Limits, sink: &dyn SampleSink) -> Result<OutcomeV2, IngestError> {
+    let raw = decompress(body, limits)?;
+    let req = remote_write_v2::decode(&raw).map_err(IngestError::Protobuf)?;
+    let mut out = IngestOutcome { series: req.len() as u64, ..IngestOutcome::default() };
+    let mut valid: Vec<&SeriesRef<'_>> = Vec::with_capacity(req.len());
+    let mut first_bad_ref = None;
+    for s in &req {
+        let n = s.samples as u64;
+        out.samples_received += n + s.histograms as u64;
+        out.reject(RejectReason::NativeHistogram, s.histograms as u64);
+        match &s.series {
+            Err(e) => {
+                out.reject(RejectReason::InvalidSymbolRef, n);
+                first_bad_ref.get_or_insert(*e);
+            }
+            Ok(series) => match validate(series) {
+                Ok(()) => valid.push(series),
+                Err(reason) => out.reject(reason, n),
+            },
+        }
+    }
+    let stats = sink.accept(&valid);
+    out.samples_accepted = stats.accepted;
+    out.samples_unmatched = stats.unmatched;
+    out.reject(RejectReason::MaxEntities, stats.max_entities);
+    out.reject(RejectReason::OutOfOrder, stats.out_of_order);
+    let written = Written { samples: stats.accepted + stats.unmatched, histograms: 0, exemplars: 0 };
+    Ok(OutcomeV2 { outcome: out, written, first_bad_ref })
 }
 
 /// Checks one series: metric name, label names, order, duplicates, timestamps.

@@ -35,6 +35,38 @@ mod prompb {
     }
 }
 
+/// Remote-write 2.0 messages as prost generates them from
+/// `prompb/io/prometheus/write/v2/types.proto` (field numbers copied from it).
+mod v2 {
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Request {
+        #[prost(string, repeated, tag = "4")]
+        pub symbols: Vec<String>,
+        #[prost(message, repeated, tag = "5")]
+        pub timeseries: Vec<TimeSeries>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct TimeSeries {
+        #[prost(uint32, repeated, tag = "1")]
+        pub labels_refs: Vec<u32>,
+        #[prost(message, repeated, tag = "2")]
+        pub samples: Vec<super::prompb::Sample>,
+        #[prost(message, repeated, tag = "4")]
+        pub exemplars: Vec<Exemplar>,
+        #[prost(int64, tag = "6")]
+        pub created_timestamp: i64,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Exemplar {
+        #[prost(uint32, repeated, tag = "1")]
+        pub labels_refs: Vec<u32>,
+        #[prost(double, tag = "2")]
+        pub value: f64,
+        #[prost(int64, tag = "3")]
+        pub timestamp: i64,
+    }
+}
+
 #[derive(Default)]
 struct Collect(Mutex<Vec<String>>);
 
@@ -174,10 +206,59 @@ fn content_type_and_encoding_are_checked() {
     );
     let v2 =
         check_headers(Some("application/x-protobuf;proto=io.prometheus.write.v2.Request"), Some("snappy"));
-    assert!(matches!(v2, Err(IngestError::Unsupported { header: "Content-Type", .. })));
+    assert!(matches!(v2, Ok(Version::V2)), "{v2:?}");
+    let v3 =
+        check_headers(Some("application/x-protobuf;proto=io.prometheus.write.v3.Request"), Some("snappy"));
+    assert!(matches!(v3, Err(IngestError::Unsupported { header: "Content-Type", .. })));
     assert!(check_headers(Some("application/json"), None).is_err());
     assert!(matches!(
         check_headers(None, Some("gzip")),
         Err(IngestError::Unsupported { header: "Content-Encoding", .. })
     ));
+}
+
+/// A 2.0 request: symbols `["", "__name__", "dwcp_latency_ms", "instance", "a", "b"]`,
+/// series with the given label references, one sample each.
+fn v2_request(series: &[&[u32]]) -> Vec<u8> {
+    let symbols = ["", "__name__", "dwcp_latency_ms", "instance", "a", "b"].map(String::from).to_vec();
+    let timeseries = series
+        .iter()
+        .map(|refs| v2::TimeSeries {
+            labels_refs: refs.to_vec(),
+            samples: vec![prompb::Sample { value: 1.5, timestamp: TS }],
+            exemplars: vec![v2::Exemplar { labels_refs: vec![], value: 1.0, timestamp: TS }],
+            created_timestamp: 0,
+        })
+        .collect();
+    compress(&v2::Request { symbols, timeseries }.encode_to_vec())
+}
+
+#[test]
+fn v2_series_resolve_through_the_symbol_table() {
+    let sink = Collect::default();
+    let out = ingest_v2(&v2_request(&[&[1, 2, 3, 4], &[1, 2, 3, 5]]), LIMITS, &sink).unwrap();
+    assert_eq!(
+        *sink.0.lock(),
+        ["__name__=dwcp_latency_ms,instance=a", "__name__=dwcp_latency_ms,instance=b"]
+    );
+    assert_eq!(out.outcome.samples_accepted, 2);
+    assert_eq!(out.written, Written { samples: 2, histograms: 0, exemplars: 0 });
+    assert!(out.first_bad_ref.is_none());
+}
+
+#[test]
+fn v2_bad_references_reject_their_series_only() {
+    let sink = Collect::default();
+    let out = ingest_v2(&v2_request(&[&[1, 2, 3, 99], &[1, 2, 3], &[1, 2, 3, 4]]), LIMITS, &sink).unwrap();
+    assert_eq!(*sink.0.lock(), ["__name__=dwcp_latency_ms,instance=a"]);
+    assert_eq!(out.outcome.rejected, [(RejectReason::InvalidSymbolRef, 2)]);
+    assert_eq!(
+        out.first_bad_ref.unwrap().to_string(),
+        "label reference 99 is outside the symbol table of 6 symbols"
+    );
+    assert_eq!(out.written.samples, 1);
+    // Truncated protobuf is refused whole.
+    let raw = v2::Request { symbols: vec!["".into(), "x".into()], timeseries: vec![] }.encode_to_vec();
+    let err = ingest_v2(&compress(&raw[..raw.len() - 1]), LIMITS, &sink).unwrap_err();
+    assert!(matches!(err, IngestError::Protobuf(_)), "{err}");
 }
