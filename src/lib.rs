@@ -14,6 +14,7 @@ pub mod http;
 pub mod ingest;
 pub mod pipeline;
 pub mod proto;
+pub mod retry;
 pub mod rfc3339;
 pub mod rng;
 pub mod simulate;

@@ -19,6 +19,7 @@ use tracing::{debug, warn};
 
 use super::{AlertEvent, log_event};
 use crate::config::{AlertConfig, MinSeverity};
+use crate::retry::RetryPolicy;
 use crate::rng::Rng;
 use crate::telemetry::Telemetry;
 
@@ -103,32 +104,6 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-/// Retry policy of every channel (from `alert.retries`, `retry_backoff`, `retry_max_backoff`).
-#[derive(Debug, Clone, Copy)]
-pub struct RetryPolicy {
-    /// Attempts after the first.
-    pub retries: u32,
-    /// First delay.
-    pub backoff: Duration,
-    /// Longest delay.
-    pub max_backoff: Duration,
-}
-
-impl RetryPolicy {
-    /// The policy in `cfg`.
-    pub fn new(cfg: &AlertConfig) -> Self {
-        Self { retries: cfg.retries, backoff: cfg.retry_backoff, max_backoff: cfg.retry_max_backoff }
-    }
-
-    /// Delay before retry number `attempt` (1-based): doubling, capped, jittered ±20 %; a
-    /// receiver's `Retry-After` wins up to the cap.
-    pub fn delay(&self, attempt: u32, after: Option<Duration>, rng: &mut Rng) -> Duration {
-        let base = self.backoff.saturating_mul(1 << (attempt - 1).min(16)).min(self.max_backoff);
-        let jittered = base.mul_f64(0.8 + 0.4 * rng.uniform());
-        after.map_or(jittered, |a| a.min(self.max_backoff).max(jittered))
-    }
-}
-
 /// A channel's queue as the dispatcher holds it.
 struct Route {
     name: &'static str,
@@ -163,7 +138,11 @@ impl Dispatcher {
         let (tx, rx) = mpsc::channel(cfg.queue_size.max(1));
         let worker = Worker {
             channel,
-            policy: RetryPolicy::new(cfg),
+            policy: RetryPolicy {
+                retries: cfg.retries,
+                backoff: cfg.retry_backoff,
+                max_backoff: cfg.retry_max_backoff,
+            },
             telemetry: Arc::clone(&self.telemetry),
             shutdown: shutdown.clone(),
         };

@@ -2,8 +2,8 @@
 //!
 //! Last stage of the flow (pipeline → **export**). Every check produces one [`CheckScores`];
 //! [`for_each_series`] turns it into the product series documented below, used by both the
-//! `/metrics` exposition ([`prometheus`]) and remote-write out ([`remote_write`]), so the two
-//! always carry the same names and labels. Entity labels are copied and `profile` added:
+//! `/metrics` exposition ([`prometheus`]), remote-write out ([`remote_write`]) and OTLP out
+//! ([`otlp`]), so they always carry the same names and labels. Entity labels are copied and `profile` added:
 //!
 //! | series | extra labels | value |
 //! |---|---|---|
@@ -14,6 +14,7 @@
 //! | `anomaly_expected`, `_lower`, `_upper` | `feature` | expected value and normal band |
 //! | `anomaly_model_state` | `state` (`warming`, `ready`, `stale`) | 1 for the current state |
 
+pub mod otlp;
 pub mod prometheus;
 pub mod remote_write;
 
@@ -34,6 +35,16 @@ pub const LABEL_FEATURE: &str = "feature";
 pub const LABEL_STATE: &str = "state";
 /// The ensemble's `detector` label value.
 pub const ENSEMBLE: &str = "ensemble";
+
+/// A running exporter (remote-write or OTLP): its queue of checks and its task.
+pub struct ExporterHandle {
+    /// Queue of checks to write.
+    pub queue: tokio::sync::mpsc::Sender<Arc<CheckScores>>,
+    /// The exporter task; ends when the queue is closed and drained.
+    pub task: tokio::task::JoinHandle<()>,
+    /// The `exporter` label value.
+    pub id: String,
+}
 
 /// The latest check, as served on `/metrics` and the status API.
 pub type Scoreboard = Arc<RwLock<Arc<CheckScores>>>;

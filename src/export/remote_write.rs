@@ -9,15 +9,15 @@ use std::sync::Arc;
 
 use reqwest::StatusCode;
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
 use crate::config::RemoteWriteConfig;
 use crate::proto::remote_write::{Encoder, compress};
+use crate::retry::RetryPolicy;
 use crate::rng::Rng;
 use crate::telemetry::Telemetry;
 
-use super::{CheckScores, Series, for_each_series};
+use super::{CheckScores, ExporterHandle, Series, for_each_series};
 
 /// Why a batch was given up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +47,7 @@ pub struct RemoteWriteClient {
     client: reqwest::Client,
     id: String,
     telemetry: Arc<Telemetry>,
+    retry: RetryPolicy,
 }
 
 impl RemoteWriteClient {
@@ -60,7 +61,9 @@ impl RemoteWriteClient {
             .timeout(cfg.timeout)
             .user_agent(concat!("dwcp-anomaly/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(Self { cfg, client, id, telemetry })
+        let retry =
+            RetryPolicy { retries: cfg.max_retries, backoff: cfg.min_backoff, max_backoff: cfg.max_backoff };
+        Ok(Self { cfg, client, id, telemetry, retry })
     }
 
     /// Encodes one check into requests of at most `max_samples_per_send` series.
@@ -124,9 +127,7 @@ impl RemoteWriteClient {
             }
             attempt += 1;
             self.telemetry.export_retries.with(&[&self.id]).inc();
-            let backoff = self.cfg.min_backoff.saturating_mul(1 << attempt.min(16)).min(self.cfg.max_backoff);
-            let jittered = backoff.mul_f64(0.8 + 0.4 * rng.uniform());
-            let delay = wait.map_or(jittered, |w| w.min(self.cfg.max_backoff.max(jittered)));
+            let delay = self.retry.delay(attempt, wait, &mut rng);
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
                 _ = shutdown.wait_for(|s| *s) => return Err(SendFailure::Shutdown),
@@ -150,22 +151,12 @@ impl RemoteWriteClient {
     }
 }
 
-/// A running exporter: the queue sender and the task.
-pub struct RemoteWriteHandle {
-    /// Queue of checks to write.
-    pub queue: mpsc::Sender<Arc<CheckScores>>,
-    /// The exporter task; ends when the queue is closed and drained.
-    pub task: JoinHandle<()>,
-    /// The `exporter` label value.
-    pub id: String,
-}
-
 /// Starts one exporter task per configured target.
 pub fn spawn(
     targets: &[RemoteWriteConfig],
     telemetry: &Arc<Telemetry>,
     shutdown: &watch::Receiver<bool>,
-) -> Result<Vec<RemoteWriteHandle>, reqwest::Error> {
+) -> Result<Vec<ExporterHandle>, reqwest::Error> {
     targets
         .iter()
         .enumerate()
@@ -181,7 +172,7 @@ pub fn spawn(
                     client.write(&check, &mut shutdown).await;
                 }
             });
-            Ok(RemoteWriteHandle { queue: tx, task, id })
+            Ok(ExporterHandle { queue: tx, task, id })
         })
         .collect()
 }

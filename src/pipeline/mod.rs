@@ -41,6 +41,9 @@ pub enum PipelineError {
     /// An HTTP client could not be built.
     #[error("cannot build HTTP client: {0}")]
     Client(#[from] reqwest::Error),
+    /// An OTLP exporter could not be set up.
+    #[error("{0}")]
+    Otlp(#[from] export::otlp::OtlpSetupError),
     /// An alert channel could not be set up.
     #[error("{0}")]
     Alert(#[from] crate::alert::SetupError),
@@ -123,8 +126,9 @@ impl Pipeline {
     /// Starts the check loop, exporters and notifiers; the task ends after `shutdown` fires
     /// and the exporters drained.
     pub fn spawn(self, shutdown: watch::Receiver<bool>) -> Result<JoinHandle<()>, PipelineError> {
-        let exporters =
+        let mut exporters =
             export::remote_write::spawn(&self.cfg.export.remote_write, &self.telemetry, &shutdown)?;
+        exporters.extend(export::otlp::spawn(&self.cfg.export.otlp, &self.telemetry, &shutdown)?);
         let dispatcher = crate::alert::dispatcher(
             &self.cfg,
             Arc::clone(&self.telemetry),
