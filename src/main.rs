@@ -13,6 +13,7 @@ use tracing::{error, info, warn};
 
 use dwcp_anomaly::config::{Config, LogFormat};
 use dwcp_anomaly::http::{self, AppState};
+use dwcp_anomaly::ingest;
 use dwcp_anomaly::pipeline::Pipeline;
 use dwcp_anomaly::simulate::{self, Injection, PushOptions, Simulator};
 use dwcp_anomaly::telemetry::Telemetry;
@@ -281,6 +282,12 @@ async fn serve(args: ServeArgs) -> Result<()> {
         None => None,
     };
     let shutdown = shutdown_signal();
+    for target in &cfg.scrape {
+        info!(url = %target.url, interval = ?target.interval, "Scraping.");
+        let task =
+            ingest::scrape::run(target.clone(), pipeline.sink(), Arc::clone(&telemetry), shutdown.clone());
+        tokio::spawn(task);
+    }
     let pipeline_task = pipeline.spawn(shutdown.clone())?;
     info!(%addr, "Listening: POST /api/v1/write, POST /v1/metrics (OTLP/HTTP), GET /metrics, GET /.");
     if let Some(l) = grpc_listener {

@@ -53,6 +53,8 @@ pub struct Config {
     pub ingest: IngestConfig,
     /// OTLP receiver (gRPC listener, resource attribute mapping).
     pub otlp: OtlpConfig,
+    /// `/metrics` targets the service scrapes itself (small setups without Prometheus).
+    pub scrape: Vec<ScrapeConfig>,
     /// How samples become per-entity vectors.
     pub vectorize: VectorizeConfig,
     /// Detectors, ensemble threshold and severity bands.
@@ -75,6 +77,7 @@ impl Default for Config {
             state_save_interval: Duration::from_secs(300),
             ingest: IngestConfig::default(),
             otlp: OtlpConfig::default(),
+            scrape: Vec::new(),
             vectorize: VectorizeConfig::default(),
             detect: DetectConfig::default(),
             export: ExportConfig::default(),
@@ -368,6 +371,64 @@ fn default_rw_queue() -> usize {
     64
 }
 
+/// One scrape target.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ScrapeConfig {
+    /// URL of the target's metrics page, e.g. `http://host:9100/metrics`.
+    pub url: String,
+    /// Time between scrapes.
+    #[serde(with = "duration", default = "default_scrape_interval")]
+    pub interval: Duration,
+    /// Timeout of one scrape (at most `interval`).
+    #[serde(with = "duration", default = "default_scrape_timeout")]
+    pub timeout: Duration,
+    /// `job` label of the target's series.
+    #[serde(default = "default_scrape_job")]
+    pub job: String,
+    /// Extra labels added to the target's series.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Keep the target's own `job`/`instance`/extra labels when they clash with ours (as
+    /// Prometheus's `honor_labels`); otherwise theirs are renamed `exported_<name>`.
+    #[serde(default)]
+    pub honor_labels: bool,
+}
+
+fn default_scrape_interval() -> Duration {
+    Duration::from_secs(15)
+}
+fn default_scrape_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_scrape_job() -> String {
+    "scrape".into()
+}
+
+impl ScrapeConfig {
+    fn validate(&self, e: &mut ConfigErrors) {
+        if !is_http_url(&self.url) {
+            e.invalid("url", format!("must be an http:// or https:// URL, got {:?}", self.url));
+        }
+        if self.interval < Duration::from_millis(100) {
+            e.invalid("interval", format!("must be >= 100ms, got {:?}", self.interval));
+        }
+        if self.timeout.is_zero() || self.timeout > self.interval {
+            e.invalid(
+                "timeout",
+                format!("must be > 0 and <= interval ({:?}), got {:?}", self.interval, self.timeout),
+            );
+        }
+        for k in self.labels.keys() {
+            let valid = k.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                e.invalid("labels", format!("invalid label name {k:?}"));
+            }
+        }
+    }
+}
+
 /// Logging output.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -460,6 +521,9 @@ impl Config {
                 e.invalid("max_concurrent_requests", "must be > 0");
             }
         });
+        for (i, t) in self.scrape.iter().enumerate() {
+            errs.scope(&format!("scrape[{i}]"), |e| t.validate(e));
+        }
         errs.scope("vectorize", |e| self.vectorize.validate(e));
         errs.scope("detect", |e| self.detect.validate(e));
         errs.scope("export", |e| {

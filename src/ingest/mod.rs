@@ -8,11 +8,39 @@
 mod error;
 pub mod otlp;
 pub mod remote_write;
+pub mod scrape;
 
 use crate::proto::remote_write::SeriesRef;
 use crate::vectorize::ObserveStats;
 
 pub use error::IngestError;
+
+/// Validates each series (counting the invalid ones by reason in `out` and reporting their
+/// position to `invalid`), stores the valid ones in `sink` and adds its counts to `out`.
+pub(crate) fn store<'s, 'a: 's>(
+    series: impl IntoIterator<Item = &'s SeriesRef<'a>>,
+    sink: &dyn SampleSink,
+    out: &mut IngestOutcome,
+    mut invalid: impl FnMut(usize),
+) -> ObserveStats {
+    let series = series.into_iter();
+    let mut valid: Vec<&SeriesRef<'_>> = Vec::with_capacity(series.size_hint().0);
+    for (i, s) in series.enumerate() {
+        match remote_write::validate(s) {
+            Ok(()) => valid.push(s),
+            Err(reason) => {
+                out.reject(reason, s.samples.len() as u64);
+                invalid(i);
+            }
+        }
+    }
+    let stats = sink.accept(&valid);
+    out.samples_accepted += stats.accepted;
+    out.samples_unmatched += stats.unmatched;
+    out.reject(RejectReason::MaxEntities, stats.max_entities);
+    out.reject(RejectReason::OutOfOrder, stats.out_of_order);
+    stats
+}
 
 /// Receives validated series (the pipeline's vectorizer in `serve`).
 pub trait SampleSink: Send + Sync {

@@ -191,6 +191,12 @@ pub struct Telemetry {
     pub alert_retries: Family,
     /// See [`names::ALERT_QUEUE`].
     pub alert_queue: Family,
+    /// See [`names::SCRAPE_UP`].
+    pub scrape_up: Family,
+    /// See [`names::SCRAPE_DURATION`].
+    pub scrape_duration: Family,
+    /// See [`names::SCRAPE_SAMPLES`].
+    pub scrape_samples: Family,
     /// See [`names::BUILD_INFO`].
     pub build_info: Family,
 }
@@ -276,6 +282,24 @@ impl Default for Telemetry {
                 Gauge,
                 &["channel"],
             ),
+            scrape_up: Family::new(
+                SCRAPE_UP,
+                "1 when the last scrape of a target succeeded.",
+                Gauge,
+                &["target"],
+            ),
+            scrape_duration: Family::new(
+                SCRAPE_DURATION,
+                "Duration of the last scrape of a target.",
+                Gauge,
+                &["target"],
+            ),
+            scrape_samples: Family::new(
+                SCRAPE_SAMPLES,
+                "Samples in the last scrape of a target.",
+                Gauge,
+                &["target"],
+            ),
             build_info: Family::new(
                 BUILD_INFO,
                 "Build information; constant 1.",
@@ -328,6 +352,9 @@ impl Telemetry {
             &self.alerts_sent,
             &self.alerts_failed,
             &self.alert_retries,
+            &self.scrape_up,
+            &self.scrape_duration,
+            &self.scrape_samples,
             &self.alert_queue,
         ] {
             f.render(out);

@@ -34,5 +34,11 @@ pub const ALERTS_FAILED: &str = "dwcp_anomaly_alerts_failed_total";
 pub const ALERT_RETRIES: &str = "dwcp_anomaly_alert_retries_total";
 /// Notifications waiting in a channel's queue.
 pub const ALERT_QUEUE: &str = "dwcp_anomaly_alert_queue_depth";
+/// 1 when the last scrape of a target succeeded, by target.
+pub const SCRAPE_UP: &str = "dwcp_anomaly_scrape_up";
+/// Duration of the last scrape of a target, by target.
+pub const SCRAPE_DURATION: &str = "dwcp_anomaly_scrape_duration_seconds";
+/// Samples in the last scrape of a target, by target.
+pub const SCRAPE_SAMPLES: &str = "dwcp_anomaly_scrape_samples";
 /// Constant 1 with version and backend labels.
 pub const BUILD_INFO: &str = "dwcp_anomaly_build_info";

@@ -35,8 +35,8 @@ use prost::Message;
 use crate::proto::remote_write::{LabelRef, SampleRef, SeriesRef};
 use crate::vectorize::{LABEL_INSTANCE, LABEL_JOB, LABEL_NAME, STALE_NAN_BITS};
 
-use super::remote_write::{Limits, validate};
-use super::{IngestError, IngestOutcome, RejectReason, SampleSink};
+use super::remote_write::Limits;
+use super::{IngestError, IngestOutcome, RejectReason, SampleSink, store};
 use names::NameKind;
 
 /// Content type of OTLP/HTTP protobuf bodies.
@@ -229,26 +229,16 @@ pub fn ingest(req: &ExportMetricsServiceRequest, opts: &MapOptions, sink: &dyn S
             histograms: 0,
         })
         .collect();
-    let mut valid: Vec<&SeriesRef<'_>> = Vec::with_capacity(views.len());
+    out.samples.samples_received += views.len() as u64;
     let mut last_bad = None;
-    for (v, b) in views.iter().zip(&built) {
-        out.samples.samples_received += 1;
-        match validate(v) {
-            Ok(()) => valid.push(v),
-            Err(reason) => {
-                out.samples.reject(reason, 1);
-                if last_bad != Some(b.point) {
-                    last_bad = Some(b.point);
-                    out.rejected_points += 1;
-                }
-            }
+    let mut bad_points = 0;
+    let stats = store(&views, sink, &mut out.samples, |i| {
+        if last_bad != Some(built[i].point) {
+            last_bad = Some(built[i].point);
+            bad_points += 1;
         }
-    }
-    let stats = sink.accept(&valid);
-    out.samples.samples_accepted = stats.accepted;
-    out.samples.samples_unmatched = stats.unmatched;
-    out.samples.reject(RejectReason::MaxEntities, stats.max_entities);
-    out.samples.reject(RejectReason::OutOfOrder, stats.out_of_order);
+    });
+    out.rejected_points += bad_points;
     out.rejected_points += stats.max_entities + stats.out_of_order;
     out
 }

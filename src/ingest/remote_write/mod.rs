@@ -12,7 +12,7 @@ use crate::proto::remote_write::{self, SeriesRef};
 use crate::proto::remote_write_v2;
 use crate::vectorize::{LABEL_NAME, is_label_name};
 
-use super::{IngestError, IngestOutcome, RejectReason, SampleSink};
+use super::{IngestError, IngestOutcome, RejectReason, SampleSink, store};
 
 /// Content type of remote-write 1.0 (and the default when the `proto` parameter is absent).
 pub const CONTENT_TYPE: &str = "application/x-protobuf";
@@ -88,21 +88,11 @@ pub fn ingest(body: &[u8], limits: Limits, sink: &dyn SampleSink) -> Result<Inge
     let raw = decompress(body, limits)?;
     let req = remote_write::decode(&raw).map_err(IngestError::Protobuf)?;
     let mut out = IngestOutcome { series: req.series.len() as u64, ..IngestOutcome::default() };
-    let mut valid: Vec<&SeriesRef<'_>> = Vec::with_capacity(req.series.len());
     for s in &req.series {
-        let n = s.samples.len() as u64;
-        out.samples_received += n + s.histograms as u64;
+        out.samples_received += (s.samples.len() + s.histograms) as u64;
         out.reject(RejectReason::NativeHistogram, s.histograms as u64);
-        match validate(s) {
-            Ok(()) => valid.push(s),
-            Err(reason) => out.reject(reason, n),
-        }
     }
-    let stats = sink.accept(&valid);
-    out.samples_accepted = stats.accepted;
-    out.samples_unmatched = stats.unmatched;
-    out.reject(RejectReason::MaxEntities, stats.max_entities);
-    out.reject(RejectReason::OutOfOrder, stats.out_of_order);
+    store(&req.series, sink, &mut out, |_| {});
     Ok(out)
 }
 
@@ -136,28 +126,16 @@ pub fn ingest_v2(body: &[u8], limits: Limits, sink: &dyn SampleSink) -> Result<O
     let raw = decompress(body, limits)?;
     let req = remote_write_v2::decode(&raw).map_err(IngestError::Protobuf)?;
     let mut out = IngestOutcome { series: req.len() as u64, ..IngestOutcome::default() };
-    let mut valid: Vec<&SeriesRef<'_>> = Vec::with_capacity(req.len());
     let mut first_bad_ref = None;
     for s in &req {
-        let n = s.samples as u64;
-        out.samples_received += n + s.histograms as u64;
+        out.samples_received += (s.samples + s.histograms) as u64;
         out.reject(RejectReason::NativeHistogram, s.histograms as u64);
-        match &s.series {
-            Err(e) => {
-                out.reject(RejectReason::InvalidSymbolRef, n);
-                first_bad_ref.get_or_insert(*e);
-            }
-            Ok(series) => match validate(series) {
-                Ok(()) => valid.push(series),
-                Err(reason) => out.reject(reason, n),
-            },
+        if let Err(e) = &s.series {
+            out.reject(RejectReason::InvalidSymbolRef, s.samples as u64);
+            first_bad_ref.get_or_insert(*e);
         }
     }
-    let stats = sink.accept(&valid);
-    out.samples_accepted = stats.accepted;
-    out.samples_unmatched = stats.unmatched;
-    out.reject(RejectReason::MaxEntities, stats.max_entities);
-    out.reject(RejectReason::OutOfOrder, stats.out_of_order);
+    let stats = store(req.iter().filter_map(|s| s.series.as_ref().ok()), sink, &mut out, |_| {});
     let written = Written { samples: stats.accepted + stats.unmatched, histograms: 0, exemplars: 0 };
     Ok(OutcomeV2 { outcome: out, written, first_bad_ref })
 }

@@ -1,0 +1,73 @@
+//! Scrape ingest end to end: the service scrapes the simulator's `/metrics` page itself (no
+//! Prometheus server), scores the entity and flags the injected spike; a target that is down
+//! shows `dwcp_anomaly_scrape_up 0` and stops nothing else.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use dwcp_anomaly::telemetry::names::{SAMPLES_RECEIVED, SCRAPE_SAMPLES, SCRAPE_UP};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scraped_target_is_scored_and_its_spike_flagged() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = trained_state(dir.path());
+    let sim_port = free_port();
+    let sim_args: Vec<String> = [
+        "simulate",
+        "--entities",
+        "1",
+        "--step",
+        "1s",
+        "--seed",
+        "3",
+        "--anomaly",
+        "1:spike:6s:60s",
+        "serve",
+        "--listen",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([format!("127.0.0.1:{sim_port}")])
+    .collect();
+    let _sim = spawn("simulate", &service_bin(), &sim_args, dir.path());
+
+    let (port, dead) = (free_port(), free_port());
+    let target = format!("http://127.0.0.1:{sim_port}/metrics");
+    let down = format!("http://127.0.0.1:{dead}/metrics");
+    let config = format!(
+        "check_interval: 1s\nstate_dir: {}\nscrape:\n  \
+         - url: {target}\n    interval: 1s\n    timeout: 900ms\n    job: dwcp\n    honor_labels: true\n  \
+         - url: {down}\n    interval: 1s\n    timeout: 500ms\n",
+        state.display()
+    );
+    let svc = start_service("serve", dir.path(), port, &config).await;
+    let http = dwcp_anomaly::http_client().build().unwrap();
+    let text = eventually(Duration::from_secs(40), "the spike flagged from scraped samples", || async {
+        let text = get_ok(&http, format!("http://127.0.0.1:{port}/metrics")).await?;
+        text.lines()
+            .any(|l| {
+                l.starts_with("anomaly_flag{") && l.contains("instance=\"dwcp-node-01\"") && l.ends_with(" 1")
+            })
+            .then_some(text)
+    })
+    .await;
+    let line = |prefix: String| text.lines().find(|l| l.starts_with(&prefix)).map(str::to_string);
+    assert!(line("anomaly_flag{".into()).unwrap().contains("job=\"dwcp\""), "{text}");
+    assert_eq!(
+        line(format!("{SCRAPE_UP}{{target=\"{target}\"}}")).unwrap().rsplit(' ').next(),
+        Some("1"),
+        "{text}"
+    );
+    assert_eq!(
+        line(format!("{SCRAPE_UP}{{target=\"{down}\"}}")).unwrap().rsplit(' ').next(),
+        Some("0"),
+        "{text}"
+    );
+    let samples: f64 = line(format!("{SCRAPE_SAMPLES}{{target=\"{target}\"}}"))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap();
+    assert!(samples >= 7.0, "{text}");
+    assert!(line(format!("{SAMPLES_RECEIVED}{{protocol=\"scrape\"}}")).is_some(), "{text}\n{}", svc.tail());
+}
