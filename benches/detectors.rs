@@ -58,6 +58,13 @@ fn iforest(c: &mut Criterion) {
             detector.score(black_box(&xs[i])).map(|s| s.value)
         })
     });
+    let mut score = detector.score(&xs[0]).expect("fitted detector scores");
+    g.bench_function("single_detector_score_into", |b| {
+        b.iter(|| {
+            i = (i + 1) % VECTORS;
+            detector.score_into(black_box(&xs[i]), &mut score).map(|()| score.value)
+        })
+    });
     let mut out = vec![0.0; VECTORS];
     g.throughput(Throughput::Elements(VECTORS as u64));
     g.bench_function("batch_1024", |b| {
@@ -75,6 +82,13 @@ fn zscore(c: &mut Criterion) {
         b.iter(|| {
             i = (i + 1) % VECTORS;
             d.score(black_box(&xs[i])).map(|s| s.value)
+        })
+    });
+    let mut score = d.score(&xs[0]).expect("fitted detector scores");
+    c.bench_function("zscore_7f/single_detector_score_into", |b| {
+        b.iter(|| {
+            i = (i + 1) % VECTORS;
+            d.score_into(black_box(&xs[i]), &mut score).map(|()| score.value)
         })
     });
 }

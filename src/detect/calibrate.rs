@@ -16,6 +16,9 @@ const MAX_KEPT: usize = 2048;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Calibrator {
     sorted: Vec<f64>,
+    /// Calibrated score for each count of `sorted` values below a raw score up to `tail_u`
+    /// (`n + 1` entries): scoring the body is a binary search and a load, no log10.
+    body_scores: Vec<f64>,
     tail_u: f64,
     tail_p: f64,
     tail_scale: f64,
@@ -41,7 +44,9 @@ impl Calibrator {
         let spread = (v[n - 1] - v[0]).abs().max(tail_u.abs()).max(1e-12);
         let mean_excess =
             if excess.is_empty() { 0.0 } else { excess.iter().sum::<f64>() / excess.len() as f64 };
+        let body_scores = (0..=n).map(|below| score_from_tail(body_probability(n, below), decades)).collect();
         Some(Self {
+            body_scores,
             tail_p: (n - iu) as f64 / (n + 1) as f64,
             tail_u,
             tail_scale: mean_excess.max(spread * 1e-3),
@@ -58,14 +63,21 @@ impl Calibrator {
         if raw > self.tail_u {
             return self.tail_p * (-(raw - self.tail_u) / self.tail_scale).exp();
         }
-        let below = self.sorted.partition_point(|x| *x < raw);
-        (self.sorted.len() - below + 1) as f64 / (self.sorted.len() + 1) as f64
+        body_probability(self.sorted.len(), self.sorted.partition_point(|x| *x < raw))
     }
 
-    /// Calibrated score in [0, 1].
+    /// Calibrated score in [0, 1]: `score_from_tail(tail_probability(raw))`.
     pub fn score(&self, raw: f64) -> f64 {
-        score_from_tail(self.tail_probability(raw), self.decades)
+        if raw.is_nan() || raw > self.tail_u {
+            return score_from_tail(self.tail_probability(raw), self.decades);
+        }
+        self.body_scores[self.sorted.partition_point(|x| *x < raw)]
     }
+}
+
+/// Empirical tail probability of a raw score with `below` of `n` training scores below it.
+fn body_probability(n: usize, below: usize) -> f64 {
+    (n - below + 1) as f64 / (n + 1) as f64
 }
 
 /// `-log10(p) / decades`, clamped to [0, 1].
@@ -126,6 +138,16 @@ mod tests {
         // Far beyond the training maximum the score saturates.
         assert_eq!(c.score(100.0), 1.0);
         assert_eq!(c.score(f64::NAN), 0.0);
+    }
+
+    #[test]
+    fn table_lookup_equals_the_direct_formula() {
+        let raw: Vec<f64> = (0..700).map(|i| ((i * 37) % 101) as f64 / 10.0).collect();
+        let c = Calibrator::fit(&raw, 6.0).unwrap();
+        for i in -20..1200 {
+            let r = i as f64 / 100.0;
+            assert_eq!(c.score(r).to_bits(), score_from_tail(c.tail_probability(r), 6.0).to_bits(), "{r}");
+        }
     }
 
     #[test]

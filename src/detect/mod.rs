@@ -69,6 +69,13 @@ pub trait Detector: Send {
     fn fit(&mut self, history: &[FeatureVector]) -> Result<(), DetectError>;
     /// Scores one vector: higher = more anomalous, in [0, 1]. `NotFitted` before `fit`.
     fn score(&self, x: &FeatureVector) -> Result<Score, DetectError>;
+    /// Scores like [`score`](Self::score) into `out`, reusing the capacity of its vectors,
+    /// for callers that score many vectors (detectors with a native path do not allocate
+    /// once `out` has held one score). On error `out` is unspecified.
+    fn score_into(&self, x: &FeatureVector, out: &mut Score) -> Result<(), DetectError> {
+        *out = self.score(x)?;
+        Ok(())
+    }
     /// Cheap online update after scoring (rolling statistics, ...).
     fn update(&mut self, x: &FeatureVector);
 }

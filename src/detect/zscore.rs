@@ -27,6 +27,9 @@ struct Rolling {
     held: Vec<f64>,
     /// Smallest standard deviation used, from the feature's spread over the fit history.
     min_std: f64,
+    /// [`mean_std`](Self::mean_std), kept current by [`refresh`](Self::refresh) whenever
+    /// the window or `min_std` changes, so scoring does no sqrt per feature.
+    stats: Option<(f64, f64)>,
 }
 
 impl Rolling {
@@ -41,7 +44,14 @@ impl Rolling {
             writes: 0,
             held: Vec::new(),
             min_std: 0.0,
+            stats: None,
         }
+    }
+
+    /// Sets the standard deviation floor (see `min_std`).
+    fn set_min_std(&mut self, min_std: f64) {
+        self.min_std = min_std;
+        self.refresh();
     }
 
     fn push(&mut self, x: f64) {
@@ -65,6 +75,7 @@ impl Rolling {
             let finite = self.ring.iter().filter(|v| v.is_finite());
             (self.sum, self.sumsq) = finite.fold((0.0, 0.0), |(s, q), v| (s + v, q + v * v));
         }
+        self.refresh();
     }
 
     /// Learns `x`, holding back outliers beyond `clip` standard deviations (see module docs).
@@ -83,7 +94,17 @@ impl Rolling {
         }
     }
 
+    /// Mean and standard deviation of the window; `None` below [`MIN_POINTS`] values.
     fn mean_std(&self) -> Option<(f64, f64)> {
+        self.stats
+    }
+
+    /// Recomputes the cached [`mean_std`](Self::mean_std) from the running sums.
+    fn refresh(&mut self) {
+        self.stats = self.compute_mean_std();
+    }
+
+    fn compute_mean_std(&self) -> Option<(f64, f64)> {
         if self.n < MIN_POINTS {
             return None;
         }
@@ -119,10 +140,18 @@ impl ZScoreDetector {
         }
     }
 
-    fn raw(&self, x: &FeatureVector) -> Option<(f64, Vec<f64>, Vec<Expected>)> {
+    /// Raw score (largest |z|) of `x`, with each feature's contribution and expected band
+    /// written into `contrib` and `expected` (cleared first; their capacity is reused).
+    /// `None` when no feature has both a window to score against and a finite value.
+    fn raw_into(
+        &self,
+        x: &FeatureVector,
+        contrib: &mut Vec<f64>,
+        expected: &mut Vec<Expected>,
+    ) -> Option<f64> {
         let mut maxz: Option<f64> = None;
-        let mut contrib = Vec::with_capacity(x.values.len());
-        let mut expected = Vec::with_capacity(x.values.len());
+        contrib.clear();
+        expected.clear();
         for (r, &v) in self.features.iter().zip(&x.values) {
             match r.mean_std() {
                 Some((mean, std)) => {
@@ -142,8 +171,8 @@ impl ZScoreDetector {
                 }
             }
         }
-        normalise(&mut contrib);
-        maxz.map(|z| (z, contrib, expected))
+        normalise(contrib);
+        maxz
     }
 
     fn calibrated(&self, raw: f64, n_features: usize) -> f64 {
@@ -169,10 +198,11 @@ impl Detector for ZScoreDetector {
             if col.len() >= 2 {
                 let m = col.iter().sum::<f64>() / col.len() as f64;
                 let sd = (col.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / (col.len() - 1) as f64).sqrt();
-                r.min_std = self.cfg.min_std_ratio * sd;
+                r.set_min_std(self.cfg.min_std_ratio * sd);
             }
         }
         let mut raws = Vec::with_capacity(history.len());
+        let (mut contrib, mut expected) = (Vec::with_capacity(nf), Vec::with_capacity(nf));
         // Scores from a half-empty window are wilder than any the service will see later;
         // calibrating on them would make every real anomaly look ordinary.
         let warm = self.cfg.window.min(history.len() / 2);
@@ -181,7 +211,7 @@ impl Detector for ZScoreDetector {
                 return Err(DetectError::Shape { expected: nf, found: x.values.len() });
             }
             if i >= warm
-                && let Some((raw, _, _)) = self.raw(x)
+                && let Some(raw) = self.raw_into(x, &mut contrib, &mut expected)
             {
                 raws.push(raw);
             }
@@ -193,23 +223,39 @@ impl Detector for ZScoreDetector {
     }
 
     fn score(&self, x: &FeatureVector) -> Result<Score, DetectError> {
+        let n = self.features.len();
+        let mut out = Score {
+            value: 0.0,
+            raw: f64::NAN,
+            contributions: Vec::with_capacity(n),
+            expected: Vec::with_capacity(n),
+        };
+        self.score_into(x, &mut out)?;
+        Ok(out)
+    }
+
+    /// Allocation-free once `out`'s vectors have grown to the feature count: the window
+    /// statistics are cached per feature, so this is one subtraction and division per
+    /// feature plus the calibration lookup. No window yet: value 0, raw NaN, no `expected`.
+    fn score_into(&self, x: &FeatureVector, out: &mut Score) -> Result<(), DetectError> {
         if !self.fitted {
             return Err(DetectError::NotFitted("zscore"));
         }
         if x.values.len() != self.features.len() {
             return Err(DetectError::Shape { expected: self.features.len(), found: x.values.len() });
         }
-        Ok(match self.raw(x) {
-            Some((raw, contributions, expected)) => {
-                Score { value: self.calibrated(raw, x.values.len()), raw, contributions, expected }
+        match self.raw_into(x, &mut out.contributions, &mut out.expected) {
+            Some(raw) => {
+                out.value = self.calibrated(raw, x.values.len());
+                out.raw = raw;
             }
-            None => Score {
-                value: 0.0,
-                raw: f64::NAN,
-                contributions: vec![0.0; x.values.len()],
-                expected: Vec::new(),
-            },
-        })
+            None => {
+                out.value = 0.0;
+                out.raw = f64::NAN;
+                out.expected.clear();
+            }
+        }
+        Ok(())
     }
 
     fn update(&mut self, x: &FeatureVector) {

@@ -112,13 +112,29 @@ impl Detector for IsolationForestDetector {
     }
 
     fn score(&self, x: &FeatureVector) -> Result<Score, DetectError> {
+        let mut out = Score {
+            value: 0.0,
+            raw: f64::NAN,
+            contributions: vec![0.0; self.n_features],
+            expected: Vec::new(),
+        };
+        self.score_into(x, &mut out)?;
+        Ok(out)
+    }
+
+    /// Allocation-free once `out.contributions` has grown to the feature count.
+    fn score_into(&self, x: &FeatureVector, out: &mut Score) -> Result<(), DetectError> {
         let forest = self.forest.as_ref().ok_or(DetectError::NotFitted(NAME))?;
-        let mut contributions = vec![0.0; self.n_features];
+        out.expected.clear();
+        out.contributions.clear();
+        out.contributions.resize(self.n_features, 0.0);
         if x.values.len() == self.n_features && x.values.iter().all(|v| v.is_nan()) {
-            return Ok(Score { value: 0.0, raw: f64::NAN, contributions, expected: Vec::new() });
+            (out.value, out.raw) = (0.0, f64::NAN);
+            return Ok(());
         }
-        let raw = forest.score_into(&x.values, &mut contributions)?;
-        Ok(Score { value: self.calibrated(raw), raw, contributions, expected: Vec::new() })
+        let raw = forest.score_into(&x.values, &mut out.contributions)?;
+        (out.value, out.raw) = (self.calibrated(raw), raw);
+        Ok(())
     }
 
     /// No-op: the forest is refitted on the model's schedule instead.

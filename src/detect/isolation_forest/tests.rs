@@ -343,3 +343,79 @@ fn asd_omi_1_anomalies_outscore_normal_rows() {
     assert!(mean(true) > mean(false), "{} vs {}", mean(true), mean(false));
     assert!(auc_raw > 0.55, "AUC-ROC {auc_raw}");
 }
+
+/// A random tree of at most `depth` levels over `nf` features, as [`Forest::from_trees`]
+/// takes it (root at 0), with leaf path lengths depth + c(random leaf size).
+fn random_tree(rng: &mut Rng, nf: usize, depth: usize) -> Vec<TreeNode> {
+    fn grow(rng: &mut Rng, nf: usize, level: usize, depth: usize, nodes: &mut Vec<TreeNode>) -> usize {
+        let at = nodes.len();
+        nodes.push(TreeNode::Leaf { path_length: 0.0 });
+        if level == depth || (level > 0 && rng.below(4) == 0) {
+            let size = 1.0 + rng.below(20) as f64;
+            nodes[at] = TreeNode::Leaf { path_length: level as f64 + average_path_length(size) };
+            return at;
+        }
+        let (feature, threshold, missing_left) =
+            (rng.below(nf as u64) as usize, rng.normal(), rng.below(2) == 0);
+        // Right child first: the layout must not rely on pre-order input.
+        let right = grow(rng, nf, level + 1, depth, nodes);
+        let left = grow(rng, nf, level + 1, depth, nodes);
+        nodes[at] = TreeNode::Split { feature, threshold, left, right, missing_left };
+        at
+    }
+    let mut nodes = Vec::new();
+    grow(rng, nf, 0, depth, &mut nodes);
+    nodes
+}
+
+/// The textbook score: walk each tree node by node, average, normalise.
+fn straightforward_score(trees: &[Vec<TreeNode>], sample_size: usize, x: &[f64]) -> f64 {
+    let total: f64 = trees
+        .iter()
+        .map(|t| {
+            let mut i = 0;
+            loop {
+                match t[i] {
+                    TreeNode::Leaf { path_length } => return path_length,
+                    TreeNode::Split { feature, threshold, left, right, missing_left } => {
+                        let v = x[feature];
+                        let go_left = if v.is_nan() { missing_left } else { v <= threshold };
+                        i = if go_left { left } else { right };
+                    }
+                }
+            }
+        })
+        .sum();
+    2f64.powf(-total / trees.len() as f64 / average_path_length(sample_size as f64))
+}
+
+#[test]
+fn every_scoring_path_matches_the_straightforward_walk() {
+    let mut rng = Rng::new(91);
+    // 7 features take the short walk over a stack copy, 20 the general one; 13 trees leave
+    // a partial lockstep group, depth 12 exceeds the usual 8, 37 rows a partial batch group.
+    for (nf, trees, depth) in [(7, 13, 8), (7, 3, 12), (15, 9, 6), (20, 13, 8)] {
+        let list: Vec<Vec<TreeNode>> = (0..trees).map(|_| random_tree(&mut rng, nf, depth)).collect();
+        let f = Forest::from_trees(nf, 256, &list).unwrap();
+        let xs: Vec<Vec<f64>> = (0..37)
+            .map(|i| {
+                (0..nf)
+                    .map(|_| match rng.below(10) {
+                        0 if i % 3 == 0 => f64::NAN,
+                        1 => 4.0 * rng.normal(),
+                        _ => rng.normal(),
+                    })
+                    .collect()
+            })
+            .collect();
+        let flat: Vec<f64> = xs.iter().flatten().copied().collect();
+        let mut batch = vec![0.0; xs.len()];
+        f.score_batch(&flat, &mut batch).unwrap();
+        let mut contrib = vec![0.0; nf];
+        for (x, b) in xs.iter().zip(&batch) {
+            let want = straightforward_score(&list, 256, x);
+            let got = [f.score(x).unwrap(), f.score_into(x, &mut contrib).unwrap(), *b];
+            assert!(got.iter().all(|s| (s - want).abs() < 1e-12), "{nf} features: {got:?} vs {want}");
+        }
+    }
+}
