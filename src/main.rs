@@ -261,6 +261,10 @@ async fn serve(args: ServeArgs) -> Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create state dir {}", dir.display()))?;
     }
     let telemetry = Arc::new(Telemetry::default());
+    let otel = dwcp_anomaly::telemetry::otel::init(&cfg.otel, &telemetry)?;
+    if !otel.signals().is_empty() {
+        info!(signals = ?otel.signals(), "Exporting own telemetry over OTLP (OTEL_EXPORTER_OTLP_* environment).");
+    }
     let pipeline = Pipeline::new(&cfg, Arc::clone(&telemetry)).context("cannot build pipeline")?;
     let state = AppState::new(
         &cfg,
@@ -324,6 +328,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
     if tokio::time::timeout(Duration::from_secs(15), pipeline_task).await.is_err() {
         warn!("Pipeline did not stop within 15s.");
     }
+    tokio::task::spawn_blocking(move || otel.shutdown()).await.ok();
     info!("Stopped.");
     Ok(())
 }

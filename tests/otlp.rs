@@ -190,12 +190,8 @@ fn recorded(lines: &str, protocol: &str, metric: &str) -> Vec<(BTreeMap<String, 
     out
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn scores_are_exported_over_otlp_grpc_and_http_to_an_independent_receiver() {
-    let dir = tempfile::tempdir().unwrap();
-    let state = trained_state(dir.path());
-    let (grpc_port, http_port) = (free_port(), free_port());
-    let out = dir.path().join("requests.jsonl");
+/// Starts `tests/fixtures/otlp_sink.py` writing to `out`; returns it once it listens.
+async fn start_sink(dir: &Path, grpc_port: u16, http_port: u16, out: &Path) -> Proc {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/otlp_sink.py");
     let sink_args = vec![
         script.display().to_string(),
@@ -206,11 +202,21 @@ async fn scores_are_exported_over_otlp_grpc_and_http_to_an_independent_receiver(
         "--out".into(),
         out.display().to_string(),
     ];
-    let sink = spawn("otlp_sink", Path::new("python3"), &sink_args, dir.path());
+    let sink = spawn("otlp_sink", Path::new("python3"), &sink_args, dir);
     eventually(Duration::from_secs(20), "the OTLP sink to listen", || async {
         std::fs::read_to_string(&sink.log).unwrap_or_default().contains("ready").then_some(())
     })
     .await;
+    sink
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scores_are_exported_over_otlp_grpc_and_http_to_an_independent_receiver() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = trained_state(dir.path());
+    let (grpc_port, http_port) = (free_port(), free_port());
+    let out = dir.path().join("requests.jsonl");
+    let _sink = start_sink(dir.path(), grpc_port, http_port, &out).await;
 
     let port = free_port();
     let config = format!(
@@ -268,4 +274,77 @@ async fn scores_are_exported_over_otlp_grpc_and_http_to_an_independent_receiver(
             svc.tail()
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn own_metrics_and_request_spans_go_out_through_the_opentelemetry_sdk() {
+    let dir = tempfile::tempdir().unwrap();
+    let (grpc_port, http_port) = (free_port(), free_port());
+    let out = dir.path().join("requests.jsonl");
+    let _sink = start_sink(dir.path(), grpc_port, http_port, &out).await;
+
+    let port = free_port();
+    let cfg = dir.path().join("serve.yaml");
+    std::fs::write(&cfg, format!("listen: 127.0.0.1:{port}\ncheck_interval: 1s\n")).unwrap();
+    let env = [
+        ("OTEL_METRICS_EXPORTER", "otlp".to_string()),
+        ("OTEL_TRACES_EXPORTER", "otlp".to_string()),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://127.0.0.1:{grpc_port}")),
+        ("OTEL_METRIC_EXPORT_INTERVAL", "500".to_string()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "200".to_string()),
+        ("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=test".to_string()),
+    ];
+    let svc = spawn_env("serve", &service_bin(), &serve_args(&cfg, 0), dir.path(), &env);
+    let http = dwcp_anomaly::http_client().build().unwrap();
+    eventually(Duration::from_secs(20), "service ready", || {
+        get_ok(&http, format!("http://127.0.0.1:{port}/-/ready"))
+    })
+    .await;
+    push_simulated(port, "3s", None);
+
+    let lines = eventually(Duration::from_secs(20), "own metrics and spans at the receiver", || async {
+        let lines = std::fs::read_to_string(&out).unwrap_or_default();
+        let received = recorded_sum(&lines, SAMPLES_RECEIVED, "remote_write");
+        (received > 0.0 && lines.contains("POST /api/v1/write")).then_some(lines)
+    })
+    .await;
+    let span_line = lines.lines().find(|l| l.contains("\"grpc_traces\"")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(span_line).unwrap();
+    let rs = &v["request"]["resourceSpans"][0];
+    let resource = rs["resource"]["attributes"].to_string();
+    assert!(resource.contains("dwcp-anomaly") && resource.contains("deployment.environment"), "{resource}");
+    let span = &rs["scopeSpans"][0]["spans"][0];
+    assert_eq!(span["name"], "POST /api/v1/write", "{span}");
+    assert_eq!(span["kind"], "SPAN_KIND_SERVER", "{span}");
+    assert!(span["attributes"].to_string().contains("http.response.status_code"), "{span}");
+    drop(svc);
+}
+
+/// Latest value of own metric `name` with attribute `protocol` in the recorded metric requests.
+fn recorded_sum(lines: &str, name: &str, protocol: &str) -> f64 {
+    let mut latest = 0.0;
+    for line in lines.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        if v["protocol"] != "grpc" {
+            continue;
+        }
+        for rm in v["request"]["resourceMetrics"].as_array().into_iter().flatten() {
+            for m in rm["scopeMetrics"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|s| s["metrics"].as_array().into_iter().flatten())
+            {
+                if m["name"] != name {
+                    continue;
+                }
+                for p in m["sum"]["dataPoints"].as_array().into_iter().flatten() {
+                    if p["attributes"].to_string().contains(&format!("\"{protocol}\"")) {
+                        latest = p["asDouble"].as_f64().unwrap_or(0.0);
+                    }
+                }
+            }
+        }
+    }
+    latest
 }

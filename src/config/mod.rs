@@ -26,7 +26,7 @@ pub use alert::{AlertConfig, MinSeverity, SmtpTls};
 pub use error::{ConfigError, ConfigErrors, LoadError};
 pub use iforest::IsolationForestConfig;
 pub use kmeans::KMeansConfig;
-pub use otlp::{OtlpConfig, OtlpExportConfig, OtlpProtocol};
+pub use otlp::{OtelConfig, OtelExporter, OtlpConfig, OtlpExportConfig, OtlpProtocol};
 pub use sesd::SeasonalEsdConfig;
 
 /// Name of the built-in default profile.
@@ -55,6 +55,8 @@ pub struct Config {
     pub otlp: OtlpConfig,
     /// `/metrics` targets the service scrapes itself (small setups without Prometheus).
     pub scrape: Vec<ScrapeConfig>,
+    /// The service's own metrics and traces over OTLP (OpenTelemetry SDK).
+    pub otel: OtelConfig,
     /// How samples become per-entity vectors.
     pub vectorize: VectorizeConfig,
     /// Detectors, ensemble threshold and severity bands.
@@ -78,6 +80,7 @@ impl Default for Config {
             ingest: IngestConfig::default(),
             otlp: OtlpConfig::default(),
             scrape: Vec::new(),
+            otel: OtelConfig::default(),
             vectorize: VectorizeConfig::default(),
             detect: DetectConfig::default(),
             export: ExportConfig::default(),

@@ -28,6 +28,27 @@ impl Default for OtlpConfig {
     }
 }
 
+/// The service's own telemetry over OTLP; endpoints and the rest come from the standard
+/// `OTEL_EXPORTER_OTLP_*` environment variables.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OtelConfig {
+    /// `otlp` or `none`; unset: the `OTEL_METRICS_EXPORTER` variable decides (default none).
+    pub metrics_exporter: Option<OtelExporter>,
+    /// `otlp` or `none`; unset: the `OTEL_TRACES_EXPORTER` variable decides (default none).
+    pub traces_exporter: Option<OtelExporter>,
+}
+
+/// An OpenTelemetry SDK exporter choice.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OtelExporter {
+    /// Export over OTLP/gRPC.
+    Otlp,
+    /// Do not export.
+    None,
+}
+
 /// Wire protocol of an OTLP export target.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]

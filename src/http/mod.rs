@@ -20,7 +20,7 @@ use serde_json::json;
 
 use crate::export::{self, ENSEMBLE, Scoreboard};
 use crate::ingest::{self, SampleSink, remote_write};
-use crate::telemetry::Telemetry;
+use crate::telemetry::{Telemetry, otel};
 
 pub use error::ApiError;
 
@@ -89,6 +89,7 @@ fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<&str> {
 }
 
 async fn remote_write_handler(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let start = std::time::SystemTime::now();
     let Ok(_permit) = st.in_flight.clone().try_acquire_owned() else {
         st.telemetry.requests.with(&["remote_write", "503"]).inc();
         return ApiError::Overloaded.into_response();
@@ -97,20 +98,20 @@ async fn remote_write_handler(State(st): State<AppState>, headers: HeaderMap, bo
         header_str(&headers, header::CONTENT_TYPE),
         header_str(&headers, header::CONTENT_ENCODING),
     );
-    let (protocol, response) = match version {
-        Err(e) => ("remote_write", ApiError::from(e).into_response()),
+    let (protocol, samples, response) = match version {
+        Err(e) => ("remote_write", 0, ApiError::from(e).into_response()),
         Ok(remote_write::Version::V1) => {
-            let response = match remote_write::ingest(&body, st.limits, st.sink.as_ref()) {
+            let (n, response) = match remote_write::ingest(&body, st.limits, st.sink.as_ref()) {
                 Ok(out) => {
                     st.telemetry.record_ingest("remote_write", &out);
-                    written_response(&out, None)
+                    (out.samples_received, written_response(&out, None))
                 }
-                Err(e) => ApiError::from(e).into_response(),
+                Err(e) => (0, ApiError::from(e).into_response()),
             };
-            ("remote_write", response)
+            ("remote_write", n, response)
         }
         Ok(remote_write::Version::V2) => {
-            let response = match remote_write::ingest_v2(&body, st.limits, st.sink.as_ref()) {
+            let (n, response) = match remote_write::ingest_v2(&body, st.limits, st.sink.as_ref()) {
                 Ok(v2) => {
                     st.telemetry.record_ingest("remote_write_v2", &v2.outcome);
                     let mut resp = written_response(&v2.outcome, v2.first_bad_ref.map(|e| e.to_string()));
@@ -122,14 +123,16 @@ async fn remote_write_handler(State(st): State<AppState>, headers: HeaderMap, bo
                     ] {
                         resp.headers_mut().insert(name, header::HeaderValue::from(n));
                     }
-                    resp
+                    (v2.outcome.samples_received, resp)
                 }
-                Err(e) => ApiError::from(e).into_response(),
+                Err(e) => (0, ApiError::from(e).into_response()),
             };
-            ("remote_write_v2", response)
+            ("remote_write_v2", n, response)
         }
     };
-    st.telemetry.requests.with(&[protocol, response.status().as_str()]).inc();
+    let status = response.status();
+    st.telemetry.requests.with(&[protocol, status.as_str()]).inc();
+    otel::request_span("POST /api/v1/write", start, status.as_u16(), protocol, samples);
     response
 }
 

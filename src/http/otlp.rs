@@ -21,6 +21,7 @@ use tonic::codec::CompressionEncoding;
 
 use super::{ApiError, AppState, header_str};
 use crate::ingest::otlp::{self, Encoding, OtlpOutcome};
+use crate::telemetry::otel;
 
 /// `google.rpc.Status`, the body of OTLP/HTTP error responses.
 #[derive(Clone, PartialEq, prost::Message, serde::Serialize)]
@@ -57,6 +58,8 @@ fn error_response(status: StatusCode, message: String, enc: Encoding) -> Respons
 
 /// `POST /v1/metrics`.
 pub(super) async fn http_handler(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let start = std::time::SystemTime::now();
+    let mut samples = 0;
     let ct = header_str(&headers, header::CONTENT_TYPE);
     // Errors are answered in the request's encoding when it names one, else in protobuf.
     let enc = ct.and_then(Encoding::from_content_type).unwrap_or(Encoding::Protobuf);
@@ -66,6 +69,7 @@ pub(super) async fn http_handler(State(st): State<AppState>, headers: HeaderMap,
             match otlp::decode_http(&body, ct, header_str(&headers, header::CONTENT_ENCODING), st.limits) {
                 Ok((req, enc)) => {
                     let out = ingest(&st, &req, "otlp_http");
+                    samples = out.samples.samples_received;
                     let body = encode(&out.response(), enc);
                     (StatusCode::OK, [(header::CONTENT_TYPE, enc.content_type())], body).into_response()
                 }
@@ -78,7 +82,9 @@ pub(super) async fn http_handler(State(st): State<AppState>, headers: HeaderMap,
             }
         }
     };
-    st.telemetry.requests.with(&["otlp_http", response.status().as_str()]).inc();
+    let status = response.status();
+    st.telemetry.requests.with(&["otlp_http", status.as_str()]).inc();
+    otel::request_span("POST /v1/metrics", start, status.as_u16(), "otlp_http", samples);
     response
 }
 
@@ -99,12 +105,27 @@ impl MetricsService for GrpcService {
         request: tonic::Request<ExportMetricsServiceRequest>,
     ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
         let st = &self.0;
+        let start = std::time::SystemTime::now();
+        let mut samples = 0;
         let result = match st.in_flight.clone().try_acquire_owned() {
             Err(_) => Err(tonic::Status::unavailable("overloaded, retry later")),
-            Ok(_permit) => Ok(tonic::Response::new(ingest(st, request.get_ref(), "otlp_grpc").response())),
+            Ok(_permit) => {
+                let out = ingest(st, request.get_ref(), "otlp_grpc");
+                samples = out.samples.samples_received;
+                Ok(tonic::Response::new(out.response()))
+            }
         };
         let code = result.as_ref().map_or_else(|s| s.code(), |_| tonic::Code::Ok);
         st.telemetry.requests.with(&["otlp_grpc", &format!("{code:?}")]).inc();
+        // gRPC status as the HTTP status an OTLP/HTTP server would answer.
+        let status = if code == tonic::Code::Ok { 200 } else { 503 };
+        otel::request_span(
+            "opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+            start,
+            status,
+            "otlp_grpc",
+            samples,
+        );
         result
     }
 }

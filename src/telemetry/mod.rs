@@ -6,6 +6,7 @@
 //! entity or a URL.
 
 pub mod names;
+pub mod otel;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -79,6 +80,31 @@ impl Family {
         Arc::clone(self.cells.write().entry(key).or_default())
     }
 
+    /// Metric name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// HELP text.
+    pub fn help(&self) -> &'static str {
+        self.help
+    }
+
+    /// Counter or gauge.
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// Calls `f(label pairs, value)` for every cell.
+    pub fn for_each(&self, mut f: impl FnMut(&[(&'static str, &str)], f64)) {
+        let mut pairs = Vec::with_capacity(self.labels.len());
+        for (values, cell) in self.cells.read().iter() {
+            pairs.clear();
+            pairs.extend(self.labels.iter().copied().zip(values.iter().map(String::as_str)));
+            f(&pairs, cell.get());
+        }
+    }
+
     /// Current value for these label values (0 when never touched).
     pub fn value(&self, values: &[&str]) -> f64 {
         let key: Vec<String> = values.iter().map(|v| v.to_string()).collect();
@@ -135,7 +161,12 @@ impl Histogram {
         self.sum.add(v);
     }
 
-    /// Observations so far.
+    /// Sum of the observations.
+    pub fn sum(&self) -> f64 {
+        self.sum.get()
+    }
+
+    /// Number of observations.
     pub fn count(&self) -> u64 {
         self.count.load(Ordering::Relaxed)
     }
@@ -328,9 +359,10 @@ impl Telemetry {
         }
     }
 
-    /// Renders every metric in the Prometheus text format.
-    pub fn render(&self, out: &mut String) {
-        for f in [
+    /// Every counter and gauge family, in exposition order; the check-duration histogram
+    /// goes after the first [`Self::PRE_HISTOGRAM`] of them.
+    pub fn families(&self) -> [&Family; 20] {
+        [
             &self.build_info,
             &self.samples_received,
             &self.samples_rejected,
@@ -340,11 +372,6 @@ impl Telemetry {
             &self.vectors_scored,
             &self.anomalies,
             &self.errors,
-        ] {
-            f.render(out);
-        }
-        self.check_duration.render(out);
-        for f in [
             &self.export_sent,
             &self.export_failed,
             &self.export_retries,
@@ -352,11 +379,24 @@ impl Telemetry {
             &self.alerts_sent,
             &self.alerts_failed,
             &self.alert_retries,
+            &self.alert_queue,
             &self.scrape_up,
             &self.scrape_duration,
             &self.scrape_samples,
-            &self.alert_queue,
-        ] {
+        ]
+    }
+
+    /// Families rendered before the check-duration histogram.
+    pub const PRE_HISTOGRAM: usize = 9;
+
+    /// Renders every metric in the Prometheus text format.
+    pub fn render(&self, out: &mut String) {
+        let families = self.families();
+        for f in &families[..Self::PRE_HISTOGRAM] {
+            f.render(out);
+        }
+        self.check_duration.render(out);
+        for f in &families[Self::PRE_HISTOGRAM..] {
             f.render(out);
         }
     }

@@ -47,10 +47,16 @@ impl Proc {
 
 /// Starts `program` with `args`, stdout and stderr to `<dir>/<name>.log`.
 pub fn spawn(name: &str, program: &Path, args: &[String], dir: &Path) -> Proc {
+    spawn_env(name, program, args, dir, &[])
+}
+
+/// [`spawn`] with extra environment variables.
+pub fn spawn_env(name: &str, program: &Path, args: &[String], dir: &Path, env: &[(&str, String)]) -> Proc {
     let log = dir.join(format!("{name}.log"));
     let out = std::fs::File::create(&log).unwrap();
     let child = Command::new(program)
         .args(args)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdin(Stdio::null())
         .stdout(out.try_clone().unwrap())
         .stderr(out)
