@@ -12,7 +12,7 @@ use axum::routing::post;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
-use dwcp_anomaly::config::RemoteWriteConfig;
+use dwcp_anomaly::config::{RemoteWriteConfig, RemoteWriteMessage};
 use dwcp_anomaly::detect::{EnsembleScore, ModelState, Severity};
 use dwcp_anomaly::export::remote_write::{RemoteWriteClient, SendFailure};
 use dwcp_anomaly::export::{CheckScores, EntityScores};
@@ -59,6 +59,7 @@ fn config(url: &str) -> RemoteWriteConfig {
         headers: [("X-Scope-OrgID".to_string(), "tenant-1".to_string())].into(),
         bearer_token: Some("s3cret".into()),
         bearer_token_file: None,
+        protobuf_message: RemoteWriteMessage::V1,
     }
 }
 
@@ -151,4 +152,65 @@ async fn a_check_is_batched_and_decodes_to_the_score_series() {
         "{names:?}"
     );
     assert_eq!(t.export_sent.value(&["rw"]), 8.0);
+}
+
+/// Remote-write 2.0 as prost generates it from `io/prometheus/write/v2/types.proto`.
+mod v2 {
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Request {
+        #[prost(string, repeated, tag = "4")]
+        pub symbols: Vec<String>,
+        #[prost(message, repeated, tag = "5")]
+        pub timeseries: Vec<TimeSeries>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct TimeSeries {
+        #[prost(uint32, repeated, tag = "1")]
+        pub labels_refs: Vec<u32>,
+        #[prost(message, repeated, tag = "2")]
+        pub samples: Vec<Sample>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Sample {
+        #[prost(double, tag = "1")]
+        pub value: f64,
+        #[prost(int64, tag = "2")]
+        pub timestamp: i64,
+    }
+}
+
+#[tokio::test]
+async fn a_v2_target_gets_remote_write_2_0_requests() {
+    use prost::Message;
+    let (url, r) = receiver(vec![]).await;
+    let mut cfg = config(&url);
+    cfg.protobuf_message = RemoteWriteMessage::V2;
+    cfg.max_samples_per_send = 100;
+    let client = RemoteWriteClient::new(cfg, "rw2".into(), Arc::new(Telemetry::default())).unwrap();
+    let (_tx, mut rx) = watch::channel(false);
+    client.write(&check(), &mut rx).await;
+    let bodies = r.bodies.lock();
+    assert_eq!(bodies.len(), 1);
+    let (headers, body) = &bodies[0];
+    assert_eq!(headers["content-type"], "application/x-protobuf;proto=io.prometheus.write.v2.Request");
+    assert_eq!(headers["x-prometheus-remote-write-version"], "2.0.0");
+    let raw = snap::raw::Decoder::new().decompress_vec(body).unwrap();
+    let req = v2::Request::decode(&*raw).unwrap();
+    assert_eq!(req.symbols[0], "", "the symbol table starts with the empty string");
+    assert_eq!(req.timeseries.len(), 8);
+    let labels = |ts: &v2::TimeSeries| -> Vec<(String, String)> {
+        ts.labels_refs
+            .chunks(2)
+            .map(|p| (req.symbols[p[0] as usize].clone(), req.symbols[p[1] as usize].clone()))
+            .collect()
+    };
+    let flag = req.timeseries.iter().find(|ts| labels(ts)[0].1 == "anomaly_flag").unwrap();
+    assert_eq!(
+        labels(flag),
+        [("__name__", "anomaly_flag"), ("instance", "n1"), ("profile", "dwcp")]
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+    );
+    assert_eq!((flag.samples[0].value, flag.samples[0].timestamp), (1.0, 1_700_000_000_000));
+    let unique: std::collections::BTreeSet<&String> = req.symbols.iter().collect();
+    assert_eq!(unique.len(), req.symbols.len(), "each symbol once");
 }

@@ -353,6 +353,22 @@ pub struct RemoteWriteConfig {
     /// File holding the bearer token (read at start).
     #[serde(default)]
     pub bearer_token_file: Option<PathBuf>,
+    /// Message to send, as Prometheus names it: `prometheus.WriteRequest` (remote-write 1.0,
+    /// default) or `io.prometheus.write.v2.Request` (2.0).
+    #[serde(default)]
+    pub protobuf_message: RemoteWriteMessage,
+}
+
+/// Remote-write protocol of a target.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub enum RemoteWriteMessage {
+    /// Remote-write 1.0.
+    #[default]
+    #[serde(rename = "prometheus.WriteRequest")]
+    V1,
+    /// Remote-write 2.0.
+    #[serde(rename = "io.prometheus.write.v2.Request")]
+    V2,
 }
 
 fn default_rw_timeout() -> Duration {

@@ -1,4 +1,4 @@
-//! Remote-write 1.0 out: the score series of every check, batched, to each configured URL.
+//! Remote-write out (1.0, or 2.0 per target): the score series of every check, batched, to each configured URL.
 //!
 //! One task per target reads checks from a bounded queue (a slow target never blocks the
 //! pipeline: when the queue is full the check is dropped and counted). Requests that fail with
@@ -11,8 +11,9 @@ use reqwest::StatusCode;
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, warn};
 
-use crate::config::RemoteWriteConfig;
+use crate::config::{RemoteWriteConfig, RemoteWriteMessage};
 use crate::proto::remote_write::{Encoder, compress};
+use crate::proto::remote_write_v2::{self, EncoderV2};
 use crate::retry::RetryPolicy;
 use crate::rng::Rng;
 use crate::telemetry::Telemetry;
@@ -37,6 +38,39 @@ impl SendFailure {
             SendFailure::Rejected(_) => "rejected",
             SendFailure::RetriesExhausted => "retries_exhausted",
             SendFailure::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// The 1.0 or 2.0 encoder, as the target asks.
+enum AnyEncoder {
+    V1(Encoder),
+    V2(EncoderV2),
+}
+
+impl AnyEncoder {
+    fn series(&mut self, labels: &[(&str, &str)], samples: &[(f64, i64)]) {
+        match self {
+            AnyEncoder::V1(e) => e.series(labels, samples),
+            AnyEncoder::V2(e) => e.series(labels, samples),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            AnyEncoder::V1(e) => e.len(),
+            AnyEncoder::V2(e) => e.len(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn finish(&mut self) -> Vec<u8> {
+        match self {
+            AnyEncoder::V1(e) => e.finish(),
+            AnyEncoder::V2(e) => e.finish(),
         }
     }
 }
@@ -69,7 +103,10 @@ impl RemoteWriteClient {
     /// Encodes one check into requests of at most `max_samples_per_send` series.
     pub fn encode(&self, check: &CheckScores) -> Vec<(Vec<u8>, usize)> {
         let mut out = Vec::new();
-        let mut enc = Encoder::default();
+        let mut enc = match self.cfg.protobuf_message {
+            RemoteWriteMessage::V1 => AnyEncoder::V1(Encoder::default()),
+            RemoteWriteMessage::V2 => AnyEncoder::V2(EncoderV2::default()),
+        };
         let ts = check.timestamp_ms;
         for which in Series::ALL {
             for_each_series(check, which, |labels, value| {
@@ -92,12 +129,16 @@ impl RemoteWriteClient {
         let mut rng = Rng::new(body.len() as u64 ^ 0x5eed);
         let mut attempt = 0u32;
         loop {
+            let (content_type, version) = match self.cfg.protobuf_message {
+                RemoteWriteMessage::V1 => ("application/x-protobuf", "0.1.0"),
+                RemoteWriteMessage::V2 => (remote_write_v2::CONTENT_TYPE, "2.0.0"),
+            };
             let mut req = self
                 .client
                 .post(&self.cfg.url)
                 .header("Content-Encoding", "snappy")
-                .header("Content-Type", "application/x-protobuf")
-                .header("X-Prometheus-Remote-Write-Version", "0.1.0")
+                .header("Content-Type", content_type)
+                .header("X-Prometheus-Remote-Write-Version", version)
                 .body(body.clone());
             for (k, v) in &self.cfg.headers {
                 req = req.header(k, v);

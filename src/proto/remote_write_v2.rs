@@ -115,3 +115,107 @@ fn resolve<'a>(refs: &[u32], symbols: &[&'a str]) -> Result<Vec<LabelRef<'a>>, R
     };
     refs.chunks_exact(2).map(|p| Ok(LabelRef { name: sym(p[0])?, value: sym(p[1])? })).collect()
 }
+
+/// Builds an encoded 2.0 `Request` series by series: labels go into one symbol table.
+#[derive(Debug, Default)]
+pub struct EncoderV2 {
+    symbols: Vec<String>,
+    index: std::collections::HashMap<String, u32>,
+    series: Vec<u8>,
+    scratch: Vec<u8>,
+    refs: Vec<u8>,
+    count: usize,
+}
+
+impl EncoderV2 {
+    fn symbol(&mut self, s: &str) -> u32 {
+        if self.symbols.is_empty() {
+            self.symbols.push(String::new());
+            self.index.insert(String::new(), 0);
+        }
+        if let Some(&i) = self.index.get(s) {
+            return i;
+        }
+        let i = self.symbols.len() as u32;
+        self.symbols.push(s.to_string());
+        self.index.insert(s.to_string(), i);
+        i
+    }
+
+    /// Appends one series. Labels must already be sorted by name with `__name__` first.
+    pub fn series<N: AsRef<str>, V: AsRef<str>>(&mut self, labels: &[(N, V)], samples: &[(f64, i64)]) {
+        self.refs.clear();
+        for (name, value) in labels {
+            let (n, v) = (self.symbol(name.as_ref()), self.symbol(value.as_ref()));
+            wire::put_varint(&mut self.refs, u64::from(n));
+            wire::put_varint(&mut self.refs, u64::from(v));
+        }
+        self.scratch.clear();
+        wire::put_len_field(&mut self.scratch, 1, &self.refs);
+        for &(value, ts) in samples {
+            let len = 1 + 8 + 1 + wire::varint_size(ts as u64);
+            wire::put_key(&mut self.scratch, 2, wire::LEN);
+            wire::put_varint(&mut self.scratch, len as u64);
+            wire::put_key(&mut self.scratch, 1, wire::I64);
+            self.scratch.extend_from_slice(&value.to_bits().to_le_bytes());
+            wire::put_key(&mut self.scratch, 2, wire::VARINT);
+            wire::put_varint(&mut self.scratch, ts as u64);
+        }
+        wire::put_len_field(&mut self.series, 5, &self.scratch);
+        self.count += 1;
+    }
+
+    /// Number of series appended since the last `finish`.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// True when no series was appended since the last `finish`.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Returns the encoded (uncompressed) request and resets the encoder.
+    pub fn finish(&mut self) -> Vec<u8> {
+        let mut out =
+            Vec::with_capacity(self.series.len() + self.symbols.iter().map(|s| s.len() + 2).sum::<usize>());
+        for s in &self.symbols {
+            wire::put_len_field(&mut out, 4, s.as_bytes());
+        }
+        out.append(&mut self.series);
+        self.symbols.clear();
+        self.index.clear();
+        self.count = 0;
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encoder_round_trips_through_the_decoder_with_shared_symbols() {
+        let mut enc = EncoderV2::default();
+        enc.series(&[("__name__", "anomaly_flag"), ("instance", "n1")], &[(1.0, 1000)]);
+        enc.series(&[("__name__", "anomaly_flag"), ("instance", "n2")], &[(0.0, 1000), (1.0, 2000)]);
+        assert_eq!(enc.len(), 2);
+        let bytes = enc.finish();
+        assert!(enc.is_empty());
+        let req = decode(&bytes).unwrap();
+        let s0 = req[0].series.as_ref().unwrap();
+        assert_eq!(
+            s0.labels,
+            [
+                LabelRef { name: "__name__", value: "anomaly_flag" },
+                LabelRef { name: "instance", value: "n1" }
+            ]
+        );
+        let s1 = req[1].series.as_ref().unwrap();
+        assert_eq!(s1.labels[1].value, "n2");
+        assert_eq!(s1.samples[1], SampleRef { value: 1.0, timestamp_ms: 2000 });
+        // "", __name__, anomaly_flag, instance, n1, n2: each symbol once.
+        let symbols = bytes.iter().filter(|&&b| b == 0x22).count();
+        assert!(symbols >= 6, "{symbols}");
+    }
+}
