@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime
 import pytest
 from sklearn.ensemble import IsolationForest
@@ -29,6 +30,11 @@ METADATA_FIELDS = [
     "output_shape", "dtype", "score", "calibration_quantiles", "threshold", "target_fpr",
     "training", "versions", "created",
 ]  # fmt: skip
+#: Ops tract optimises in an LSTM graph (no Expand, Tile, Loop or Scan).
+TRACT_LSTM_OPS = {
+    "LSTM", "Transpose", "Squeeze", "Unsqueeze", "Reshape", "Slice", "Gather", "Concat", "Shape",
+    "Constant", "ConstantOfShape", "MatMul", "Gemm", "Add",
+}  # fmt: skip
 TRAINING_FIELDS = ["rows", "data_hash", "source", "seed", "seconds"]
 
 
@@ -76,11 +82,12 @@ def train(script: str, data: Path, output: Path, *extra: str) -> dict:
 
 @pytest.fixture(scope="module")
 def lstm(data_dir, tmp_path_factory):
-    """(metadata, ONNX Runtime session) of a tiny LSTM autoencoder."""
+    """(metadata, ONNX Runtime session, ONNX model) of a tiny LSTM autoencoder."""
     out = tmp_path_factory.mktemp("models")
     extra = ["--window", str(WINDOW), "--hidden", "8", "--epochs", "3"]
     meta = train("train_lstm_autoencoder.py", data_dir, out, *extra)
-    return meta, onnxruntime.InferenceSession(str(out / "lstm_autoencoder.onnx"))
+    path = out / "lstm_autoencoder.onnx"
+    return meta, onnxruntime.InferenceSession(str(path)), onnx.load(path)
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +125,7 @@ def test_reads_train_csv_only_and_drops_labelled_rows(data_dir):
 
 @pytest.mark.parametrize("model", ["lstm", "forest"])
 def test_metadata_has_every_field(model, request, data_dir):
-    meta, _ = request.getfixturevalue(model)
+    meta = request.getfixturevalue(model)[0]
     assert set(METADATA_FIELDS) <= meta.keys()
     assert set(TRAINING_FIELDS) <= meta["training"].keys()
     assert {"python", "onnx"} <= meta["versions"].keys()
@@ -133,7 +140,7 @@ def test_metadata_has_every_field(model, request, data_dir):
 
 
 def test_lstm_output_shape_equals_input_shape(lstm):
-    meta, session = lstm
+    meta, session, _ = lstm
     assert meta["window"] == WINDOW
     for batch in (1, 5):
         x = np.zeros((batch, WINDOW, len(FEATURES)), dtype=np.float32)
@@ -141,8 +148,13 @@ def test_lstm_output_shape_equals_input_shape(lstm):
         assert out.shape == x.shape and out.dtype == np.float32
 
 
+def test_lstm_graph_uses_only_ops_tract_optimises(lstm):
+    graph = lstm[2].graph
+    assert {node.op_type for node in graph.node} <= TRACT_LSTM_OPS
+
+
 def test_lstm_scores_anomalous_window_above_threshold(lstm, data_dir):
-    meta, session = lstm
+    meta, session, _ = lstm
     normal = standardise(meta, normal_rows(data_dir)[:WINDOW])[None]
     anomalous = normal.copy()
     anomalous[0, -3:, 1] += 8.0
