@@ -46,10 +46,8 @@ PROFILE_FEATURES = {
 STD_FLOOR = 1e-3
 #: Number of calibration quantiles, at probabilities 0, 0.01, ..., 1.
 N_QUANTILES = 101
-#: What `--synthetic` simulates (plus `--seed`).
-SYNTHETIC_ENTITIES = 3
+#: Step of the `--synthetic` simulation.
 SYNTHETIC_STEP = "10s"
-SYNTHETIC_DURATION = "24h"
 
 
 def log(message: str) -> None:
@@ -63,10 +61,18 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument(
         "--synthetic",
         action="store_true",
-        help=f"train on `dwcp-anomaly simulate` output ({SYNTHETIC_ENTITIES} entities, "
-        f"{SYNTHETIC_DURATION} at {SYNTHETIC_STEP}, seeded with --seed)",
+        help="train on normal `dwcp-anomaly simulate` output (seeded with --seed)",
     )
     source.add_argument("--data", type=Path, help="CSV file or directory (searched recursively)")
+    parser.add_argument(
+        "--entities",
+        type=int,
+        default=30,
+        help="--synthetic: simulated entities, each with its own random levels (default: 30)",
+    )
+    parser.add_argument(
+        "--duration", default="8h", help="--synthetic: simulated time span (default: 8h)"
+    )
     parser.add_argument("--profile", default="dwcp", help="feature profile name (default: dwcp)")
     parser.add_argument("--seed", type=int, default=42, help="random seed (default: 42)")
     parser.add_argument(
@@ -97,7 +103,7 @@ def load_dataset(args: argparse.Namespace) -> Dataset:
     """Loads the data `--synthetic` or `--data` names and checks it against `--profile`."""
     if args.synthetic:
         with tempfile.TemporaryDirectory(prefix="dwcp-train-") as tmp:
-            command = simulate_csv(Path(tmp), args.seed)
+            command = simulate_csv(Path(tmp), args)
             dataset = read_csv_files(find_csv_files(Path(tmp)), source=" ".join(command))
     else:
         dataset = read_csv_files(find_csv_files(args.data), source=str(args.data))
@@ -119,15 +125,15 @@ def simulator_command() -> list[str]:
     return ["cargo", "run", "--quiet", "--release", "--"]
 
 
-def simulate_csv(out_dir: Path, seed: int) -> list[str]:
+def simulate_csv(out_dir: Path, options: argparse.Namespace) -> list[str]:
     """Writes normal synthetic traffic as CSV files into `out_dir`; returns the arguments used."""
     args = [
         "simulate",
-        "--entities", str(SYNTHETIC_ENTITIES),
+        "--entities", str(options.entities),
         "--step", SYNTHETIC_STEP,
-        "--seed", str(seed),
+        "--seed", str(options.seed),
         "csv",
-        "--duration", SYNTHETIC_DURATION,
+        "--duration", options.duration,
     ]  # fmt: skip
     command = simulator_command() + args + ["--out", str(out_dir)]
     log(f"running {' '.join(command)}")
