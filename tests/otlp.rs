@@ -12,28 +12,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use dwcp_anomaly::telemetry::names::{SAMPLES_RECEIVED, SAMPLES_REJECTED, SAMPLES_UNMATCHED};
 
-/// Trains a state directory on 2 h of the three simulated entities (seed 3).
-fn trained_state3(dir: &Path) -> std::path::PathBuf {
-    let (data, state) = (dir.join("train"), dir.join("state"));
-    let (data_s, state_s) = (data.to_str().unwrap(), state.to_str().unwrap());
-    run_cli(&[
-        "simulate",
-        "--entities",
-        "3",
-        "--step",
-        "10s",
-        "--seed",
-        "3",
-        "csv",
-        "--out",
-        data_s,
-        "--duration",
-        "2h",
-    ]);
-    run_cli(&["train", "--data", data_s, "--state-dir", state_s]);
-    state
-}
-
 /// `name{labels} value` lines of `family` in an exposition, as (instance, value).
 fn values(text: &str, family: &str, filter: &str) -> Vec<(String, f64)> {
     text.lines()
@@ -57,7 +35,7 @@ fn counter(text: &str, line_prefix: &str) -> f64 {
 #[tokio::test(flavor = "multi_thread")]
 async fn opentelemetry_sdk_exports_over_grpc_and_http_and_the_spikes_are_flagged() {
     let dir = tempfile::tempdir().unwrap();
-    let state = trained_state3(dir.path());
+    let state = trained_state_n(dir.path(), 3);
     let replay = dir.path().join("replay");
     let replay_s = replay.to_str().unwrap();
     // 20 s of the same entities at 1 s steps; entities 1 and 2 spike from 8 s to 18 s.

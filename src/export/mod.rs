@@ -46,6 +46,38 @@ pub struct ExporterHandle {
     pub id: String,
 }
 
+/// An exporter client: writes one check to its target, counting what fails.
+pub trait ScoreWriter: Send + Sync + 'static {
+    /// Writes `check`; gives up (counted) on `shutdown`.
+    fn write(
+        &self,
+        check: &CheckScores,
+        shutdown: &mut tokio::sync::watch::Receiver<bool>,
+    ) -> impl std::future::Future<Output = ()> + Send;
+}
+
+impl ExporterHandle {
+    /// Starts the task that feeds `writer` from a queue of `capacity` checks.
+    pub fn spawn(
+        id: String,
+        writer: impl ScoreWriter,
+        capacity: usize,
+        telemetry: &crate::telemetry::Telemetry,
+        shutdown: &tokio::sync::watch::Receiver<bool>,
+    ) -> Self {
+        let (queue, mut rx) = tokio::sync::mpsc::channel::<Arc<CheckScores>>(capacity);
+        let mut shutdown = shutdown.clone();
+        let queue_gauge = telemetry.export_queue.with(&[&id]);
+        let task = tokio::spawn(async move {
+            while let Some(check) = rx.recv().await {
+                queue_gauge.set(rx.len() as f64);
+                writer.write(&check, &mut shutdown).await;
+            }
+        });
+        Self { queue, task, id }
+    }
+}
+
 /// The latest check, as served on `/metrics` and the status API.
 pub type Scoreboard = Arc<RwLock<Arc<CheckScores>>>;
 

@@ -23,14 +23,14 @@ use opentelemetry_proto::tonic::metrics::v1::{
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 use reqwest::StatusCode;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tonic::codec::CompressionEncoding;
 use tonic::codegen::http;
 use tonic::transport::Channel;
 use tracing::{debug, warn};
 
 use super::remote_write::SendFailure;
-use super::{CheckScores, ExporterHandle, Series, for_each_series};
+use super::{CheckScores, ExporterHandle, ScoreWriter, Series, for_each_series};
 use crate::config::{OtlpExportConfig, OtlpProtocol};
 use crate::retry::RetryPolicy;
 use crate::rng::Rng;
@@ -262,9 +262,11 @@ impl OtlpClient {
             }
         }
     }
+}
 
+impl ScoreWriter for OtlpClient {
     /// Writes one check; failures are counted, never returned.
-    pub async fn write(&self, check: &CheckScores, shutdown: &mut watch::Receiver<bool>) {
+    async fn write(&self, check: &CheckScores, shutdown: &mut watch::Receiver<bool>) {
         let req = encode(check, &self.cfg.service_name);
         let n = points(&req);
         if n == 0 {
@@ -289,16 +291,7 @@ pub fn spawn(
         .map(|(i, cfg)| {
             let id = format!("otlp[{i}]");
             let client = OtlpClient::new(cfg.clone(), id.clone(), Arc::clone(telemetry))?;
-            let (tx, mut rx) = mpsc::channel::<Arc<CheckScores>>(64);
-            let mut shutdown = shutdown.clone();
-            let queue_gauge = telemetry.export_queue.with(&[&id]);
-            let task = tokio::spawn(async move {
-                while let Some(check) = rx.recv().await {
-                    queue_gauge.set(rx.len() as f64);
-                    client.write(&check, &mut shutdown).await;
-                }
-            });
-            Ok(ExporterHandle { queue: tx, task, id })
+            Ok(ExporterHandle::spawn(id, client, 64, telemetry, shutdown))
         })
         .collect()
 }

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use reqwest::StatusCode;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tracing::{debug, warn};
 
 use crate::config::{RemoteWriteConfig, RemoteWriteMessage};
@@ -18,7 +18,7 @@ use crate::retry::RetryPolicy;
 use crate::rng::Rng;
 use crate::telemetry::Telemetry;
 
-use super::{CheckScores, ExporterHandle, Series, for_each_series};
+use super::{CheckScores, ExporterHandle, ScoreWriter, Series, for_each_series};
 
 /// Why a batch was given up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,9 +175,11 @@ impl RemoteWriteClient {
             }
         }
     }
+}
 
+impl ScoreWriter for RemoteWriteClient {
     /// Writes one check; failures are counted, never returned.
-    pub async fn write(&self, check: &CheckScores, shutdown: &mut watch::Receiver<bool>) {
+    async fn write(&self, check: &CheckScores, shutdown: &mut watch::Receiver<bool>) {
         for (body, n) in self.encode(check) {
             match self.send(body, shutdown).await {
                 Ok(()) => self.telemetry.export_sent.with(&[&self.id]).add(n as f64),
@@ -204,16 +206,7 @@ pub fn spawn(
         .map(|(i, cfg)| {
             let id = format!("remote_write[{i}]");
             let client = RemoteWriteClient::new(cfg.clone(), id.clone(), Arc::clone(telemetry))?;
-            let (tx, mut rx) = mpsc::channel::<Arc<CheckScores>>(cfg.queue_capacity);
-            let mut shutdown = shutdown.clone();
-            let queue_gauge = telemetry.export_queue.with(&[&id]);
-            let task = tokio::spawn(async move {
-                while let Some(check) = rx.recv().await {
-                    queue_gauge.set(rx.len() as f64);
-                    client.write(&check, &mut shutdown).await;
-                }
-            });
-            Ok(ExporterHandle { queue: tx, task, id })
+            Ok(ExporterHandle::spawn(id, client, cfg.queue_capacity, telemetry, shutdown))
         })
         .collect()
 }

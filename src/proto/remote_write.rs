@@ -143,13 +143,7 @@ impl Encoder {
             wire::put_len_field(&mut self.scratch, 2, value);
         }
         for &(value, ts) in samples {
-            let len = 1 + 8 + 1 + wire::varint_size(ts as u64);
-            wire::put_key(&mut self.scratch, 2, wire::LEN);
-            wire::put_varint(&mut self.scratch, len as u64);
-            wire::put_key(&mut self.scratch, 1, wire::I64);
-            self.scratch.extend_from_slice(&value.to_bits().to_le_bytes());
-            wire::put_key(&mut self.scratch, 2, wire::VARINT);
-            wire::put_varint(&mut self.scratch, ts as u64);
+            put_sample(&mut self.scratch, value, ts);
         }
         wire::put_len_field(&mut self.buf, 1, &self.scratch);
         self.series += 1;
@@ -170,6 +164,17 @@ impl Encoder {
         self.series = 0;
         std::mem::take(&mut self.buf)
     }
+}
+
+/// Appends one `Sample` as field 2 of a series (the same in remote-write 1.0 and 2.0).
+pub(super) fn put_sample(buf: &mut Vec<u8>, value: f64, ts: i64) {
+    let len = 1 + 8 + 1 + wire::varint_size(ts as u64);
+    wire::put_key(buf, 2, wire::LEN);
+    wire::put_varint(buf, len as u64);
+    wire::put_key(buf, 1, wire::I64);
+    buf.extend_from_slice(&value.to_bits().to_le_bytes());
+    wire::put_key(buf, 2, wire::VARINT);
+    wire::put_varint(buf, ts as u64);
 }
 
 /// Snappy block-compresses an encoded request, as remote-write requires.

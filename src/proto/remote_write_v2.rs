@@ -12,7 +12,7 @@
 //! Sample     { double value = 1; int64 timestamp = 2; }
 //! ```
 
-use super::remote_write::{LabelRef, SampleRef, SeriesRef, decode_sample};
+use super::remote_write::{LabelRef, SampleRef, SeriesRef, decode_sample, put_sample};
 use super::wire::{self, Reader, WireError};
 
 /// Content type of a remote-write 2.0 request.
@@ -153,13 +153,7 @@ impl EncoderV2 {
         self.scratch.clear();
         wire::put_len_field(&mut self.scratch, 1, &self.refs);
         for &(value, ts) in samples {
-            let len = 1 + 8 + 1 + wire::varint_size(ts as u64);
-            wire::put_key(&mut self.scratch, 2, wire::LEN);
-            wire::put_varint(&mut self.scratch, len as u64);
-            wire::put_key(&mut self.scratch, 1, wire::I64);
-            self.scratch.extend_from_slice(&value.to_bits().to_le_bytes());
-            wire::put_key(&mut self.scratch, 2, wire::VARINT);
-            wire::put_varint(&mut self.scratch, ts as u64);
+            put_sample(&mut self.scratch, value, ts);
         }
         wire::put_len_field(&mut self.series, 5, &self.scratch);
         self.count += 1;

@@ -203,12 +203,18 @@ pub fn run_cli(args: &[&str]) -> std::process::Output {
 /// Trains a state directory on 2 h of one simulated entity (seed 3), so a service started
 /// with it scores at once instead of warming up.
 pub fn trained_state(dir: &Path) -> PathBuf {
+    trained_state_n(dir, 1)
+}
+
+/// [`trained_state`] for `entities` simulated entities (`dwcp-node-01` …).
+pub fn trained_state_n(dir: &Path, entities: u32) -> PathBuf {
     let (data, state) = (dir.join("data"), dir.join("state"));
     let (data_s, state_s) = (data.to_str().unwrap(), state.to_str().unwrap());
+    let n = entities.to_string();
     run_cli(&[
         "simulate",
         "--entities",
-        "1",
+        &n,
         "--step",
         "10s",
         "--seed",
