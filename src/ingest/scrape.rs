@@ -223,6 +223,21 @@ not a valid line
     }
 
     #[test]
+    fn openmetrics_pages_are_tolerated() {
+        let page = "# TYPE dwcp_cpu_usage_percent gauge\n# UNIT dwcp_cpu_usage_percent percent\n\
+                    dwcp_cpu_usage_percent{instance=\"n1\"} 41.5\n# TYPE jobs counter\n\
+                    jobs_total 7\njobs_created 1.7e9\n# EOF\n";
+        let got = parse(page, 1_800_000_000_000, &[("job".into(), "x".into())], false);
+        let names: Vec<(&str, f64)> = got
+            .iter()
+            .map(|(l, s)| (l.iter().find(|(k, _)| k == "__name__").unwrap().1.as_str(), s.value))
+            .collect();
+        assert!(names.contains(&("dwcp_cpu_usage_percent", 41.5)), "{names:?}");
+        assert!(names.contains(&("jobs_total", 7.0)), "{names:?}");
+        assert!(got.iter().all(|(l, _)| l.iter().any(|(k, v)| k == "job" && v == "x")));
+    }
+
+    #[test]
     fn target_labels_name_host_and_port() {
         let cfg: ScrapeConfig = serde_json::from_value(serde_json::json!({
             "url": "http://127.0.0.1:9100/metrics", "job": "node", "labels": {"dc": "eu"}
