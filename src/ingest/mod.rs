@@ -10,10 +10,23 @@ pub mod otlp;
 pub mod remote_write;
 pub mod scrape;
 
-use crate::proto::remote_write::SeriesRef;
+use crate::proto::remote_write::{LabelRef, SampleRef, SeriesRef};
 use crate::vectorize::ObserveStats;
 
 pub use error::IngestError;
+
+/// A series view of one sample over owned or borrowed label pairs (OTLP and scrape build their
+/// labels, remote-write borrows them from the request).
+pub(crate) fn one_sample_series<N: AsRef<str>, V: AsRef<str>>(
+    labels: &[(N, V)],
+    sample: SampleRef,
+) -> SeriesRef<'_> {
+    SeriesRef {
+        labels: labels.iter().map(|(n, v)| LabelRef { name: n.as_ref(), value: v.as_ref() }).collect(),
+        samples: vec![sample],
+        histograms: 0,
+    }
+}
 
 /// Validates each series (counting the invalid ones by reason in `out` and reporting their
 /// position to `invalid`), stores the valid ones in `sink` and adds its counts to `out`.

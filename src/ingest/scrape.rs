@@ -20,11 +20,11 @@ use tokio::sync::watch;
 use tracing::{debug, warn};
 
 use crate::config::ScrapeConfig;
-use crate::proto::remote_write::{LabelRef, SampleRef, SeriesRef};
+use crate::proto::remote_write::{SampleRef, SeriesRef};
 use crate::telemetry::Telemetry;
 use crate::vectorize::{LABEL_INSTANCE, LABEL_JOB, LABEL_NAME};
 
-use super::{IngestOutcome, SampleSink, store};
+use super::{IngestOutcome, SampleSink, one_sample_series, store};
 
 /// `Accept` header of a scrape, as Prometheus sends it.
 const ACCEPT: &str =
@@ -82,14 +82,7 @@ pub fn parse(text: &str, now_ms: i64, target: &[(String, String)], honor_labels:
 
 /// Validates and stores parsed samples.
 pub fn ingest(samples: &[Owned], sink: &dyn SampleSink) -> IngestOutcome {
-    let views: Vec<SeriesRef<'_>> = samples
-        .iter()
-        .map(|(labels, sample)| SeriesRef {
-            labels: labels.iter().map(|(n, v)| LabelRef { name: n, value: v }).collect(),
-            samples: vec![*sample],
-            histograms: 0,
-        })
-        .collect();
+    let views: Vec<SeriesRef<'_>> = samples.iter().map(|(labels, s)| one_sample_series(labels, *s)).collect();
     let mut out = IngestOutcome {
         series: views.len() as u64,
         samples_received: views.len() as u64,

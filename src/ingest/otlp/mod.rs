@@ -32,11 +32,11 @@ use opentelemetry_proto::tonic::metrics::v1::{
 };
 use prost::Message;
 
-use crate::proto::remote_write::{LabelRef, SampleRef, SeriesRef};
+use crate::proto::remote_write::{SampleRef, SeriesRef};
 use crate::vectorize::{LABEL_INSTANCE, LABEL_JOB, LABEL_NAME, STALE_NAN_BITS};
 
 use super::remote_write::Limits;
-use super::{IngestError, IngestOutcome, RejectReason, SampleSink, store};
+use super::{IngestError, IngestOutcome, RejectReason, SampleSink, one_sample_series, store};
 use names::NameKind;
 
 /// Content type of OTLP/HTTP protobuf bodies.
@@ -162,7 +162,7 @@ fn gunzip(body: &[u8], limits: Limits) -> Result<Vec<u8>, IngestError> {
 
 /// One series built from a data point: labels (possibly owned) and one sample.
 struct Built<'a> {
-    labels: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    labels: Labels<'a>,
     sample: SampleRef,
     /// The data point it came from (a histogram point builds several series).
     point: u32,
@@ -213,7 +213,7 @@ pub fn ingest(req: &ExportMetricsServiceRequest, opts: &MapOptions, sink: &dyn S
             }
             continue;
         };
-        let base = resource_labels(&resource.attributes, opts);
+        let base = ResourceLabels::new(&resource.attributes, opts);
         for m in rm.scope_metrics.iter().flat_map(|s| &s.metrics) {
             let names = names_iter.next().expect("one name per metric");
             mapper.metric(m, names, &base);
@@ -221,14 +221,7 @@ pub fn ingest(req: &ExportMetricsServiceRequest, opts: &MapOptions, sink: &dyn S
     }
     let Mapper { built, mut out, .. } = mapper;
     // Series views borrowing from `built`; a point is rejected when any of its series is.
-    let views: Vec<SeriesRef<'_>> = built
-        .iter()
-        .map(|b| SeriesRef {
-            labels: b.labels.iter().map(|(n, v)| LabelRef { name: n, value: v }).collect(),
-            samples: vec![b.sample],
-            histograms: 0,
-        })
-        .collect();
+    let views: Vec<SeriesRef<'_>> = built.iter().map(|b| one_sample_series(&b.labels, b.sample)).collect();
     out.samples.samples_received += views.len() as u64;
     let mut last_bad = None;
     let mut bad_points = 0;
@@ -289,7 +282,7 @@ impl<'a> Mapper<'a> {
         self.built.push(Built { labels: finish(labels), sample, point });
     }
 
-    fn metric(&mut self, m: &'a Metric, names: &'a MetricNames, base: &Labels<'a>) {
+    fn metric(&mut self, m: &'a Metric, names: &'a MetricNames, base: &ResourceLabels<'a>) {
         let cumulative = AggregationTemporality::Cumulative as i32;
         match &m.data {
             None => self.reject(RejectReason::MissingValue, 1),
@@ -311,7 +304,7 @@ impl<'a> Mapper<'a> {
                         continue;
                     }
                     let id = self.point();
-                    let attrs = point_labels(base, &p.attributes);
+                    let attrs = base.with_point(&p.attributes);
                     let (t, f) = (p.time_unix_nano, p.flags);
                     let mut cum = 0u64;
                     for (i, c) in p.bucket_counts.iter().enumerate() {
@@ -328,7 +321,7 @@ impl<'a> Mapper<'a> {
             Some(Data::Summary(s)) => {
                 for p in &s.data_points {
                     let id = self.point();
-                    let attrs = point_labels(base, &p.attributes);
+                    let attrs = base.with_point(&p.attributes);
                     let (t, f) = (p.time_unix_nano, p.flags);
                     for q in &p.quantile_values {
                         self.emit(
@@ -348,7 +341,7 @@ impl<'a> Mapper<'a> {
         }
     }
 
-    fn numbers(&mut self, points: &'a [NumberDataPoint], name: &'a str, base: &Labels<'a>) {
+    fn numbers(&mut self, points: &'a [NumberDataPoint], name: &'a str, base: &ResourceLabels<'a>) {
         for p in points {
             let value = match p.value {
                 _ if no_recorded_value(p.flags) => f64::NAN,
@@ -364,7 +357,7 @@ impl<'a> Mapper<'a> {
                 }
             };
             let id = self.point();
-            let attrs = point_labels(base, &p.attributes);
+            let attrs = base.with_point(&p.attributes);
             self.emit(id, &attrs, name, None, value, p.time_unix_nano, p.flags);
         }
     }
@@ -381,26 +374,44 @@ fn point_count(m: &Metric) -> u64 {
     }) as u64
 }
 
-/// Labels every series of a resource carries: promoted attributes, then `job` and `instance`.
-fn resource_labels<'a>(attrs: &'a [KeyValue], opts: &MapOptions) -> Vec<(Cow<'a, str>, Cow<'a, str>)> {
-    let get = |key: &str| attrs.iter().find(|kv| kv.key == key).and_then(|kv| kv.value.as_ref());
-    let mut labels: Vec<(Cow<'a, str>, Cow<'a, str>)> = attrs
-        .iter()
-        .filter(|kv| opts.promote_resource_attributes.contains(&kv.key))
-        .map(|kv| (names::label_name(&kv.key), value_string(kv.value.as_ref())))
-        .collect();
-    if let Some(name) = get("service.name") {
-        let name = value_string(Some(name));
-        let job = match get("service.namespace") {
-            Some(ns) => Cow::Owned(format!("{}/{name}", value_string(Some(ns)))),
-            None => name,
-        };
-        labels.push((Cow::Borrowed(LABEL_JOB), job));
+/// Labels every series of a resource carries, split by precedence: point attributes override
+/// `promoted` resource attributes, and `service` (`job`, `instance`) overrides both.
+struct ResourceLabels<'a> {
+    promoted: Labels<'a>,
+    service: Labels<'a>,
+}
+
+impl<'a> ResourceLabels<'a> {
+    fn new(attrs: &'a [KeyValue], opts: &MapOptions) -> Self {
+        let get = |key: &str| attrs.iter().find(|kv| kv.key == key).and_then(|kv| kv.value.as_ref());
+        let promoted = attrs
+            .iter()
+            .filter(|kv| opts.promote_resource_attributes.contains(&kv.key))
+            .map(|kv| (names::label_name(&kv.key), value_string(kv.value.as_ref())))
+            .collect();
+        let mut service = Vec::with_capacity(2);
+        if let Some(name) = get("service.name") {
+            let name = value_string(Some(name));
+            let job = match get("service.namespace") {
+                Some(ns) => Cow::Owned(format!("{}/{name}", value_string(Some(ns)))),
+                None => name,
+            };
+            service.push((Cow::Borrowed(LABEL_JOB), job));
+        }
+        if let Some(id) = get("service.instance.id") {
+            service.push((Cow::Borrowed(LABEL_INSTANCE), value_string(Some(id))));
+        }
+        Self { promoted, service }
     }
-    if let Some(id) = get("service.instance.id") {
-        labels.push((Cow::Borrowed(LABEL_INSTANCE), value_string(Some(id))));
+
+    /// The labels of a data point with `attrs`, in precedence order (later wins in `finish`).
+    fn with_point(&self, attrs: &'a [KeyValue]) -> Labels<'a> {
+        let mut labels = Vec::with_capacity(self.promoted.len() + attrs.len() + self.service.len() + 2);
+        labels.extend(self.promoted.iter().cloned());
+        labels.extend(attrs.iter().map(|kv| (names::label_name(&kv.key), value_string(kv.value.as_ref()))));
+        labels.extend(self.service.iter().cloned());
+        labels
     }
-    labels
 }
 
 /// An attribute value as a label value: strings as they are, numbers and booleans printed,
@@ -412,9 +423,13 @@ fn value_string(v: Option<&AnyValue>) -> Cow<'_, str> {
         Some(any_value::Value::BoolValue(b)) => Cow::Borrowed(if *b { "true" } else { "false" }),
         Some(any_value::Value::IntValue(i)) => Cow::Owned(i.to_string()),
         Some(any_value::Value::DoubleValue(d)) => Cow::Owned(d.to_string()),
-        Some(any_value::Value::BytesValue(b)) => Cow::Owned(b.iter().map(|x| format!("{x:02x}")).collect()),
+        Some(any_value::Value::BytesValue(b)) => Cow::Owned(hex(b)),
         Some(other) => Cow::Owned(any_json(other).to_string()),
     }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 fn any_json(v: &any_value::Value) -> serde_json::Value {
@@ -438,7 +453,7 @@ fn any_json(v: &any_value::Value) -> serde_json::Value {
                 })
                 .collect(),
         ),
-        any_value::Value::BytesValue(b) => J::from(b.iter().map(|x| format!("{x:02x}")).collect::<String>()),
+        any_value::Value::BytesValue(b) => J::from(hex(b)),
         #[allow(unreachable_patterns)]
         _ => J::Null,
     }
@@ -446,7 +461,7 @@ fn any_json(v: &any_value::Value) -> serde_json::Value {
 
 /// Sorts labels by name; for a name given twice the later one wins (point attributes over
 /// promoted resource attributes, `job`/`instance`/`le`/`__name__` over attributes).
-fn finish<'a>(mut labels: Vec<(Cow<'a, str>, Cow<'a, str>)>) -> Vec<(Cow<'a, str>, Cow<'a, str>)> {
+fn finish(mut labels: Labels<'_>) -> Labels<'_> {
     labels.reverse();
     labels.sort_by(|a, b| a.0.cmp(&b.0));
     labels.dedup_by(|later, earlier| later.0 == earlier.0);
@@ -457,21 +472,6 @@ const NS_PER_MS: u64 = 1_000_000;
 
 fn no_recorded_value(flags: u32) -> bool {
     flags & DataPointFlags::NoRecordedValueMask as u32 != 0
-}
-
-fn point_labels<'a>(
-    base: &[(Cow<'a, str>, Cow<'a, str>)],
-    attrs: &'a [KeyValue],
-) -> Vec<(Cow<'a, str>, Cow<'a, str>)> {
-    let mut labels = Vec::with_capacity(base.len() + attrs.len() + 2);
-    // Resource attributes first so that the point's own attributes override them, then
-    // `job`/`instance` (already last in `base`) are re-applied over the point attributes.
-    let (promoted, service): (Vec<_>, Vec<_>) =
-        base.iter().cloned().partition(|(k, _)| k != LABEL_JOB && k != LABEL_INSTANCE);
-    labels.extend(promoted);
-    labels.extend(attrs.iter().map(|kv| (names::label_name(&kv.key), value_string(kv.value.as_ref()))));
-    labels.extend(service);
-    labels
 }
 
 #[cfg(test)]
