@@ -17,17 +17,21 @@ pub enum ApiError {
     Internal(String),
 }
 
+/// The HTTP status of a refused ingest request.
+pub fn ingest_status(e: &IngestError) -> StatusCode {
+    match e {
+        IngestError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        IngestError::Unsupported { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        IngestError::Snappy(_)
+        | IngestError::Protobuf(_)
+        | IngestError::Decode { .. }
+        | IngestError::InvalidSeries(_) => StatusCode::BAD_REQUEST,
+    }
+}
+
 impl From<IngestError> for ApiError {
     fn from(e: IngestError) -> Self {
-        let status = match &e {
-            IngestError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            IngestError::Unsupported { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            IngestError::Snappy(_)
-            | IngestError::Protobuf(_)
-            | IngestError::Decode { .. }
-            | IngestError::InvalidSeries(_) => StatusCode::BAD_REQUEST,
-        };
-        ApiError::Client(status, e.to_string())
+        ApiError::Client(ingest_status(&e), e.to_string())
     }
 }
 

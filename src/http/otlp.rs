@@ -19,7 +19,7 @@ use opentelemetry_proto::tonic::collector::metrics::v1::{
 use prost::Message;
 use tonic::codec::CompressionEncoding;
 
-use super::{ApiError, AppState, header_str};
+use super::{AppState, error, header_str};
 use crate::ingest::otlp::{self, Encoding, OtlpOutcome};
 use crate::telemetry::otel;
 
@@ -73,12 +73,7 @@ pub(super) async fn http_handler(State(st): State<AppState>, headers: HeaderMap,
                     let body = encode(&out.response(), enc);
                     (StatusCode::OK, [(header::CONTENT_TYPE, enc.content_type())], body).into_response()
                 }
-                Err(e) => {
-                    let ApiError::Client(status, reason) = ApiError::from(e) else {
-                        unreachable!("ingest errors are client errors")
-                    };
-                    error_response(status, reason, enc)
-                }
+                Err(e) => error_response(error::ingest_status(&e), e.to_string(), enc),
             }
         }
     };
