@@ -12,6 +12,7 @@ pub mod eval;
 pub mod export;
 pub mod http;
 pub mod ingest;
+pub mod onnx;
 pub mod pipeline;
 pub mod proto;
 pub mod retry;

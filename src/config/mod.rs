@@ -12,6 +12,7 @@ mod duration;
 mod error;
 pub mod iforest;
 pub mod kmeans;
+pub mod onnx;
 pub mod otlp;
 pub mod sesd;
 
@@ -26,6 +27,7 @@ pub use alert::{AlertConfig, MinSeverity, SmtpTls};
 pub use error::{ConfigError, ConfigErrors, LoadError};
 pub use iforest::IsolationForestConfig;
 pub use kmeans::KMeansConfig;
+pub use onnx::{LstmAeConfig, OnnxBackend, OnnxConfig};
 pub use otlp::{OtelConfig, OtelExporter, OtlpConfig, OtlpExportConfig, OtlpProtocol};
 pub use sesd::SeasonalEsdConfig;
 
@@ -61,6 +63,8 @@ pub struct Config {
     pub vectorize: VectorizeConfig,
     /// Detectors, ensemble threshold and severity bands.
     pub detect: DetectConfig,
+    /// The engine that runs ONNX models (the LSTM autoencoder).
+    pub onnx: OnnxConfig,
     /// Where scores are written.
     pub export: ExportConfig,
     /// Alert routing and channels.
@@ -83,6 +87,7 @@ impl Default for Config {
             otel: OtelConfig::default(),
             vectorize: VectorizeConfig::default(),
             detect: DetectConfig::default(),
+            onnx: OnnxConfig::default(),
             export: ExportConfig::default(),
             alert: AlertConfig::default(),
             log: LogConfig::default(),
@@ -237,6 +242,8 @@ pub struct DetectConfig {
     pub sesd: SeasonalEsdConfig,
     /// k-means detector on feature windows.
     pub kmeans: KMeansConfig,
+    /// LSTM autoencoder (ONNX).
+    pub lstm_ae: LstmAeConfig,
 }
 
 impl Default for DetectConfig {
@@ -254,12 +261,13 @@ impl Default for DetectConfig {
             iforest: IsolationForestConfig::default(),
             sesd: SeasonalEsdConfig::default(),
             kmeans: KMeansConfig::default(),
+            lstm_ae: LstmAeConfig::default(),
         }
     }
 }
 
 /// Detector names, as in the `detector` label and the `detect.<name>` keys.
-pub const DETECTORS: [&str; 4] = ["zscore", "iforest", "sesd", "kmeans"];
+pub const DETECTORS: [&str; 5] = ["zscore", "iforest", "sesd", "kmeans", "lstm_ae"];
 
 impl DetectConfig {
     /// Enables exactly the named detectors (e.g. from `eval --detectors`).
@@ -271,6 +279,7 @@ impl DetectConfig {
         self.iforest.enabled = names.contains(&"iforest");
         self.sesd.enabled = names.contains(&"sesd");
         self.kmeans.enabled = names.contains(&"kmeans");
+        self.lstm_ae.enabled = names.contains(&"lstm_ae");
         Ok(())
     }
 
@@ -714,11 +723,13 @@ impl DetectConfig {
         e.scope("iforest", |e| self.iforest.validate(e));
         e.scope("sesd", |e| self.sesd.validate(e));
         e.scope("kmeans", |e| self.kmeans.validate(e));
+        e.scope("lstm_ae", |e| self.lstm_ae.validate(e));
         let enabled = [
             (self.zscore.enabled, self.zscore.weight),
             (self.iforest.enabled, self.iforest.weight),
             (self.sesd.enabled, self.sesd.weight),
             (self.kmeans.enabled, self.kmeans.weight),
+            (self.lstm_ae.enabled, self.lstm_ae.weight),
         ];
         if !enabled.iter().any(|&(on, w)| on && w > 0.0) {
             e.invalid("", "at least one detector must be enabled with a weight > 0");

@@ -130,6 +130,18 @@ impl Ensemble {
     pub fn update(&mut self, x: &FeatureVector) {
         self.members.iter_mut().for_each(|m| m.detector.update(x));
     }
+
+    /// The batched member's network input for `values` (see [`Detector::batch_input`]).
+    pub fn batch_input(&self, values: &[f64], input: &mut Vec<f32>) -> bool {
+        self.members.iter().any(|m| m.detector.batch_input(values, input))
+    }
+
+    /// Hands the network's output to the batched member (see [`Detector::batch_output`]).
+    pub fn batch_output(&mut self, timestamp_ms: i64, input: &[f32], output: &[f32]) {
+        for m in &mut self.members {
+            m.detector.batch_output(timestamp_ms, input, output);
+        }
+    }
 }
 
 /// Severity from confidence: none below `threshold`, info below `warning`, warning up to and

@@ -26,4 +26,12 @@ pub enum DetectError {
         /// Found.
         found: usize,
     },
+    /// The inference engine failed (LSTM autoencoder).
+    #[error("{detector}: inference failed: {reason}")]
+    Inference {
+        /// Detector name.
+        detector: &'static str,
+        /// The engine's message.
+        reason: String,
+    },
 }

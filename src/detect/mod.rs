@@ -12,6 +12,7 @@ mod ensemble;
 mod error;
 mod isolation_forest;
 mod kmeans;
+pub mod lstm_ae;
 mod model;
 mod seasonal_esd;
 mod zscore;
@@ -23,6 +24,7 @@ pub use isolation_forest::{
     average_path_length,
 };
 pub use kmeans::{KMeansConfig, KMeansDetector};
+pub use lstm_ae::{LstmAeDetector, LstmModel, Scaling, SequenceModel};
 pub use model::{EntityModel, ModelSpec, ModelState, Step};
 pub use seasonal_esd::{SeasonalEsdConfig, SeasonalEsdDetector, detect_period};
 pub use zscore::ZScoreDetector;
@@ -78,6 +80,17 @@ pub trait Detector: Send {
     }
     /// Cheap online update after scoring (rolling statistics, ...).
     fn update(&mut self, x: &FeatureVector);
+    /// Detectors that share one network across entities (the LSTM autoencoder) append the
+    /// network input for scoring `values` to `input` and return true; the caller runs the
+    /// network once for every entity of a check and hands each its slice of the output
+    /// through [`batch_output`](Self::batch_output) before calling `score`. Others (the
+    /// default) append nothing and return false.
+    fn batch_input(&self, _values: &[f64], _input: &mut Vec<f32>) -> bool {
+        false
+    }
+    /// The network's `output` for the `input` this detector appended for the vector at
+    /// `timestamp_ms`; the next `score` of that vector uses it.
+    fn batch_output(&mut self, _timestamp_ms: i64, _input: &[f32], _output: &[f32]) {}
 }
 
 /// Shares of `weights` (non-negative), normalised to sum to 1; all zero stays all zero.

@@ -1,12 +1,13 @@
 //! One entity's models: ensemble, history buffer, warm-up and refit schedule.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use crate::config::DetectConfig;
 
 use super::{
-    DetectError, Ensemble, EnsembleScore, FeatureVector, IsolationForestDetector, KMeansDetector, Member,
-    SeasonalEsdDetector, ZScoreDetector,
+    DetectError, Ensemble, EnsembleScore, FeatureVector, IsolationForestDetector, KMeansDetector, LstmAeDetector,
+    LstmModel, Member, SeasonalEsdDetector, ZScoreDetector,
 };
 
 /// Lifecycle of an entity's models (`anomaly_model_state{state}`).
@@ -39,12 +40,25 @@ impl ModelState {
 pub struct ModelSpec {
     cfg: DetectConfig,
     n_features: usize,
+    lstm: Option<Arc<LstmModel>>,
 }
 
 impl ModelSpec {
-    /// A spec for vectors of `n_features` features.
+    /// A spec for vectors of `n_features` features. `detect.lstm_ae` takes part only once
+    /// its network is given with [`with_lstm`](Self::with_lstm).
     pub fn new(cfg: &DetectConfig, n_features: usize) -> Self {
-        Self { cfg: cfg.clone(), n_features }
+        Self { cfg: cfg.clone(), n_features, lstm: None }
+    }
+
+    /// The loaded autoencoder network shared by every entity's `lstm_ae` detector.
+    pub fn with_lstm(mut self, model: Arc<LstmModel>) -> Self {
+        self.lstm = Some(model);
+        self
+    }
+
+    /// The shared autoencoder, when `lstm_ae` takes part.
+    pub fn lstm(&self) -> Option<&Arc<LstmModel>> {
+        self.lstm.as_ref().filter(|_| self.cfg.lstm_ae.enabled)
     }
 
     /// Names of the enabled detectors, in ensemble order.
@@ -61,6 +75,9 @@ impl ModelSpec {
         }
         if self.cfg.kmeans.enabled {
             names.push("kmeans");
+        }
+        if self.lstm().is_some() {
+            names.push(super::lstm_ae::NAME);
         }
         names
     }
@@ -96,6 +113,9 @@ impl ModelSpec {
                 weight: c.kmeans.weight,
                 detector: Box::new(KMeansDetector::new(&c.kmeans, self.n_features, c.calibration_decades)),
             });
+        }
+        if let Some(model) = self.lstm() {
+            members.push(Member { weight: c.lstm_ae.weight, detector: Box::new(LstmAeDetector::new(Arc::clone(model))) });
         }
         EntityModel {
             ensemble: Ensemble::new(
@@ -133,13 +153,29 @@ pub struct EntityModel {
 }
 
 impl EntityModel {
+    /// Whether [`step`](Self::step) at `timestamp_ms` (re)fits before scoring.
+    fn fit_due(&self, timestamp_ms: i64) -> bool {
+        match self.last_fit_ms {
+            None => self.history.len() >= self.min_fit_points,
+            Some(t) => timestamp_ms - t >= self.fit_every_ms,
+        }
+    }
+
+    /// Appends the network input of a batched detector for the vector that the next
+    /// [`step`](Self::step) scores; false when there is none or the step will refit first
+    /// (that step then scores the window alone).
+    pub fn batch_input(&self, timestamp_ms: i64, values: &[f64], input: &mut Vec<f32>) -> bool {
+        self.is_ready() && !self.fit_due(timestamp_ms) && self.ensemble.batch_input(values, input)
+    }
+
+    /// Hands the network's output for the input appended by [`batch_input`](Self::batch_input).
+    pub fn batch_output(&mut self, timestamp_ms: i64, input: &[f32], output: &[f32]) {
+        self.ensemble.batch_output(timestamp_ms, input, output);
+    }
+
     /// Scores `x` (once fitted), then learns from it; fits when due.
     pub fn step(&mut self, x: FeatureVector) -> Result<Step, DetectError> {
-        let due = match self.last_fit_ms {
-            None => self.history.len() >= self.min_fit_points,
-            Some(t) => x.timestamp_ms - t >= self.fit_every_ms,
-        };
-        if due {
+        if self.fit_due(x.timestamp_ms) {
             self.refit(x.timestamp_ms)?;
         }
         let score = match self.last_fit_ms {

@@ -20,8 +20,7 @@ use crate::config::Config;
 use crate::dataset::{self, DatasetError, Source, Table};
 use crate::detect::DetectError;
 use crate::export::ENSEMBLE;
-use crate::pipeline::replay::Replay;
-use crate::vectorize::SelectorError;
+use crate::pipeline::replay::{Replay, ReplayError};
 
 pub use metrics::Metrics;
 pub use report::{Report, write_report};
@@ -53,9 +52,9 @@ pub enum EvalError {
         #[source]
         source: DetectError,
     },
-    /// The replay profile is invalid.
+    /// The replay could not start (invalid profile, model not loadable).
     #[error("{0}")]
-    Profile(#[from] SelectorError),
+    Replay(#[from] ReplayError),
     /// Output could not be written.
     #[error("cannot write {file}: {source}")]
     Write {
@@ -154,7 +153,7 @@ pub fn evaluate_source(
         replay.fit(fit_table, fit_range).map_err(|source| EvalError::Fit { dataset: name.clone(), source })?
     };
     let mut trace = Trace { features: test.columns.clone(), ..Trace::default() };
-    let detectors = crate::detect::ModelSpec::new(&cfg.detect, test.columns.len()).detector_names();
+    let detectors = replay.detector_names();
     for d in std::iter::once(ENSEMBLE).chain(detectors.iter().copied()) {
         trace.scores.insert(d.to_string(), Vec::with_capacity(score_range.len()));
     }

@@ -47,6 +47,9 @@ pub enum PipelineError {
     /// An alert channel could not be set up.
     #[error("{0}")]
     Alert(#[from] crate::alert::SetupError),
+    /// A model could not be loaded.
+    #[error("{0}")]
+    Onnx(#[from] crate::onnx::OnnxError),
 }
 
 /// The vectorizer as the ingest stage's sink.
@@ -81,7 +84,8 @@ impl Pipeline {
     /// Builds every stage from `cfg`.
     pub fn new(cfg: &Config, telemetry: Arc<Telemetry>) -> Result<Self, PipelineError> {
         let vectorizer = Vectorizer::new(&cfg.vectorize)?;
-        let mut scorer = Scorer::new(cfg, vectorizer.profile());
+        let mut scorer = Scorer::new(cfg, vectorizer.profile())?;
+        telemetry.set_onnx_backend(scorer.onnx_backend());
         if let Some(dir) = &cfg.state_dir {
             restore(&mut scorer, &vectorizer, dir, cfg.detect.fit_every);
             match crate::alert::state::load(dir) {

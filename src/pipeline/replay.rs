@@ -57,6 +57,17 @@ pub fn replay_config(cfg: &Config, columns: &[String]) -> Config {
     c
 }
 
+/// Why a replay could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// The columns do not make a valid profile.
+    #[error(transparent)]
+    Profile(#[from] SelectorError),
+    /// A model could not be loaded.
+    #[error(transparent)]
+    Onnx(#[from] crate::onnx::OnnxError),
+}
+
 /// One entity replayed row by row.
 pub struct Replay {
     vectorizer: Vectorizer,
@@ -68,10 +79,10 @@ pub struct Replay {
 
 impl Replay {
     /// A replay of entity `instance` with the given columns under `cfg`'s detectors.
-    pub fn new(cfg: &Config, instance: &str, columns: &[String]) -> Result<Self, SelectorError> {
+    pub fn new(cfg: &Config, instance: &str, columns: &[String]) -> Result<Self, ReplayError> {
         let c = replay_config(cfg, columns);
         let vectorizer = Vectorizer::new(&c.vectorize)?;
-        let scorer = Scorer::new(&c, vectorizer.profile());
+        let scorer = Scorer::new(&c, vectorizer.profile())?;
         let metrics: Vec<String> = columns.iter().map(|c| metric_for(c)).collect();
         let entity = vectorizer.entity_id(&[LabelRef { name: LABEL_INSTANCE, value: instance }]);
         Ok(Self { vectorizer, scorer, metrics, instance: instance.to_string(), entity })
@@ -86,6 +97,11 @@ impl Replay {
         let n = history.len();
         self.scorer.model(self.entity).fit_on(&history)?;
         Ok(n)
+    }
+
+    /// Names of the detectors in the ensemble, in order.
+    pub fn detector_names(&self) -> Vec<&'static str> {
+        self.scorer.detector_names()
     }
 
     /// Feeds one row and runs one check at its timestamp; returns the entity's result.

@@ -9,8 +9,9 @@ use rustc_hash::FxHashMap;
 
 use crate::alert::{AlertEvent, AlertTracker};
 use crate::config::Config;
-use crate::detect::{DetectError, EntityModel, FeatureVector, ModelSpec, ModelState, Severity};
+use crate::detect::{DetectError, EntityModel, FeatureVector, LstmModel, ModelSpec, ModelState, Severity};
 use crate::export::{CheckScores, EntityScores};
+use crate::onnx::{self, OnnxError};
 use crate::vectorize::{Assembled, EntityLabels, Profile};
 
 use super::state::EntityState;
@@ -36,13 +37,37 @@ pub struct Scorer {
     enabled: bool,
     last: FxHashMap<u64, EntityScores>,
     labels: FxHashMap<u64, EntityLabels>,
+    batch: Batch,
+    max_batch: usize,
+}
+
+/// Reused buffers of the batched network pass.
+#[derive(Default)]
+struct Batch {
+    input: Vec<f32>,
+    output: Vec<f32>,
+    /// (entity, timestamp) per window in `input`.
+    entities: Vec<(u64, i64)>,
+    seen: rustc_hash::FxHashSet<u64>,
 }
 
 impl Scorer {
-    /// A scorer for `profile` with the detectors and alert settings of `cfg`.
-    pub fn new(cfg: &Config, profile: &Profile) -> Self {
+    /// A scorer for `profile` with the detectors and alert settings of `cfg`; loads the
+    /// LSTM autoencoder when `detect.lstm_ae` is on.
+    pub fn new(cfg: &Config, profile: &Profile) -> Result<Self, OnnxError> {
+        let features = profile.feature_names();
+        let lstm = onnx::load_lstm(cfg, &profile.name, &features)?;
+        Ok(Self::with_lstm(cfg, profile, lstm))
+    }
+
+    /// A scorer with an already loaded autoencoder (or none), e.g. shared by many replays.
+    pub fn with_lstm(cfg: &Config, profile: &Profile, lstm: Option<std::sync::Arc<LstmModel>>) -> Self {
+        let mut spec = ModelSpec::new(&cfg.detect, profile.features.len());
+        if let Some(m) = lstm {
+            spec = spec.with_lstm(m);
+        }
         Self {
-            spec: ModelSpec::new(&cfg.detect, profile.features.len()),
+            spec,
             models: FxHashMap::default(),
             tracker: AlertTracker::new(&cfg.alert),
             profile: profile.name.as_str().into(),
@@ -50,6 +75,54 @@ impl Scorer {
             enabled: cfg.enabled,
             last: FxHashMap::default(),
             labels: FxHashMap::default(),
+            batch: Batch::default(),
+            max_batch: cfg.detect.lstm_ae.max_batch.max(1),
+        }
+    }
+
+    /// Names of the detectors in each entity's ensemble, in order.
+    pub fn detector_names(&self) -> Vec<&'static str> {
+        self.spec.detector_names()
+    }
+
+    /// The engine running the autoencoder (`ort`, `tract`), or `none`.
+    pub fn onnx_backend(&self) -> &'static str {
+        onnx::backend_label(self.spec.lstm().map(|m| m.as_ref()))
+    }
+
+    /// Runs the shared network once for every ready entity of the check (in calls of at most
+    /// `max_batch` windows) and hands each its output, so the steps that follow score from
+    /// it. An entity's first vector in the check only: a second one needs the first in its
+    /// window and is scored alone. Failures leave the entities to score alone (and report).
+    fn run_batch(&mut self, vectors: &[crate::vectorize::EntityVector]) {
+        let Some(net) = self.spec.lstm().cloned() else { return };
+        let b = &mut self.batch;
+        b.input.clear();
+        b.entities.clear();
+        b.seen.clear();
+        for v in vectors {
+            if !b.seen.insert(v.entity) {
+                continue;
+            }
+            if let Some(m) = self.models.get(&v.entity)
+                && m.batch_input(v.timestamp_ms, &v.values, &mut b.input)
+            {
+                b.entities.push((v.entity, v.timestamp_ms));
+            }
+        }
+        let per = net.window_len();
+        let mut done = 0;
+        for chunk in b.entities.chunks(self.max_batch) {
+            let input = &b.input[done * per..(done + chunk.len()) * per];
+            if net.reconstruct(input, chunk.len(), &mut b.output).is_ok() {
+                for (k, (id, ts)) in chunk.iter().enumerate() {
+                    if let Some(m) = self.models.get_mut(id) {
+                        let range = k * per..(k + 1) * per;
+                        m.batch_output(*ts, &input[range.clone()], &b.output[range]);
+                    }
+                }
+            }
+            done += chunk.len();
         }
     }
 
@@ -107,6 +180,9 @@ impl Scorer {
             self.labels.remove(id);
             self.tracker.forget(*id);
         }
+        if self.enabled {
+            self.run_batch(&assembled.vectors);
+        }
         for v in assembled.vectors {
             if !self.enabled {
                 continue;
@@ -135,7 +211,10 @@ impl Scorer {
                     EntityScores { labels: v.labels, state: step.state, score: step.score, values }
                 }
                 Err(
-                    DetectError::Shape { .. } | DetectError::NotFitted(_) | DetectError::NotEnoughData { .. },
+                    DetectError::Shape { .. }
+                    | DetectError::NotFitted(_)
+                    | DetectError::NotEnoughData { .. }
+                    | DetectError::Inference { .. },
                 ) => {
                     stats.errors += 1;
                     EntityScores { labels: v.labels, state: ModelState::Warming, score: None, values }

@@ -56,6 +56,9 @@ pub enum TrainError {
     /// The state could not be written.
     #[error(transparent)]
     State(#[from] StateError),
+    /// A model could not be loaded.
+    #[error(transparent)]
+    Onnx(#[from] crate::onnx::OnnxError),
 }
 
 /// What was trained.
@@ -78,7 +81,7 @@ pub fn train(
     let vectorizer = Vectorizer::new(&cfg.vectorize)?;
     let profile = vectorizer.profile().clone();
     let features = profile.feature_names();
-    let mut scorer = Scorer::new(cfg, &profile);
+    let mut scorer = Scorer::new(cfg, &profile)?;
     let mut entities = Vec::new();
     let mut saved = Vec::new();
     for (i, source) in sources.iter().enumerate() {

@@ -105,6 +105,11 @@ impl Family {
         }
     }
 
+    /// Removes every cell (an info-style family relabelled at startup).
+    pub fn clear(&self) {
+        self.cells.write().clear();
+    }
+
     /// Current value for these label values (0 when never touched).
     pub fn value(&self, values: &[&str]) -> f64 {
         let key: Vec<String> = values.iter().map(|v| v.to_string()).collect();
@@ -350,6 +355,12 @@ impl Default for Telemetry {
 }
 
 impl Telemetry {
+    /// Sets the `onnx_backend` label of `dwcp_anomaly_build_info` (`ort`, `tract`, `none`).
+    pub fn set_onnx_backend(&self, backend: &str) {
+        self.build_info.clear();
+        self.build_info.with(&[env!("CARGO_PKG_VERSION"), backend]).set(1.0);
+    }
+
     /// Counts what one ingest request did (`protocol`: `remote_write`, `otlp_http`, ...).
     pub fn record_ingest(&self, protocol: &str, out: &crate::ingest::IngestOutcome) {
         self.samples_received.with(&[protocol]).add(out.samples_received as f64);

@@ -1,0 +1,357 @@
+//! LSTM autoencoder: reconstruction error of an entity's last `window` vectors.
+//!
+//! The network is trained offline on normal windows (`training/train_lstm_autoencoder.py`)
+//! and run by an ONNX engine behind [`SequenceModel`]; this module only sees `f32` slices, so
+//! the detect stage stays free of I/O and of any particular runtime. One [`LstmModel`] is
+//! shared by every entity; each entity's [`LstmAeDetector`] keeps its own recent vectors and
+//! scaler.
+//!
+//! Batching: running the network once per entity would pay the engine's per-call overhead
+//! thousands of times per check, so the check first collects every ready entity's window
+//! ([`Detector::batch_input`]), runs one call, and hands each entity its reconstruction
+//! ([`Detector::batch_output`]) before scoring. [`score`](Detector::score) without a batch
+//! result runs the window alone, with the same arithmetic.
+//!
+//! Score: the window is standardised (model scaler, or the entity's own from its fit history
+//! when the metadata says `scaling: entity`), NaN imputed as 0 (the mean); the raw score is
+//! the mean squared error over the window's steps and features, calibrated with the model's
+//! quantiles of training scores. Each feature's contribution is its share of the squared
+//! error; the reconstruction of the newest step, unscaled, is the expected value, with a band
+//! of ±3 × the threshold's root-mean-square error.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use super::calibrate::Calibrator;
+use super::{DetectError, Detector, Expected, FeatureVector, Score, normalise};
+
+/// Detector name, the `detector` label of `anomaly_score`.
+pub const NAME: &str = "lstm_ae";
+/// Standard deviations below this are raised to it (as in training), so a constant feature
+/// does not divide by ~0.
+pub const STD_FLOOR: f64 = 1e-3;
+/// Fewest history vectors `fit` needs to estimate an entity's own scaler.
+pub const MIN_FIT_VECTORS: usize = 16;
+/// Half-width of the expected band in units of the threshold's RMS error.
+const BAND: f64 = 3.0;
+
+/// An engine that runs the autoencoder network.
+pub trait SequenceModel: Send + Sync {
+    /// Engine name (`ort`, `tract`), for logs and `dwcp_anomaly_build_info`.
+    fn backend(&self) -> &'static str;
+    /// Reconstructs `batch` windows: `input` is `[batch, window, features]` row-major,
+    /// standardised; `output` is cleared and filled with the same shape.
+    fn reconstruct(&self, input: &[f32], batch: usize, output: &mut Vec<f32>) -> Result<(), String>;
+}
+
+/// Which scaler standardises an entity's vectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scaling {
+    /// The model's scaler (fitted on all training entities).
+    Model,
+    /// Each entity's own mean and standard deviation, from its fit history.
+    Entity,
+}
+
+/// A loaded autoencoder and what its metadata says about it.
+pub struct LstmModel {
+    /// Where it came from (a file, or the built-in model), for messages.
+    pub source: String,
+    /// Vectors per window.
+    pub window: usize,
+    /// Features per vector.
+    pub n_features: usize,
+    /// The model scaler's means, per feature.
+    pub mean: Vec<f64>,
+    /// The model scaler's standard deviations, per feature (floored).
+    pub std: Vec<f64>,
+    /// Which scaler the network expects.
+    pub scaling: Scaling,
+    /// Raw score above which a training window counts as anomalous.
+    pub threshold: f64,
+    /// Maps raw scores to calibrated ones (from the metadata's quantiles).
+    pub calibrator: Calibrator,
+    /// The network.
+    pub net: Box<dyn SequenceModel>,
+}
+
+impl std::fmt::Debug for LstmModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LstmModel")
+            .field("source", &self.source)
+            .field("backend", &self.net.backend())
+            .field("window", &self.window)
+            .field("n_features", &self.n_features)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LstmModel {
+    /// Values per window (`window × n_features`).
+    pub fn window_len(&self) -> usize {
+        self.window * self.n_features
+    }
+
+    /// Runs the network on `batch` windows, mapping engine errors to [`DetectError`].
+    pub fn reconstruct(&self, input: &[f32], batch: usize, output: &mut Vec<f32>) -> Result<(), DetectError> {
+        self.net.reconstruct(input, batch, output).map_err(|reason| DetectError::Inference { detector: NAME, reason })?;
+        if output.len() != input.len() {
+            let reason = format!("model returned {} values for {} inputs", output.len(), input.len());
+            return Err(DetectError::Inference { detector: NAME, reason });
+        }
+        Ok(())
+    }
+}
+
+/// One entity's view of the shared autoencoder.
+pub struct LstmAeDetector {
+    model: Arc<LstmModel>,
+    mean: Vec<f64>,
+    std: Vec<f64>,
+    /// Raw values of the newest `window - 1` vectors, oldest first, flattened.
+    recent: VecDeque<f64>,
+    fitted: bool,
+    /// The batch result for the vector at this timestamp.
+    pending: Option<(i64, Score)>,
+}
+
+impl LstmAeDetector {
+    /// A detector over the shared `model`.
+    pub fn new(model: Arc<LstmModel>) -> Self {
+        let (mean, std) = (model.mean.clone(), model.std.clone());
+        let cap = model.window_len();
+        Self { model, mean, std, recent: VecDeque::with_capacity(cap), fitted: false, pending: None }
+    }
+
+    /// Appends the standardised window ending at `values` to `input`.
+    fn window_into(&self, values: &[f64], input: &mut Vec<f32>) {
+        let nf = self.model.n_features;
+        let missing = self.model.window_len() - nf - self.recent.len();
+        input.extend(std::iter::repeat_n(0.0, missing));
+        let (a, b) = self.recent.as_slices();
+        for (i, &v) in a.iter().chain(b).chain(values).enumerate() {
+            let f = i % nf;
+            let z = (v - self.mean[f]) / self.std[f];
+            input.push(if z.is_finite() { z as f32 } else { 0.0 });
+        }
+    }
+
+    /// The score of one window from the network's input and output.
+    fn score_window(&self, input: &[f32], output: &[f32], out: &mut Score) {
+        let nf = self.model.n_features;
+        out.contributions.clear();
+        out.contributions.resize(nf, 0.0);
+        for (i, (x, y)) in input.iter().zip(output).enumerate() {
+            let d = f64::from(*y) - f64::from(*x);
+            out.contributions[i % nf] += d * d;
+        }
+        let raw = out.contributions.iter().sum::<f64>() / input.len() as f64;
+        normalise(&mut out.contributions);
+        let last = &output[output.len() - nf..];
+        let rms = self.model.threshold.max(0.0).sqrt();
+        out.expected.clear();
+        out.expected.extend(last.iter().enumerate().map(|(f, y)| {
+            let value = f64::from(*y) * self.std[f] + self.mean[f];
+            let half = BAND * rms * self.std[f];
+            Expected { value, lower: value - half, upper: value + half }
+        }));
+        out.raw = raw;
+        out.value = if raw.is_finite() { self.model.calibrator.score(raw) } else { 0.0 };
+    }
+
+    fn check(&self, values: &[f64]) -> Result<(), DetectError> {
+        if !self.fitted {
+            return Err(DetectError::NotFitted(NAME));
+        }
+        let nf = self.model.n_features;
+        if values.len() != nf {
+            return Err(DetectError::Shape { expected: nf, found: values.len() });
+        }
+        Ok(())
+    }
+}
+
+impl Detector for LstmAeDetector {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    /// Takes the entity's scaler from the history (when the model scales per entity) and its
+    /// newest `window - 1` vectors as the start of the first window; windows reaching back
+    /// before the history are padded with the mean.
+    fn fit(&mut self, history: &[FeatureVector]) -> Result<(), DetectError> {
+        let nf = self.model.n_features;
+        if let Some(x) = history.iter().find(|x| x.values.len() != nf) {
+            return Err(DetectError::Shape { expected: nf, found: x.values.len() });
+        }
+        if self.model.scaling == Scaling::Entity {
+            if history.len() < MIN_FIT_VECTORS {
+                let (needed, found) = (MIN_FIT_VECTORS, history.len());
+                return Err(DetectError::NotEnoughData { detector: NAME, needed, found });
+            }
+            for f in 0..nf {
+                let (mut n, mut sum, mut sq) = (0.0, 0.0, 0.0);
+                for v in history.iter().map(|x| x.values[f]).filter(|v| v.is_finite()) {
+                    n += 1.0;
+                    sum += v;
+                    sq += v * v;
+                }
+                let mean = if n > 0.0 { sum / n } else { 0.0 };
+                let var = if n > 1.0 { ((sq - n * mean * mean) / (n - 1.0)).max(0.0) } else { 0.0 };
+                self.mean[f] = mean;
+                self.std[f] = var.sqrt().max(STD_FLOOR);
+            }
+        }
+        let keep = (self.model.window - 1).min(history.len());
+        self.recent.clear();
+        for x in &history[history.len() - keep..] {
+            self.recent.extend(&x.values);
+        }
+        self.fitted = true;
+        self.pending = None;
+        Ok(())
+    }
+
+    fn score(&self, x: &FeatureVector) -> Result<Score, DetectError> {
+        self.check(&x.values)?;
+        if let Some((t, s)) = &self.pending
+            && *t == x.timestamp_ms
+        {
+            return Ok(s.clone());
+        }
+        let mut input = Vec::with_capacity(self.model.window_len());
+        self.window_into(&x.values, &mut input);
+        let mut output = Vec::new();
+        self.model.reconstruct(&input, 1, &mut output)?;
+        let mut out = Score { value: 0.0, raw: f64::NAN, contributions: Vec::new(), expected: Vec::new() };
+        self.score_window(&input, &output, &mut out);
+        Ok(out)
+    }
+
+    fn update(&mut self, x: &FeatureVector) {
+        self.pending = None;
+        if x.values.len() != self.model.n_features {
+            return;
+        }
+        self.recent.extend(&x.values);
+        let keep = self.model.window_len() - self.model.n_features;
+        let over = self.recent.len().saturating_sub(keep);
+        self.recent.drain(..over);
+    }
+
+    fn batch_input(&self, values: &[f64], input: &mut Vec<f32>) -> bool {
+        if self.check(values).is_err() {
+            return false;
+        }
+        self.window_into(values, input);
+        true
+    }
+
+    fn batch_output(&mut self, timestamp_ms: i64, input: &[f32], output: &[f32]) {
+        let mut out = Score { value: 0.0, raw: f64::NAN, contributions: Vec::new(), expected: Vec::new() };
+        self.score_window(input, output, &mut out);
+        self.pending = Some((timestamp_ms, out));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A "network" that reconstructs every value as the mean (0): the raw score is then the
+    /// mean square of the standardised window, which the tests can compute by hand.
+    struct Zeros;
+
+    impl SequenceModel for Zeros {
+        fn backend(&self) -> &'static str {
+            "zeros"
+        }
+        fn reconstruct(&self, input: &[f32], _batch: usize, output: &mut Vec<f32>) -> Result<(), String> {
+            output.clear();
+            output.resize(input.len(), 0.0);
+            Ok(())
+        }
+    }
+
+    fn model(scaling: Scaling) -> Arc<LstmModel> {
+        let quantiles: Vec<f64> = (0..=100).map(|i| f64::from(i) / 100.0).collect();
+        Arc::new(LstmModel {
+            source: "test".into(),
+            window: 4,
+            n_features: 2,
+            mean: vec![10.0, 0.0],
+            std: vec![2.0, 1.0],
+            scaling,
+            threshold: 1.0,
+            calibrator: Calibrator::fit(&quantiles, 6.0).unwrap(),
+            net: Box::new(Zeros),
+        })
+    }
+
+    fn v(t: i64, a: f64, b: f64) -> FeatureVector {
+        FeatureVector { timestamp_ms: t, values: vec![a, b] }
+    }
+
+    #[test]
+    fn window_error_contributions_and_expected_follow_the_formula() {
+        let mut d = LstmAeDetector::new(model(Scaling::Model));
+        assert_eq!(d.score(&v(0, 10.0, 0.0)), Err(DetectError::NotFitted(NAME)));
+        d.fit(&[v(0, 12.0, 0.0), v(1, 10.0, 1.0)]).unwrap();
+        // Window: padding (0, 0), (1, 0), (0, 1), newest (0, 2) in standard units.
+        let s = d.score(&v(2, 10.0, 2.0)).unwrap();
+        assert!((s.raw - (1.0 + 1.0 + 4.0) / 8.0).abs() < 1e-12, "{}", s.raw);
+        assert!((s.contributions[0] - 1.0 / 6.0).abs() < 1e-12);
+        assert!((s.contributions[1] - 5.0 / 6.0).abs() < 1e-12);
+        assert_eq!(s.expected[0], Expected { value: 10.0, lower: 4.0, upper: 16.0 });
+        assert!(s.value > 0.0 && s.value < 1.0);
+        // A value far out scores higher.
+        let far = d.score(&v(2, 10.0, 9.0)).unwrap();
+        assert!(far.value > s.value && far.raw > s.raw);
+    }
+
+    #[test]
+    fn batched_and_single_scores_agree_and_windows_slide() {
+        let mut a = LstmAeDetector::new(model(Scaling::Model));
+        let mut b = LstmAeDetector::new(model(Scaling::Model));
+        let history: Vec<FeatureVector> = (0..10).map(|i| v(i, 10.0 + i as f64, 0.5)).collect();
+        a.fit(&history).unwrap();
+        b.fit(&history).unwrap();
+        for t in 10..20 {
+            let x = v(t, 9.0 + (t % 3) as f64, -1.0);
+            let mut input = Vec::new();
+            assert!(a.batch_input(&x.values, &mut input));
+            assert_eq!(input.len(), 8);
+            let mut output = Vec::new();
+            a.model.reconstruct(&input, 1, &mut output).unwrap();
+            a.batch_output(x.timestamp_ms, &input, &output);
+            assert_eq!(a.score(&x).unwrap(), b.score(&x).unwrap());
+            a.update(&x);
+            b.update(&x);
+            assert_eq!(a.recent.len(), 6);
+        }
+        // A stale batch result (another timestamp) is not used.
+        let x = v(99, 50.0, 0.0);
+        a.batch_output(98, &[0.0; 8], &[0.0; 8]);
+        assert_eq!(a.score(&x).unwrap(), b.score(&x).unwrap());
+    }
+
+    #[test]
+    fn entity_scaling_uses_the_history_and_nan_is_the_mean() {
+        let mut d = LstmAeDetector::new(model(Scaling::Entity));
+        let short: Vec<FeatureVector> = (0..5).map(|i| v(i, 1.0, 1.0)).collect();
+        assert!(matches!(d.fit(&short), Err(DetectError::NotEnoughData { .. })));
+        let history: Vec<FeatureVector> =
+            (0..100).map(|i| v(i, 1000.0 + if i % 2 == 0 { 1.0 } else { -1.0 }, 5.0)).collect();
+        d.fit(&history).unwrap();
+        assert!((d.mean[0] - 1000.0).abs() < 1e-9 && (d.std[0] - 1.005).abs() < 1e-3);
+        // Constant feature: floored std, not a division by zero.
+        assert_eq!(d.std[1], STD_FLOOR);
+        let s = d.score(&v(100, f64::NAN, 5.0)).unwrap();
+        assert!(s.raw.is_finite());
+        assert!(matches!(d.score(&v(100, 1.0, 2.0, )).map(|s| s.value), Ok(x) if x == 1.0));
+        assert_eq!(
+            d.score(&FeatureVector { timestamp_ms: 0, values: vec![1.0] }),
+            Err(DetectError::Shape { expected: 2, found: 1 })
+        );
+    }
+}

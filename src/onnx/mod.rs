@@ -1,0 +1,347 @@
+//! ONNX models: the metadata beside them, the engines that run them and the built-in model.
+//!
+//! The LSTM autoencoder runs on ONNX Runtime when its shared library can be found (loaded at
+//! run time with `ort`'s `load-dynamic`: nothing is downloaded at build time) and otherwise on
+//! tract, the pure-Rust engine compiled into the binary. The library is looked for in
+//! `onnx.runtime_path`, then `ORT_DYLIB_PATH`, then an installed Python `onnxruntime`
+//! package. Which engine runs is logged once and exported as the `onnx_backend` label of
+//! `dwcp_anomaly_build_info`. Every loading problem is an [`OnnxError`] naming the file and
+//! what was expected, never a panic. With `detect.lstm_ae` off nothing here runs.
+//!
+//! A leaf used by `pipeline`: it hands `detect` a [`LstmModel`] whose network is a
+//! [`SequenceModel`] trait object, so the detect stage never sees an engine.
+
+mod metadata;
+mod ort_engine;
+mod tract_engine;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use thiserror::Error;
+use tracing::{info, warn};
+
+pub use metadata::{ModelMetadata, Scaler};
+
+use crate::config::{Config, OnnxBackend, OnnxConfig};
+use crate::detect::calibrate::Calibrator;
+use crate::detect::lstm_ae::{LstmModel, STD_FLOOR, SequenceModel};
+
+/// The built-in autoencoder (`models/lstm_autoencoder.onnx`, profile `dwcp`).
+pub const BUILTIN_LSTM: &[u8] = include_bytes!("../../models/lstm_autoencoder.onnx");
+/// Its metadata.
+pub const BUILTIN_LSTM_METADATA: &str = include_str!("../../models/lstm_autoencoder.json");
+/// How the built-in model is named in messages.
+pub const BUILTIN_NAME: &str = "built-in models/lstm_autoencoder.onnx";
+/// The ONNX Runtime release the Python requirements pin (its `api-N` must be ≥ ort's).
+pub const ORT_VERSION: &str = "1.32.0";
+/// Environment variable naming ONNX Runtime's library (ort's convention).
+pub const ORT_DYLIB_ENV: &str = "ORT_DYLIB_PATH";
+
+/// Why a model or the runtime could not be loaded.
+#[derive(Debug, Error)]
+pub enum OnnxError {
+    /// The model or metadata file could not be read.
+    #[error("cannot read {file}: {source}")]
+    Read {
+        /// The file.
+        file: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The metadata does not fit the profile or is malformed.
+    #[error("{file}: {reason}")]
+    Metadata {
+        /// The metadata file.
+        file: String,
+        /// What was expected.
+        reason: String,
+    },
+    /// The engine rejected the model (corrupted file, wrong input shape, ...).
+    #[error("{file}: {reason}")]
+    Model {
+        /// The model file.
+        file: String,
+        /// What was expected and what the engine said.
+        reason: String,
+    },
+    /// ONNX Runtime's library could not be loaded.
+    #[error(
+        "cannot load ONNX Runtime from {path} (found via {via}): {reason}; expected ONNX Runtime >= 1.31 (the pinned onnxruntime=={ORT_VERSION} wheel's libonnxruntime.so.{ORT_VERSION}), or set onnx.backend: tract"
+    )]
+    Runtime {
+        /// The library file.
+        path: PathBuf,
+        /// Where the path came from.
+        via: &'static str,
+        /// The loader's message.
+        reason: String,
+    },
+    /// `onnx.backend: ort` but no library was found.
+    #[error(
+        "onnx.backend is ort but no ONNX Runtime library was found: set onnx.runtime_path or {ORT_DYLIB_ENV} to libonnxruntime.so.{ORT_VERSION}, or pip install onnxruntime=={ORT_VERSION}"
+    )]
+    RuntimeNotFound,
+}
+
+/// Loads the autoencoder `detect.lstm_ae` asks for, checked against the profile's
+/// `features`. `Ok(None)` when the detector is off, or when it uses the built-in model
+/// (no `model` set) and the profile is not the built-in model's — then it is left out with
+/// a warning, since there is nothing to run.
+pub fn load_lstm(cfg: &Config, profile: &str, features: &[String]) -> Result<Option<Arc<LstmModel>>, OnnxError> {
+    let lc = &cfg.detect.lstm_ae;
+    if !lc.enabled {
+        return Ok(None);
+    }
+    let (source, bytes, meta_file, meta_text) = match &lc.model {
+        Some(path) => {
+            let read = |file: &Path| std::fs::read(file).map_err(|source| OnnxError::Read { file: file.into(), source });
+            let meta_path = path.with_extension("json");
+            let text = String::from_utf8_lossy(&read(&meta_path)?).into_owned();
+            (path.display().to_string(), read(path)?, meta_path.display().to_string(), text)
+        }
+        None => {
+            let features_match = serde_json::from_str::<ModelMetadata>(BUILTIN_LSTM_METADATA)
+                .is_ok_and(|m| m.features == features);
+            if !features_match {
+                warn!(
+                    profile,
+                    "detect.lstm_ae is enabled without a model and the built-in model is for profile dwcp; \
+                     lstm_ae is left out (train one with training/train_lstm_autoencoder.py and set detect.lstm_ae.model)"
+                );
+                return Ok(None);
+            }
+            (BUILTIN_NAME.to_string(), BUILTIN_LSTM.to_vec(), format!("{BUILTIN_NAME} metadata"), BUILTIN_LSTM_METADATA.to_string())
+        }
+    };
+    let meta = ModelMetadata::parse(&meta_text, "lstm_autoencoder", features)
+        .map_err(|reason| OnnxError::Metadata { file: meta_file.clone(), reason })?;
+    let model = build_lstm(&cfg.onnx, &source, &bytes, &meta, cfg.detect.calibration_decades)
+        .map_err(|e| match e {
+            BuildError::Meta(reason) => OnnxError::Metadata { file: meta_file, reason },
+            BuildError::Other(e) => e,
+        })?;
+    info!(model = %source, backend = model.net.backend(), window = model.window, "LSTM autoencoder loaded.");
+    Ok(Some(Arc::new(model)))
+}
+
+enum BuildError {
+    Meta(String),
+    Other(OnnxError),
+}
+
+/// Builds the network on the configured engine and checks it on one window of zeros.
+fn build_lstm(
+    onnx: &OnnxConfig,
+    source: &str,
+    bytes: &[u8],
+    meta: &ModelMetadata,
+    decades: f64,
+) -> Result<LstmModel, BuildError> {
+    let window = meta.window.filter(|w| *w >= 1).ok_or_else(|| BuildError::Meta("window must be >= 1".into()))?;
+    let nf = meta.features.len();
+    let shape = Shape { window, features: nf, input: meta.input_name.clone(), output: meta.output_name.clone() };
+    check_declared(source, bytes, &shape).map_err(BuildError::Other)?;
+    let net = engine(onnx, source, bytes, &shape).map_err(BuildError::Other)?;
+    let input = vec![0f32; window * nf];
+    let mut output = Vec::new();
+    net.reconstruct(&input, 1, &mut output).map_err(|reason| {
+        BuildError::Other(OnnxError::Model {
+            file: source.into(),
+            reason: format!("a [1, {window}, {nf}] window does not run: {reason}"),
+        })
+    })?;
+    if output.len() != input.len() {
+        return Err(BuildError::Other(OnnxError::Model {
+            file: source.into(),
+            reason: format!("output {} has {} values for a [1, {window}, {nf}] input, expected the same shape", meta.output_name, output.len()),
+        }));
+    }
+    let calibrator = Calibrator::fit(&meta.calibration_quantiles, decades)
+        .ok_or_else(|| BuildError::Meta("calibration_quantiles hold too few finite values".into()))?;
+    Ok(LstmModel {
+        source: source.into(),
+        window,
+        n_features: nf,
+        mean: meta.scaler.mean.clone(),
+        std: meta.scaler.std.iter().map(|s| s.max(STD_FLOOR)).collect(),
+        scaling: meta.scaling().map_err(BuildError::Meta)?,
+        threshold: meta.threshold,
+        calibrator,
+        net,
+    })
+}
+
+/// Checks the graph's declared input and output against the metadata: names present, rank 3,
+/// and every fixed dimension equal to `[batch, window, features]`.
+fn check_declared(source: &str, bytes: &[u8], shape: &Shape) -> Result<(), OnnxError> {
+    let model_err = |reason: String| OnnxError::Model { file: source.into(), reason };
+    let io = tract_engine::declared_io(bytes).map_err(model_err)?;
+    for (name, is_input) in [(&shape.input, true), (&shape.output, false)] {
+        let what = if is_input { "input" } else { "output" };
+        let Some((_, _, dims)) = io.iter().find(|(n, i, _)| n == name && *i == is_input) else {
+            let names: Vec<&str> = io.iter().filter(|(_, i, _)| *i == is_input).map(|(n, ..)| n.as_str()).collect();
+            return Err(model_err(format!("the metadata names {what} {name:?}, the model's {what}s are {names:?}")));
+        };
+        let expected = [None, Some(shape.window as i64), Some(shape.features as i64)];
+        let fits = dims.len() == 3 && dims.iter().zip(&expected).all(|(d, e)| d.is_none() || e.is_none() || d == e);
+        if !fits {
+            let shown: Vec<String> = dims.iter().map(|d| d.map_or("?".into(), |n| n.to_string())).collect();
+            return Err(model_err(format!(
+                "{what} {name:?} is [{}], expected [batch, {}, {}] (window and features from the metadata)",
+                shown.join(", "),
+                shape.window,
+                shape.features
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The tensor layout of a sequence model.
+#[derive(Debug, Clone)]
+pub struct Shape {
+    /// Steps per window.
+    pub window: usize,
+    /// Features per step.
+    pub features: usize,
+    /// Input tensor name.
+    pub input: String,
+    /// Output tensor name.
+    pub output: String,
+}
+
+/// The network on the engine `onnx.backend` selects.
+fn engine(onnx: &OnnxConfig, source: &str, bytes: &[u8], shape: &Shape) -> Result<Box<dyn SequenceModel>, OnnxError> {
+    let tract = || -> Result<Box<dyn SequenceModel>, OnnxError> {
+        Ok(Box::new(tract_engine::TractNet::new(bytes, shape).map_err(|reason| OnnxError::Model {
+            file: source.into(),
+            reason: format!("tract cannot load it as a [batch, {}, {}] sequence model: {reason}", shape.window, shape.features),
+        })?))
+    };
+    if onnx.backend == OnnxBackend::Tract {
+        return tract();
+    }
+    let Some((path, via)) = find_runtime(onnx) else {
+        if onnx.backend == OnnxBackend::Ort {
+            return Err(OnnxError::RuntimeNotFound);
+        }
+        log_once(|| info!("ONNX Runtime not found (onnx.runtime_path, {ORT_DYLIB_ENV}, Python onnxruntime); running ONNX models on tract."));
+        return tract();
+    };
+    match ort_engine::runtime(&path) {
+        Ok(()) => {}
+        Err(reason) if onnx.backend == OnnxBackend::Auto && via == VIA_PYTHON => {
+            log_once(|| warn!(path = %path.display(), %reason, "Cannot load the Python package's ONNX Runtime; running ONNX models on tract."));
+            return tract();
+        }
+        Err(reason) => return Err(OnnxError::Runtime { path, via, reason }),
+    }
+    log_once(|| info!(path = %path.display(), via, "Running ONNX models on ONNX Runtime."));
+    let net = ort_engine::OrtNet::new(bytes, shape).map_err(|reason| OnnxError::Model {
+        file: source.into(),
+        reason: format!("ONNX Runtime cannot load it: {reason}"),
+    })?;
+    Ok(Box::new(net))
+}
+
+fn log_once(f: impl FnOnce()) {
+    static LOGGED: std::sync::Once = std::sync::Once::new();
+    LOGGED.call_once(f);
+}
+
+const VIA_PYTHON: &str = "the Python onnxruntime package";
+
+/// Where ONNX Runtime's library is: `onnx.runtime_path`, `ORT_DYLIB_PATH`, or the `capi`
+/// folder of an installed Python `onnxruntime` (found without importing it).
+pub fn find_runtime(onnx: &OnnxConfig) -> Option<(PathBuf, &'static str)> {
+    if let Some(p) = &onnx.runtime_path {
+        return Some((p.clone(), "onnx.runtime_path"));
+    }
+    if let Some(p) = std::env::var_os(ORT_DYLIB_ENV).filter(|p| !p.is_empty()) {
+        return Some((PathBuf::from(p), ORT_DYLIB_ENV));
+    }
+    python_runtime().map(|p| (p, VIA_PYTHON))
+}
+
+fn python_runtime() -> Option<PathBuf> {
+    const PROBE: &str = "import importlib.util as u, glob, os\n\
+        s = u.find_spec('onnxruntime')\n\
+        d = [os.path.join(p, 'capi') for p in (s.submodule_search_locations or [])] if s else []\n\
+        print('\\n'.join(sorted(f for x in d for f in glob.glob(os.path.join(x, 'libonnxruntime.so*')))))";
+    let out = std::process::Command::new("python3").args(["-c", PROBE]).stderr(std::process::Stdio::null()).output().ok()?;
+    let text = String::from_utf8(out.stdout).ok()?;
+    // The versioned file (libonnxruntime.so.1.32.0) sorts last; the wheel has no plain .so.
+    text.lines().filter(|l| !l.is_empty()).last().map(PathBuf::from)
+}
+
+/// The engine name of a loaded model, or `none`, for `dwcp_anomaly_build_info`.
+pub fn backend_label(model: Option<&LstmModel>) -> &'static str {
+    model.map_or("none", |m| m.net.backend())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dwcp_features() -> Vec<String> {
+        crate::simulate::FEATURES.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn config(backend: OnnxBackend) -> Config {
+        let mut cfg = Config::default();
+        cfg.detect.lstm_ae.enabled = true;
+        cfg.onnx.backend = backend;
+        cfg
+    }
+
+    #[test]
+    fn builtin_model_runs_on_tract_batched_as_alone() {
+        let m = load_lstm(&config(OnnxBackend::Tract), "dwcp", &dwcp_features()).unwrap().unwrap();
+        assert_eq!((m.window, m.n_features, m.net.backend()), (32, 7, "tract"));
+        let mut rng = crate::rng::Rng::new(5);
+        let input: Vec<f32> = (0..3 * m.window_len()).map(|_| rng.normal() as f32).collect();
+        let mut batched = Vec::new();
+        m.reconstruct(&input, 3, &mut batched).unwrap();
+        for (k, window) in input.chunks(m.window_len()).enumerate() {
+            let mut alone = Vec::new();
+            m.reconstruct(window, 1, &mut alone).unwrap();
+            let diff = alone.iter().zip(&batched[k * m.window_len()..]).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(diff < 1e-5, "window {k}: {diff}");
+        }
+    }
+
+    #[test]
+    fn disabled_or_foreign_profile_never_loads() {
+        assert!(load_lstm(&Config::default(), "dwcp", &dwcp_features()).unwrap().is_none());
+        let other = vec!["a".to_string()];
+        assert!(load_lstm(&config(OnnxBackend::Tract), "node", &other).unwrap().is_none());
+    }
+
+    #[test]
+    fn bad_model_files_are_errors_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join("m.onnx");
+        let mut cfg = config(OnnxBackend::Tract);
+        cfg.detect.lstm_ae.model = Some(model.clone());
+        let err = load_lstm(&cfg, "dwcp", &dwcp_features()).unwrap_err().to_string();
+        assert!(err.contains("cannot read") && err.contains("m.json"), "{err}");
+        std::fs::write(dir.path().join("m.json"), BUILTIN_LSTM_METADATA).unwrap();
+        std::fs::write(&model, b"not a model").unwrap();
+        let err = load_lstm(&cfg, "dwcp", &dwcp_features()).unwrap_err().to_string();
+        assert!(err.contains("m.onnx: not an ONNX model"), "{err}");
+        // The right model with a window its metadata gets wrong.
+        std::fs::write(&model, BUILTIN_LSTM).unwrap();
+        let wrong = BUILTIN_LSTM_METADATA.replace("\"window\": 32", "\"window\": 16");
+        std::fs::write(dir.path().join("m.json"), wrong).unwrap();
+        let err = load_lstm(&cfg, "dwcp", &dwcp_features()).unwrap_err().to_string();
+        assert!(err.contains("m.onnx: input \"input\" is [?, 32, 7], expected [batch, 16, 7]"), "{err}");
+        // Features in another order.
+        let mut swapped = dwcp_features();
+        swapped.swap(0, 1);
+        std::fs::write(dir.path().join("m.json"), BUILTIN_LSTM_METADATA).unwrap();
+        let err = load_lstm(&cfg, "dwcp", &swapped).unwrap_err().to_string();
+        assert!(err.contains("m.json: model features") && err.contains("same order"), "{err}");
+    }
+}
