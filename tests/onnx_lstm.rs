@@ -28,7 +28,8 @@ fn dwcp_features() -> Vec<String> {
 /// Runs a Python script from the repo; panics with its stderr when it fails (a missing
 /// package is a failure: the README's test command installs them).
 fn python(args: &[&str], env: &[(&str, &str)]) {
-    let out = Command::new("python3").args(args).envs(env.iter().copied()).current_dir(repo()).output().unwrap();
+    let out =
+        Command::new("python3").args(args).envs(env.iter().copied()).current_dir(repo()).output().unwrap();
     assert!(out.status.success(), "python3 {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
 }
 
@@ -45,9 +46,13 @@ struct Reference {
 fn reference(model: &Path, dir: &Path, windows: usize) -> Reference {
     let out = dir.join("reference.json");
     let script = repo().join("tests/fixtures/onnx_reference.py");
-    python(&[script.to_str().unwrap(), model.to_str().unwrap(), out.to_str().unwrap(), &windows.to_string()], &[]);
+    python(
+        &[script.to_str().unwrap(), model.to_str().unwrap(), out.to_str().unwrap(), &windows.to_string()],
+        &[],
+    );
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
-    let floats = |k: &str| -> Vec<f64> { v[k].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect() };
+    let floats =
+        |k: &str| -> Vec<f64> { v[k].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect() };
     Reference {
         window: v["window"].as_u64().unwrap() as usize,
         features: v["features"].as_u64().unwrap() as usize,
@@ -89,13 +94,17 @@ fn check_parity(model_file: &Path, model: Option<&Path>, features: &[String], di
                 .enumerate()
                 .map(|(t, v)| FeatureVector { timestamp_ms: t as i64, values: v.to_vec() })
                 .collect();
-            let mut d = LstmAeDetector::new(Arc::clone(&m));
+            // The whole window, as the training script scores it.
+            let mut d = LstmAeDetector::new(Arc::clone(&m), r.window, 6.0);
             d.fit(&history).unwrap();
             let last = FeatureVector { timestamp_ms: 99, values: raw[per - r.features..].to_vec() };
             let s = d.score(&last).unwrap();
             score_diff = score_diff.max((s.raw - expected).abs() / expected.max(1.0));
         }
-        eprintln!("{} on {backend:?}: max |output diff| {net_diff:.2e}, max score diff {score_diff:.2e}", m.source);
+        eprintln!(
+            "{} on {backend:?}: max |output diff| {net_diff:.2e}, max score diff {score_diff:.2e}",
+            m.source
+        );
         assert!(net_diff < TOLERANCE, "{backend:?}: outputs differ from onnxruntime by {net_diff}");
         assert!(score_diff < TOLERANCE, "{backend:?}: scores differ from onnxruntime by {score_diff}");
     }

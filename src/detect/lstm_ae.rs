@@ -14,10 +14,15 @@
 //!
 //! Score: the window is standardised (model scaler, or the entity's own from its fit history
 //! when the metadata says `scaling: entity`), NaN imputed as 0 (the mean); the raw score is
-//! the mean squared error over the window's steps and features, calibrated with the model's
-//! quantiles of training scores. Each feature's contribution is its share of the squared
-//! error; the reconstruction of the newest step, unscaled, is the expected value, with a band
-//! of ±3 × the threshold's root-mean-square error.
+//! the mean squared error over the newest `score_steps` steps (all features). With every step
+//! (`score_steps` = window, the training script's definition) one odd vector keeps the score
+//! up for a whole window after it has passed; the newest step alone (the default) scores the
+//! vector at hand, still judged against the window's context. Raw scores are calibrated on
+//! the entity's own history — `fit` runs the network over up to [`MAX_CALIBRATION_WINDOWS`]
+//! of its windows — or, with too little history, on the model's quantiles of training scores.
+//! Each feature's contribution is its share of the squared error; the reconstruction of the
+//! newest step, unscaled, is the expected value, with a band of ±3 × the threshold's
+//! root-mean-square error.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -34,6 +39,10 @@ pub const STD_FLOOR: f64 = 1e-3;
 pub const MIN_FIT_VECTORS: usize = 16;
 /// Half-width of the expected band in units of the threshold's RMS error.
 const BAND: f64 = 3.0;
+/// Most history windows `fit` scores to calibrate an entity (evenly spaced).
+pub const MAX_CALIBRATION_WINDOWS: usize = 1024;
+/// Windows per network call while calibrating.
+const CALIBRATION_BATCH: usize = 256;
 
 /// An engine that runs the autoencoder network.
 pub trait SequenceModel: Send + Sync {
@@ -94,7 +103,9 @@ impl LstmModel {
 
     /// Runs the network on `batch` windows, mapping engine errors to [`DetectError`].
     pub fn reconstruct(&self, input: &[f32], batch: usize, output: &mut Vec<f32>) -> Result<(), DetectError> {
-        self.net.reconstruct(input, batch, output).map_err(|reason| DetectError::Inference { detector: NAME, reason })?;
+        self.net
+            .reconstruct(input, batch, output)
+            .map_err(|reason| DetectError::Inference { detector: NAME, reason })?;
         if output.len() != input.len() {
             let reason = format!("model returned {} values for {} inputs", output.len(), input.len());
             return Err(DetectError::Inference { detector: NAME, reason });
@@ -106,6 +117,11 @@ impl LstmModel {
 /// One entity's view of the shared autoencoder.
 pub struct LstmAeDetector {
     model: Arc<LstmModel>,
+    /// Newest steps the raw score covers (1..=window).
+    steps: usize,
+    decades: f64,
+    /// Calibration on the entity's own history, when it was long enough.
+    calibrator: Option<Calibrator>,
     mean: Vec<f64>,
     std: Vec<f64>,
     /// Raw values of the newest `window - 1` vectors, oldest first, flattened.
@@ -116,11 +132,79 @@ pub struct LstmAeDetector {
 }
 
 impl LstmAeDetector {
-    /// A detector over the shared `model`.
-    pub fn new(model: Arc<LstmModel>) -> Self {
+    /// A detector over the shared `model` whose raw score covers the newest `score_steps`
+    /// steps of each window (clamped to 1..=window); `decades` is the calibration range.
+    pub fn new(model: Arc<LstmModel>, score_steps: usize, decades: f64) -> Self {
         let (mean, std) = (model.mean.clone(), model.std.clone());
         let cap = model.window_len();
-        Self { model, mean, std, recent: VecDeque::with_capacity(cap), fitted: false, pending: None }
+        let steps = score_steps.clamp(1, model.window);
+        Self {
+            model,
+            steps,
+            decades,
+            calibrator: None,
+            mean,
+            std,
+            recent: VecDeque::with_capacity(cap),
+            fitted: false,
+            pending: None,
+        }
+    }
+
+    /// Calibrates on the raw scores of the history's windows (evenly spaced, at most
+    /// [`MAX_CALIBRATION_WINDOWS`]); keeps the model's quantiles when there are too few.
+    fn calibrate(&mut self, history: &[FeatureVector]) -> Result<(), DetectError> {
+        let w = self.model.window;
+        let available = (history.len() + 1).saturating_sub(w);
+        self.calibrator = None;
+        if available < super::calibrate::MIN_EMPIRICAL {
+            return Ok(());
+        }
+        let n = available.min(MAX_CALIBRATION_WINDOWS);
+        let ends: Vec<usize> = (0..n).map(|i| w - 1 + i * available / n).collect();
+        let per = self.model.window_len();
+        let (mut input, mut output, mut raw) = (Vec::new(), Vec::new(), Vec::with_capacity(n));
+        let mut scratch = Score { value: 0.0, raw: 0.0, contributions: Vec::new(), expected: Vec::new() };
+        for chunk in ends.chunks(CALIBRATION_BATCH) {
+            input.clear();
+            for &end in chunk {
+                self.standardise_into(
+                    history[end + 1 - w..=end].iter().flat_map(|x| x.values.iter().copied()),
+                    &mut input,
+                );
+            }
+            self.model.reconstruct(&input, chunk.len(), &mut output)?;
+            for k in 0..chunk.len() {
+                let range = k * per..(k + 1) * per;
+                raw.push(self.error(&input[range.clone()], &output[range], &mut scratch.contributions));
+            }
+        }
+        self.calibrator = Calibrator::fit(&raw, self.decades);
+        Ok(())
+    }
+
+    /// Appends `values` (whole steps) standardised, NaN and infinities as 0.
+    fn standardise_into(&self, values: impl Iterator<Item = f64>, input: &mut Vec<f32>) {
+        let nf = self.model.n_features;
+        for (i, v) in values.enumerate() {
+            let f = i % nf;
+            let z = (v - self.mean[f]) / self.std[f];
+            input.push(if z.is_finite() { z as f32 } else { 0.0 });
+        }
+    }
+
+    /// Raw score of one window: mean squared error over the newest `steps` steps; the
+    /// per-feature sums of squared error go to `per_feature`.
+    fn error(&self, input: &[f32], output: &[f32], per_feature: &mut Vec<f64>) -> f64 {
+        let nf = self.model.n_features;
+        let from = input.len() - self.steps * nf;
+        per_feature.clear();
+        per_feature.resize(nf, 0.0);
+        for (i, (x, y)) in input[from..].iter().zip(&output[from..]).enumerate() {
+            let d = f64::from(*y) - f64::from(*x);
+            per_feature[i % nf] += d * d;
+        }
+        per_feature.iter().sum::<f64>() / (self.steps * nf) as f64
     }
 
     /// Appends the standardised window ending at `values` to `input`.
@@ -129,23 +213,13 @@ impl LstmAeDetector {
         let missing = self.model.window_len() - nf - self.recent.len();
         input.extend(std::iter::repeat_n(0.0, missing));
         let (a, b) = self.recent.as_slices();
-        for (i, &v) in a.iter().chain(b).chain(values).enumerate() {
-            let f = i % nf;
-            let z = (v - self.mean[f]) / self.std[f];
-            input.push(if z.is_finite() { z as f32 } else { 0.0 });
-        }
+        self.standardise_into(a.iter().chain(b).chain(values).copied(), input);
     }
 
     /// The score of one window from the network's input and output.
     fn score_window(&self, input: &[f32], output: &[f32], out: &mut Score) {
         let nf = self.model.n_features;
-        out.contributions.clear();
-        out.contributions.resize(nf, 0.0);
-        for (i, (x, y)) in input.iter().zip(output).enumerate() {
-            let d = f64::from(*y) - f64::from(*x);
-            out.contributions[i % nf] += d * d;
-        }
-        let raw = out.contributions.iter().sum::<f64>() / input.len() as f64;
+        let raw = self.error(input, output, &mut out.contributions);
         normalise(&mut out.contributions);
         let last = &output[output.len() - nf..];
         let rms = self.model.threshold.max(0.0).sqrt();
@@ -156,7 +230,8 @@ impl LstmAeDetector {
             Expected { value, lower: value - half, upper: value + half }
         }));
         out.raw = raw;
-        out.value = if raw.is_finite() { self.model.calibrator.score(raw) } else { 0.0 };
+        let calibrator = self.calibrator.as_ref().unwrap_or(&self.model.calibrator);
+        out.value = if raw.is_finite() { calibrator.score(raw) } else { 0.0 };
     }
 
     fn check(&self, values: &[f64]) -> Result<(), DetectError> {
@@ -176,9 +251,10 @@ impl Detector for LstmAeDetector {
         NAME
     }
 
-    /// Takes the entity's scaler from the history (when the model scales per entity) and its
-    /// newest `window - 1` vectors as the start of the first window; windows reaching back
-    /// before the history are padded with the mean.
+    /// Takes the entity's scaler from the history (when the model scales per entity),
+    /// calibrates on the history's windows, and keeps its newest `window - 1` vectors as the
+    /// start of the first window; windows reaching back before the history are padded with
+    /// the mean.
     fn fit(&mut self, history: &[FeatureVector]) -> Result<(), DetectError> {
         let nf = self.model.n_features;
         if let Some(x) = history.iter().find(|x| x.values.len() != nf) {
@@ -202,6 +278,7 @@ impl Detector for LstmAeDetector {
                 self.std[f] = var.sqrt().max(STD_FLOOR);
             }
         }
+        self.calibrate(history)?;
         let keep = (self.model.window - 1).min(history.len());
         self.recent.clear();
         for x in &history[history.len() - keep..] {
@@ -294,7 +371,7 @@ mod tests {
 
     #[test]
     fn window_error_contributions_and_expected_follow_the_formula() {
-        let mut d = LstmAeDetector::new(model(Scaling::Model));
+        let mut d = LstmAeDetector::new(model(Scaling::Model), 4, 6.0);
         assert_eq!(d.score(&v(0, 10.0, 0.0)), Err(DetectError::NotFitted(NAME)));
         d.fit(&[v(0, 12.0, 0.0), v(1, 10.0, 1.0)]).unwrap();
         // Window: padding (0, 0), (1, 0), (0, 1), newest (0, 2) in standard units.
@@ -311,8 +388,8 @@ mod tests {
 
     #[test]
     fn batched_and_single_scores_agree_and_windows_slide() {
-        let mut a = LstmAeDetector::new(model(Scaling::Model));
-        let mut b = LstmAeDetector::new(model(Scaling::Model));
+        let mut a = LstmAeDetector::new(model(Scaling::Model), 4, 6.0);
+        let mut b = LstmAeDetector::new(model(Scaling::Model), 4, 6.0);
         let history: Vec<FeatureVector> = (0..10).map(|i| v(i, 10.0 + i as f64, 0.5)).collect();
         a.fit(&history).unwrap();
         b.fit(&history).unwrap();
@@ -337,7 +414,7 @@ mod tests {
 
     #[test]
     fn entity_scaling_uses_the_history_and_nan_is_the_mean() {
-        let mut d = LstmAeDetector::new(model(Scaling::Entity));
+        let mut d = LstmAeDetector::new(model(Scaling::Entity), 4, 6.0);
         let short: Vec<FeatureVector> = (0..5).map(|i| v(i, 1.0, 1.0)).collect();
         assert!(matches!(d.fit(&short), Err(DetectError::NotEnoughData { .. })));
         let history: Vec<FeatureVector> =
@@ -348,10 +425,34 @@ mod tests {
         assert_eq!(d.std[1], STD_FLOOR);
         let s = d.score(&v(100, f64::NAN, 5.0)).unwrap();
         assert!(s.raw.is_finite());
-        assert!(matches!(d.score(&v(100, 1.0, 2.0, )).map(|s| s.value), Ok(x) if x == 1.0));
+        assert!(matches!(d.score(&v(100, 1.0, 2.0)).map(|s| s.value), Ok(x) if x == 1.0));
         assert_eq!(
             d.score(&FeatureVector { timestamp_ms: 0, values: vec![1.0] }),
             Err(DetectError::Shape { expected: 2, found: 1 })
         );
+    }
+
+    #[test]
+    fn newest_step_scores_the_vector_and_history_calibrates() {
+        // Window of 4 steps, score over the newest one.
+        let mut d = LstmAeDetector::new(model(Scaling::Model), 1, 6.0);
+        let mut rng = crate::rng::Rng::new(2);
+        let history: Vec<FeatureVector> =
+            (0..300).map(|i| v(i, 10.0 + 2.0 * rng.normal(), rng.normal())).collect();
+        d.fit(&history).unwrap();
+        assert!(d.calibrator.is_some(), "300 vectors give 297 windows to calibrate on");
+        let s = d.score(&v(300, 10.0, 3.0)).unwrap();
+        // Zeros reconstruct the mean: the newest step's error is (0² + 3²) / 2.
+        assert!((s.raw - 4.5).abs() < 1e-12, "{}", s.raw);
+        assert_eq!(s.contributions, [0.0, 1.0]);
+        // Three standard deviations on one feature of two: rare on this entity's history.
+        assert!(s.value > 0.3, "{}", s.value);
+        assert!(d.score(&v(300, 10.0, 0.1)).unwrap().value < 0.3);
+        // A spike that has passed no longer counts.
+        d.update(&v(300, 10.0, 30.0));
+        assert!(d.score(&v(301, 10.0, 0.0)).unwrap().value < 0.3);
+        // Short history: the model's quantiles.
+        d.fit(&history[..50]).unwrap();
+        assert!(d.calibrator.is_none());
     }
 }

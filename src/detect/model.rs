@@ -6,8 +6,8 @@ use std::sync::Arc;
 use crate::config::DetectConfig;
 
 use super::{
-    DetectError, Ensemble, EnsembleScore, FeatureVector, IsolationForestDetector, KMeansDetector, LstmAeDetector,
-    LstmModel, Member, SeasonalEsdDetector, ZScoreDetector,
+    DetectError, Ensemble, EnsembleScore, FeatureVector, IsolationForestDetector, KMeansDetector,
+    LstmAeDetector, LstmModel, Member, SeasonalEsdDetector, ZScoreDetector,
 };
 
 /// Lifecycle of an entity's models (`anomaly_model_state{state}`).
@@ -115,7 +115,9 @@ impl ModelSpec {
             });
         }
         if let Some(model) = self.lstm() {
-            members.push(Member { weight: c.lstm_ae.weight, detector: Box::new(LstmAeDetector::new(Arc::clone(model))) });
+            let detector =
+                LstmAeDetector::new(Arc::clone(model), c.lstm_ae.score_steps, c.calibration_decades);
+            members.push(Member { weight: c.lstm_ae.weight, detector: Box::new(detector) });
         }
         EntityModel {
             ensemble: Ensemble::new(

@@ -47,7 +47,8 @@ impl ModelMetadata {
     /// Parses and checks the metadata of a model of `kind` for a profile with `features`;
     /// the error says what was expected.
     pub fn parse(text: &str, kind: &str, features: &[String]) -> Result<Self, String> {
-        let m: ModelMetadata = serde_json::from_str(text).map_err(|e| format!("invalid JSON metadata: {e}"))?;
+        let m: ModelMetadata =
+            serde_json::from_str(text).map_err(|e| format!("invalid JSON metadata: {e}"))?;
         if m.kind != kind {
             return Err(format!("metadata kind is {:?}, expected {kind:?}", m.kind));
         }
@@ -62,7 +63,9 @@ impl ModelMetadata {
             let (a, b) = (m.scaler.mean.len(), m.scaler.std.len());
             return Err(format!("scaler has {a} means and {b} standard deviations, expected {nf} each"));
         }
-        if m.scaler.mean.iter().chain(&m.scaler.std).any(|v| !v.is_finite()) || m.scaler.std.iter().any(|s| *s <= 0.0) {
+        if m.scaler.mean.iter().chain(&m.scaler.std).any(|v| !v.is_finite())
+            || m.scaler.std.iter().any(|s| *s <= 0.0)
+        {
             return Err("scaler values must be finite with standard deviations > 0".into());
         }
         if m.calibration_quantiles.len() < crate::detect::calibrate::MIN_EMPIRICAL
@@ -123,13 +126,25 @@ mod tests {
         let err = |patch: fn(&mut serde_json::Value)| {
             ModelMetadata::parse(&meta(patch), "lstm_autoencoder", &features()).unwrap_err()
         };
-        assert!(err(|v| v["features"] = serde_json::json!(["b", "a"])).contains("do not match the profile's features [\"a\", \"b\"]"));
+        assert!(
+            err(|v| v["features"] = serde_json::json!(["b", "a"]))
+                .contains("do not match the profile's features [\"a\", \"b\"]")
+        );
         assert!(err(|v| v["kind"] = "isolation_forest".into()).contains("expected \"lstm_autoencoder\""));
         assert!(err(|v| v["scaler"]["std"] = serde_json::json!([1.0])).contains("expected 2 each"));
         assert!(err(|v| v["scaler"]["std"] = serde_json::json!([1.0, 0.0])).contains("> 0"));
-        assert!(err(|v| v["calibration_quantiles"] = serde_json::json!([1.0, 0.0])).contains("non-decreasing"));
+        assert!(
+            err(|v| v["calibration_quantiles"] = serde_json::json!([1.0, 0.0])).contains("non-decreasing")
+        );
         assert!(err(|v| v["scaling"] = "global".into()).contains("expected \"model\" or \"entity\""));
-        assert!(err(|v| { v.as_object_mut().unwrap().remove("threshold"); }).contains("missing field `threshold`"));
-        assert!(ModelMetadata::parse("{", "lstm_autoencoder", &features()).unwrap_err().contains("invalid JSON"));
+        assert!(
+            err(|v| {
+                v.as_object_mut().unwrap().remove("threshold");
+            })
+            .contains("missing field `threshold`")
+        );
+        assert!(
+            ModelMetadata::parse("{", "lstm_autoencoder", &features()).unwrap_err().contains("invalid JSON")
+        );
     }
 }

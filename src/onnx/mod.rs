@@ -89,14 +89,20 @@ pub enum OnnxError {
 /// `features`. `Ok(None)` when the detector is off, or when it uses the built-in model
 /// (no `model` set) and the profile is not the built-in model's — then it is left out with
 /// a warning, since there is nothing to run.
-pub fn load_lstm(cfg: &Config, profile: &str, features: &[String]) -> Result<Option<Arc<LstmModel>>, OnnxError> {
+pub fn load_lstm(
+    cfg: &Config,
+    profile: &str,
+    features: &[String],
+) -> Result<Option<Arc<LstmModel>>, OnnxError> {
     let lc = &cfg.detect.lstm_ae;
     if !lc.enabled {
         return Ok(None);
     }
     let (source, bytes, meta_file, meta_text) = match &lc.model {
         Some(path) => {
-            let read = |file: &Path| std::fs::read(file).map_err(|source| OnnxError::Read { file: file.into(), source });
+            let read = |file: &Path| {
+                std::fs::read(file).map_err(|source| OnnxError::Read { file: file.into(), source })
+            };
             let meta_path = path.with_extension("json");
             let text = String::from_utf8_lossy(&read(&meta_path)?).into_owned();
             (path.display().to_string(), read(path)?, meta_path.display().to_string(), text)
@@ -112,16 +118,22 @@ pub fn load_lstm(cfg: &Config, profile: &str, features: &[String]) -> Result<Opt
                 );
                 return Ok(None);
             }
-            (BUILTIN_NAME.to_string(), BUILTIN_LSTM.to_vec(), format!("{BUILTIN_NAME} metadata"), BUILTIN_LSTM_METADATA.to_string())
+            (
+                BUILTIN_NAME.to_string(),
+                BUILTIN_LSTM.to_vec(),
+                format!("{BUILTIN_NAME} metadata"),
+                BUILTIN_LSTM_METADATA.to_string(),
+            )
         }
     };
     let meta = ModelMetadata::parse(&meta_text, "lstm_autoencoder", features)
         .map_err(|reason| OnnxError::Metadata { file: meta_file.clone(), reason })?;
-    let model = build_lstm(&cfg.onnx, &source, &bytes, &meta, cfg.detect.calibration_decades)
-        .map_err(|e| match e {
+    let model = build_lstm(&cfg.onnx, &source, &bytes, &meta, cfg.detect.calibration_decades).map_err(
+        |e| match e {
             BuildError::Meta(reason) => OnnxError::Metadata { file: meta_file, reason },
             BuildError::Other(e) => e,
-        })?;
+        },
+    )?;
     info!(model = %source, backend = model.net.backend(), window = model.window, "LSTM autoencoder loaded.");
     Ok(Some(Arc::new(model)))
 }
@@ -139,9 +151,11 @@ fn build_lstm(
     meta: &ModelMetadata,
     decades: f64,
 ) -> Result<LstmModel, BuildError> {
-    let window = meta.window.filter(|w| *w >= 1).ok_or_else(|| BuildError::Meta("window must be >= 1".into()))?;
+    let window =
+        meta.window.filter(|w| *w >= 1).ok_or_else(|| BuildError::Meta("window must be >= 1".into()))?;
     let nf = meta.features.len();
-    let shape = Shape { window, features: nf, input: meta.input_name.clone(), output: meta.output_name.clone() };
+    let shape =
+        Shape { window, features: nf, input: meta.input_name.clone(), output: meta.output_name.clone() };
     check_declared(source, bytes, &shape).map_err(BuildError::Other)?;
     let net = engine(onnx, source, bytes, &shape).map_err(BuildError::Other)?;
     let input = vec![0f32; window * nf];
@@ -155,7 +169,11 @@ fn build_lstm(
     if output.len() != input.len() {
         return Err(BuildError::Other(OnnxError::Model {
             file: source.into(),
-            reason: format!("output {} has {} values for a [1, {window}, {nf}] input, expected the same shape", meta.output_name, output.len()),
+            reason: format!(
+                "output {} has {} values for a [1, {window}, {nf}] input, expected the same shape",
+                meta.output_name,
+                output.len()
+            ),
         }));
     }
     let calibrator = Calibrator::fit(&meta.calibration_quantiles, decades)
@@ -180,12 +198,18 @@ fn check_declared(source: &str, bytes: &[u8], shape: &Shape) -> Result<(), OnnxE
     let io = tract_engine::declared_io(bytes).map_err(model_err)?;
     for (name, is_input) in [(&shape.input, true), (&shape.output, false)] {
         let what = if is_input { "input" } else { "output" };
-        let Some((_, _, dims)) = io.iter().find(|(n, i, _)| n == name && *i == is_input) else {
-            let names: Vec<&str> = io.iter().filter(|(_, i, _)| *i == is_input).map(|(n, ..)| n.as_str()).collect();
-            return Err(model_err(format!("the metadata names {what} {name:?}, the model's {what}s are {names:?}")));
+        let Some(tract_engine::Declared { dims, .. }) =
+            io.iter().find(|d| &d.name == name && d.input == is_input)
+        else {
+            let names: Vec<&str> =
+                io.iter().filter(|d| d.input == is_input).map(|d| d.name.as_str()).collect();
+            return Err(model_err(format!(
+                "the metadata names {what} {name:?}, the model's {what}s are {names:?}"
+            )));
         };
         let expected = [None, Some(shape.window as i64), Some(shape.features as i64)];
-        let fits = dims.len() == 3 && dims.iter().zip(&expected).all(|(d, e)| d.is_none() || e.is_none() || d == e);
+        let fits =
+            dims.len() == 3 && dims.iter().zip(&expected).all(|(d, e)| d.is_none() || e.is_none() || d == e);
         if !fits {
             let shown: Vec<String> = dims.iter().map(|d| d.map_or("?".into(), |n| n.to_string())).collect();
             return Err(model_err(format!(
@@ -213,11 +237,19 @@ pub struct Shape {
 }
 
 /// The network on the engine `onnx.backend` selects.
-fn engine(onnx: &OnnxConfig, source: &str, bytes: &[u8], shape: &Shape) -> Result<Box<dyn SequenceModel>, OnnxError> {
+fn engine(
+    onnx: &OnnxConfig,
+    source: &str,
+    bytes: &[u8],
+    shape: &Shape,
+) -> Result<Box<dyn SequenceModel>, OnnxError> {
     let tract = || -> Result<Box<dyn SequenceModel>, OnnxError> {
         Ok(Box::new(tract_engine::TractNet::new(bytes, shape).map_err(|reason| OnnxError::Model {
             file: source.into(),
-            reason: format!("tract cannot load it as a [batch, {}, {}] sequence model: {reason}", shape.window, shape.features),
+            reason: format!(
+                "tract cannot load it as a [batch, {}, {}] sequence model: {reason}",
+                shape.window, shape.features
+            ),
         })?))
     };
     if onnx.backend == OnnxBackend::Tract {
@@ -227,13 +259,19 @@ fn engine(onnx: &OnnxConfig, source: &str, bytes: &[u8], shape: &Shape) -> Resul
         if onnx.backend == OnnxBackend::Ort {
             return Err(OnnxError::RuntimeNotFound);
         }
-        log_once(|| info!("ONNX Runtime not found (onnx.runtime_path, {ORT_DYLIB_ENV}, Python onnxruntime); running ONNX models on tract."));
+        log_once(|| {
+            info!(
+                "ONNX Runtime not found (onnx.runtime_path, {ORT_DYLIB_ENV}, Python onnxruntime); running ONNX models on tract."
+            )
+        });
         return tract();
     };
     match ort_engine::runtime(&path) {
         Ok(()) => {}
         Err(reason) if onnx.backend == OnnxBackend::Auto && via == VIA_PYTHON => {
-            log_once(|| warn!(path = %path.display(), %reason, "Cannot load the Python package's ONNX Runtime; running ONNX models on tract."));
+            log_once(
+                || warn!(path = %path.display(), %reason, "Cannot load the Python package's ONNX Runtime; running ONNX models on tract."),
+            );
             return tract();
         }
         Err(reason) => return Err(OnnxError::Runtime { path, via, reason }),
@@ -270,10 +308,14 @@ fn python_runtime() -> Option<PathBuf> {
         s = u.find_spec('onnxruntime')\n\
         d = [os.path.join(p, 'capi') for p in (s.submodule_search_locations or [])] if s else []\n\
         print('\\n'.join(sorted(f for x in d for f in glob.glob(os.path.join(x, 'libonnxruntime.so*')))))";
-    let out = std::process::Command::new("python3").args(["-c", PROBE]).stderr(std::process::Stdio::null()).output().ok()?;
+    let out = std::process::Command::new("python3")
+        .args(["-c", PROBE])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
     let text = String::from_utf8(out.stdout).ok()?;
     // The versioned file (libonnxruntime.so.1.32.0) sorts last; the wheel has no plain .so.
-    text.lines().filter(|l| !l.is_empty()).last().map(PathBuf::from)
+    text.lines().rfind(|l| !l.is_empty()).map(PathBuf::from)
 }
 
 /// The engine name of a loaded model, or `none`, for `dwcp_anomaly_build_info`.
@@ -307,7 +349,11 @@ mod tests {
         for (k, window) in input.chunks(m.window_len()).enumerate() {
             let mut alone = Vec::new();
             m.reconstruct(window, 1, &mut alone).unwrap();
-            let diff = alone.iter().zip(&batched[k * m.window_len()..]).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            let diff = alone
+                .iter()
+                .zip(&batched[k * m.window_len()..])
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
             assert!(diff < 1e-5, "window {k}: {diff}");
         }
     }

@@ -46,7 +46,11 @@ impl OrtNet {
             .and_then(|mut b| b.commit_from_memory(bytes))
             .map_err(|e| e.to_string())?;
         for (what, names, want) in [
-            ("input", session.inputs().iter().map(|o| o.name().to_string()).collect::<Vec<_>>(), &shape.input),
+            (
+                "input",
+                session.inputs().iter().map(|o| o.name().to_string()).collect::<Vec<_>>(),
+                &shape.input,
+            ),
             ("output", session.outputs().iter().map(|o| o.name().to_string()).collect(), &shape.output),
         ] {
             if !names.contains(want) {
@@ -66,8 +70,10 @@ impl SequenceModel for OrtNet {
         let dims = [batch, self.shape.window, self.shape.features];
         let tensor = TensorRef::from_array_view((dims, input)).map_err(|e| e.to_string())?;
         let mut session = self.session.lock();
-        let outputs = session.run(ort::inputs![self.shape.input.as_str() => tensor]).map_err(|e| e.to_string())?;
-        let (_, data) = outputs[self.shape.output.as_str()].try_extract_tensor::<f32>().map_err(|e| e.to_string())?;
+        let outputs =
+            session.run(ort::inputs![self.shape.input.as_str() => tensor]).map_err(|e| e.to_string())?;
+        let (_, data) =
+            outputs[self.shape.output.as_str()].try_extract_tensor::<f32>().map_err(|e| e.to_string())?;
         output.clear();
         output.extend_from_slice(data);
         Ok(())

@@ -47,12 +47,25 @@ impl SequenceModel for TractNet {
     }
 }
 
-/// The graph's declared inputs and outputs: names with their dimensions (`None` where
-/// symbolic), read from the ONNX protobuf without building the model.
-pub fn declared_io(bytes: &[u8]) -> Result<Vec<(String, bool, Vec<Option<i64>>)>, String> {
+/// One declared graph input or output.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Declared {
+    /// Tensor name.
+    pub name: String,
+    /// Input (true) or output.
+    pub input: bool,
+    /// Dimensions; `None` where symbolic.
+    pub dims: Vec<Option<i64>>,
+}
+
+/// The graph's declared inputs and outputs, read from the ONNX protobuf without building
+/// the model.
+pub fn declared_io(bytes: &[u8]) -> Result<Vec<Declared>, String> {
     use tract_onnx::pb::tensor_shape_proto::dimension::Value;
     use tract_onnx::pb::type_proto;
-    let proto = tract_onnx::onnx().proto_model_for_read(&mut &*bytes).map_err(|e| format!("not an ONNX model: {e:#}"))?;
+    let proto = tract_onnx::onnx()
+        .proto_model_for_read(&mut &*bytes)
+        .map_err(|e| format!("not an ONNX model: {e:#}"))?;
     let graph = proto.graph.ok_or("the ONNX model has no graph")?;
     let dims = |v: &tract_onnx::pb::ValueInfoProto| -> Vec<Option<i64>> {
         match v.r#type.as_ref().and_then(|t| t.value.as_ref()) {
@@ -60,12 +73,19 @@ pub fn declared_io(bytes: &[u8]) -> Result<Vec<(String, bool, Vec<Option<i64>>)>
                 .shape
                 .as_ref()
                 .map(|s| {
-                    s.dim.iter().map(|d| match d.value { Some(Value::DimValue(n)) => Some(n), _ => None }).collect()
+                    s.dim
+                        .iter()
+                        .map(|d| match d.value {
+                            Some(Value::DimValue(n)) => Some(n),
+                            _ => None,
+                        })
+                        .collect()
                 })
                 .unwrap_or_default(),
             _ => Vec::new(),
         }
     };
-    let inputs = graph.input.iter().map(|v| (v.name.clone(), true, dims(v)));
-    Ok(inputs.chain(graph.output.iter().map(|v| (v.name.clone(), false, dims(v)))).collect())
+    let io =
+        |v: &tract_onnx::pb::ValueInfoProto, input| Declared { name: v.name.clone(), input, dims: dims(v) };
+    Ok(graph.input.iter().map(|v| io(v, true)).chain(graph.output.iter().map(|v| io(v, false))).collect())
 }
