@@ -73,7 +73,7 @@ fn lstm(c: &mut Criterion) {
                             .collect(),
                     })
                     .collect();
-                let mut d = LstmAeDetector::new(Arc::clone(&model), 1, 6.0);
+                let mut d = LstmAeDetector::new(Arc::clone(&model), model.window, 6.0);
                 d.fit(&history[..(31 + e % 9)]).unwrap();
                 d
             })

@@ -63,9 +63,11 @@ fn replay(detectors: &[&str], rows: &[Vec<f64>], labels: &[u8], fit: usize) -> (
 /// What each detector alone must reach on [`simulated`]: (detector, events of 6, max FPR).
 /// k-means sees only the shape of recent differences (Netdata-style), so a slow drift gives it
 /// nothing to see; the forest scores at a 1 % tail (see [`config`]). The LSTM autoencoder is
-/// the shipped model (trained on other simulated entities at 10 s steps).
+/// the shipped model (trained on other simulated entities at 10 s steps); its whole-window
+/// score keeps each 30-step event in the score for up to 31 steps after it ends, which is
+/// where its false positives are.
 const EXPECTED: [(&str, usize, f64); 5] =
-    [("zscore", 5, 0.01), ("iforest", 5, 0.03), ("sesd", 5, 0.01), ("kmeans", 4, 0.03), ("lstm_ae", 5, 0.05)];
+    [("zscore", 5, 0.01), ("iforest", 5, 0.03), ("sesd", 5, 0.01), ("kmeans", 4, 0.03), ("lstm_ae", 6, 0.10)];
 
 #[test]
 fn each_detector_finds_the_simulated_anomalies() {

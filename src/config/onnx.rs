@@ -23,15 +23,16 @@ pub struct LstmAeConfig {
     pub model: Option<PathBuf>,
     /// Most windows per inference call; a check with more entities makes several calls.
     pub max_batch: usize,
-    /// Newest steps of each window the score covers: 1 scores the vector at hand in its
-    /// window's context; the window length scores the whole window (training's definition,
-    /// which keeps a passed anomaly in the score for a window's length).
-    pub score_steps: usize,
+    /// Newest steps of each window the score covers. Unset: the whole window (training's
+    /// definition; best point F1 on real server data, whose anomalies last, but a passed spike
+    /// stays in the score for a window's length); 1 scores the vector at hand in its window's
+    /// context.
+    pub score_steps: Option<usize>,
 }
 
 impl Default for LstmAeConfig {
     fn default() -> Self {
-        Self { enabled: false, weight: 1.0, model: None, max_batch: 256, score_steps: 1 }
+        Self { enabled: false, weight: 1.0, model: None, max_batch: 256, score_steps: None }
     }
 }
 
@@ -44,7 +45,7 @@ impl LstmAeConfig {
         if !(1..=MAX_BATCH).contains(&self.max_batch) {
             e.invalid("max_batch", format!("must be within [1, {MAX_BATCH}], got {}", self.max_batch));
         }
-        if self.score_steps == 0 {
+        if self.score_steps == Some(0) {
             e.invalid("score_steps", "must be >= 1");
         }
     }

@@ -115,8 +115,11 @@ impl ModelSpec {
             });
         }
         if let Some(model) = self.lstm() {
-            let detector =
-                LstmAeDetector::new(Arc::clone(model), c.lstm_ae.score_steps, c.calibration_decades);
+            let detector = LstmAeDetector::new(
+                Arc::clone(model),
+                c.lstm_ae.score_steps.unwrap_or(model.window),
+                c.calibration_decades,
+            );
             members.push(Member { weight: c.lstm_ae.weight, detector: Box::new(detector) });
         }
         EntityModel {
