@@ -48,4 +48,8 @@ pub enum ForestError {
         /// What is wrong, e.g. `child index 9 out of range (7 nodes)`.
         reason: String,
     },
+    /// An ONNX model could not be read as a scikit-learn isolation forest: what was expected
+    /// and what was found, e.g. `tree 3: leaf 17 has no entry in LabelEncoder 'x'`.
+    #[error("ONNX isolation forest: {0}")]
+    Onnx(String),
 }

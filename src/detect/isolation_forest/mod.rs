@@ -9,6 +9,8 @@
 //! - [`Forest`] (`tree.rs`) is the model: one flat node array for all trees, branch-free
 //!   lockstep walks, per-feature contributions, a batch path, and [`Forest::from_trees`] for
 //!   trees trained elsewhere (scikit-learn's semantics, documented there).
+//! - `onnx.rs`: [`Forest::from_onnx`] reads a scikit-learn `IsolationForest` exported to
+//!   ONNX by skl2onnx (`training/train_isolation_forest.py`) into a [`Forest`].
 //! - [`IsolationForestDetector`] wraps it as a [`Detector`]: refit on schedule, no online
 //!   update, and raw scores calibrated on the training data's own scores (see below).
 //!
@@ -17,6 +19,7 @@
 //! an ordinary one rather than as an extreme. A vector that is entirely NaN scores 0.
 
 mod error;
+mod onnx;
 mod tree;
 
 #[cfg(test)]
