@@ -13,6 +13,7 @@ mod error;
 pub mod iforest;
 pub mod kmeans;
 pub mod otlp;
+pub mod recalibrate;
 pub mod sesd;
 
 use std::collections::BTreeMap;
@@ -27,6 +28,7 @@ pub use error::{ConfigError, ConfigErrors, LoadError};
 pub use iforest::IsolationForestConfig;
 pub use kmeans::KMeansConfig;
 pub use otlp::{OtelConfig, OtelExporter, OtlpConfig, OtlpExportConfig, OtlpProtocol};
+pub use recalibrate::RecalibrateConfig;
 pub use sesd::SeasonalEsdConfig;
 
 /// Name of the built-in default profile.
@@ -237,6 +239,14 @@ pub struct DetectConfig {
     pub sesd: SeasonalEsdConfig,
     /// k-means detector on feature windows.
     pub kmeans: KMeansConfig,
+    /// Online recalibration of every detector on its recent scores (ensemble).
+    pub recalibrate: RecalibrateConfig,
+    /// Detectors that flag a vector on their own, beside the vote, when their tail probability
+    /// is at most this rate (e.g. `kmeans: 0.02`); see docs/configuration.md.
+    pub alone_fpr: BTreeMap<String, f64>,
+    /// Hysteresis: once a vector is flagged, the entity's next ones stay flagged while their
+    /// confidence is at least `hold_ratio × threshold` (1 = off).
+    pub hold_ratio: f64,
 }
 
 impl Default for DetectConfig {
@@ -254,6 +264,9 @@ impl Default for DetectConfig {
             iforest: IsolationForestConfig::default(),
             sesd: SeasonalEsdConfig::default(),
             kmeans: KMeansConfig::default(),
+            recalibrate: RecalibrateConfig::default(),
+            alone_fpr: BTreeMap::new(),
+            hold_ratio: 1.0,
         }
     }
 }
@@ -714,6 +727,11 @@ impl DetectConfig {
         e.scope("iforest", |e| self.iforest.validate(e));
         e.scope("sesd", |e| self.sesd.validate(e));
         e.scope("kmeans", |e| self.kmeans.validate(e));
+        e.scope("recalibrate", |e| self.recalibrate.validate(e));
+        e.scope("alone_fpr", |e| recalibrate::validate_alone(&self.alone_fpr, e));
+        if !(self.hold_ratio > 0.0 && self.hold_ratio <= 1.0) {
+            e.invalid("hold_ratio", format!("must be within (0, 1], got {}", self.hold_ratio));
+        }
         let enabled = [
             (self.zscore.enabled, self.zscore.weight),
             (self.iforest.enabled, self.iforest.weight),
