@@ -231,14 +231,6 @@ pub struct DetectConfig {
     pub fit_window: usize,
     /// Vectors an entity needs before its first fit; until then it is `warming`.
     pub min_fit_points: usize,
-    /// Rolling z-score detector.
-    pub zscore: ZScoreConfig,
-    /// Isolation forest detector.
-    pub iforest: IsolationForestConfig,
-    /// Seasonal hybrid ESD detector.
-    pub sesd: SeasonalEsdConfig,
-    /// k-means detector on feature windows.
-    pub kmeans: KMeansConfig,
     /// Online recalibration of every detector on its recent scores (ensemble).
     pub recalibrate: RecalibrateConfig,
     /// Detectors that flag a vector on their own, beside the vote, when their tail probability
@@ -247,6 +239,14 @@ pub struct DetectConfig {
     /// Hysteresis: once a vector is flagged, the entity's next ones stay flagged while their
     /// confidence is at least `hold_ratio × threshold` (1 = off).
     pub hold_ratio: f64,
+    /// Rolling z-score detector.
+    pub zscore: ZScoreConfig,
+    /// Isolation forest detector.
+    pub iforest: IsolationForestConfig,
+    /// Seasonal hybrid ESD detector.
+    pub sesd: SeasonalEsdConfig,
+    /// k-means detector on feature windows.
+    pub kmeans: KMeansConfig,
 }
 
 impl Default for DetectConfig {
@@ -260,13 +260,13 @@ impl Default for DetectConfig {
             fit_every: Duration::from_secs(3600),
             fit_window: 360,
             min_fit_points: 30,
+            recalibrate: RecalibrateConfig::default(),
+            alone_fpr: BTreeMap::new(),
+            hold_ratio: 1.0,
             zscore: ZScoreConfig::default(),
             iforest: IsolationForestConfig::default(),
             sesd: SeasonalEsdConfig::default(),
             kmeans: KMeansConfig::default(),
-            recalibrate: RecalibrateConfig::default(),
-            alone_fpr: BTreeMap::new(),
-            hold_ratio: 1.0,
         }
     }
 }
@@ -706,6 +706,11 @@ impl DetectConfig {
         if self.fit_every < Duration::from_secs(1) {
             e.invalid("fit_every", format!("must be >= 1s, got {:?}", self.fit_every));
         }
+        e.scope("recalibrate", |e| self.recalibrate.validate(e));
+        e.scope("alone_fpr", |e| recalibrate::validate_alone(&self.alone_fpr, e));
+        if !(self.hold_ratio > 0.0 && self.hold_ratio <= 1.0) {
+            e.invalid("hold_ratio", format!("must be within (0, 1], got {}", self.hold_ratio));
+        }
         e.scope("zscore", |e| {
             let z = &self.zscore;
             if z.window < 2 {
@@ -727,11 +732,6 @@ impl DetectConfig {
         e.scope("iforest", |e| self.iforest.validate(e));
         e.scope("sesd", |e| self.sesd.validate(e));
         e.scope("kmeans", |e| self.kmeans.validate(e));
-        e.scope("recalibrate", |e| self.recalibrate.validate(e));
-        e.scope("alone_fpr", |e| recalibrate::validate_alone(&self.alone_fpr, e));
-        if !(self.hold_ratio > 0.0 && self.hold_ratio <= 1.0) {
-            e.invalid("hold_ratio", format!("must be within (0, 1], got {}", self.hold_ratio));
-        }
         let enabled = [
             (self.zscore.enabled, self.zscore.weight),
             (self.iforest.enabled, self.iforest.weight),
