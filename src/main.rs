@@ -87,6 +87,9 @@ struct EvalArgs {
     /// Skip the plots.
     #[arg(long)]
     no_plots: bool,
+    /// Also write each dataset's per-point scores (`<dataset>.scores.csv`).
+    #[arg(long)]
+    scores: bool,
 }
 
 #[derive(Args)]
@@ -447,7 +450,7 @@ fn eval_cmd(args: EvalArgs) -> Result<()> {
         bail!("--fit-fraction must be within [0, 1), got {}", args.fit_fraction);
     }
     let sources = dwcp_anomaly::dataset::discover(&args.data)?;
-    let opts = EvalOptions { fit_fraction: args.fit_fraction, plots: !args.no_plots };
+    let opts = EvalOptions { fit_fraction: args.fit_fraction, plots: !args.no_plots, scores: args.scores };
     let total = eval::count_points(&sources, opts.fit_fraction);
     let bar = indicatif::ProgressBar::new(total as u64);
     bar.set_style(

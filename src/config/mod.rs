@@ -14,6 +14,7 @@ pub mod iforest;
 pub mod kmeans;
 pub mod onnx;
 pub mod otlp;
+pub mod recalibrate;
 pub mod sesd;
 
 use std::collections::BTreeMap;
@@ -29,6 +30,7 @@ pub use iforest::IsolationForestConfig;
 pub use kmeans::KMeansConfig;
 pub use onnx::{LstmAeConfig, OnnxBackend, OnnxConfig};
 pub use otlp::{OtelConfig, OtelExporter, OtlpConfig, OtlpExportConfig, OtlpProtocol};
+pub use recalibrate::RecalibrateConfig;
 pub use sesd::SeasonalEsdConfig;
 
 /// Name of the built-in default profile.
@@ -234,6 +236,14 @@ pub struct DetectConfig {
     pub fit_window: usize,
     /// Vectors an entity needs before its first fit; until then it is `warming`.
     pub min_fit_points: usize,
+    /// Online recalibration of every detector on its recent scores (ensemble).
+    pub recalibrate: RecalibrateConfig,
+    /// Detectors that flag a vector on their own, beside the vote, when their tail probability
+    /// is at most this rate (e.g. `kmeans: 0.02`); see docs/configuration.md.
+    pub alone_fpr: BTreeMap<String, f64>,
+    /// Hysteresis: once a vector is flagged, the entity's next ones stay flagged while their
+    /// confidence is at least `hold_ratio × threshold` (1 = off).
+    pub hold_ratio: f64,
     /// Rolling z-score detector.
     pub zscore: ZScoreConfig,
     /// Isolation forest detector.
@@ -257,6 +267,9 @@ impl Default for DetectConfig {
             fit_every: Duration::from_secs(3600),
             fit_window: 360,
             min_fit_points: 30,
+            recalibrate: RecalibrateConfig::default(),
+            alone_fpr: BTreeMap::new(),
+            hold_ratio: 1.0,
             zscore: ZScoreConfig::default(),
             iforest: IsolationForestConfig::default(),
             sesd: SeasonalEsdConfig::default(),
@@ -701,6 +714,11 @@ impl DetectConfig {
         }
         if self.fit_every < Duration::from_secs(1) {
             e.invalid("fit_every", format!("must be >= 1s, got {:?}", self.fit_every));
+        }
+        e.scope("recalibrate", |e| self.recalibrate.validate(e));
+        e.scope("alone_fpr", |e| recalibrate::validate_alone(&self.alone_fpr, e));
+        if !(self.hold_ratio > 0.0 && self.hold_ratio <= 1.0) {
+            e.invalid("hold_ratio", format!("must be within (0, 1], got {}", self.hold_ratio));
         }
         e.scope("zscore", |e| {
             let z = &self.zscore;

@@ -12,6 +12,13 @@ pub const MIN_EMPIRICAL: usize = 100;
 const TAIL_QUANTILE: f64 = 0.9;
 const MAX_KEPT: usize = 2048;
 
+/// How the tail beyond the 90th percentile is scaled.
+#[derive(Debug, Clone, Copy)]
+enum Tail {
+    MeanExcess,
+    MedianExcess,
+}
+
 /// Maps raw scores to calibrated scores.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Calibrator {
@@ -28,6 +35,18 @@ pub struct Calibrator {
 impl Calibrator {
     /// Fits on raw scores of normal data; `None` when fewer than [`MIN_EMPIRICAL`] are finite.
     pub fn fit(raw: &[f64], decades: f64) -> Option<Self> {
+        Self::fit_tail(raw, decades, Tail::MeanExcess)
+    }
+
+    /// Like [`fit`](Self::fit) for scores that may hold a few anomalies (a service's recent
+    /// scores): the tail's scale is the median excess over the 90th percentile divided by
+    /// ln 2 (the exponential's median), which a minority of huge excesses does not inflate,
+    /// where the mean excess would make the tail — and every later anomaly — look ordinary.
+    pub fn fit_robust(raw: &[f64], decades: f64) -> Option<Self> {
+        Self::fit_tail(raw, decades, Tail::MedianExcess)
+    }
+
+    fn fit_tail(raw: &[f64], decades: f64, tail: Tail) -> Option<Self> {
         let mut v: Vec<f64> = raw.iter().copied().filter(|x| x.is_finite()).collect();
         if v.len() < MIN_EMPIRICAL {
             return None;
@@ -42,8 +61,17 @@ impl Calibrator {
         let tail_u = v[iu];
         let excess: Vec<f64> = v[iu..].iter().map(|x| x - tail_u).filter(|e| *e > 0.0).collect();
         let spread = (v[n - 1] - v[0]).abs().max(tail_u.abs()).max(1e-12);
-        let mean_excess =
-            if excess.is_empty() { 0.0 } else { excess.iter().sum::<f64>() / excess.len() as f64 };
+        let mean_excess = match (excess.is_empty(), tail) {
+            (true, _) => 0.0,
+            (false, Tail::MeanExcess) => excess.iter().sum::<f64>() / excess.len() as f64,
+            // `excess` is sorted (from the sorted `v`): its median is its middle.
+            (false, Tail::MedianExcess) => {
+                let m = excess.len();
+                let median =
+                    if m % 2 == 1 { excess[m / 2] } else { 0.5 * (excess[m / 2 - 1] + excess[m / 2]) };
+                median / std::f64::consts::LN_2
+            }
+        };
         let body_scores = (0..=n).map(|below| score_from_tail(body_probability(n, below), decades)).collect();
         Some(Self {
             body_scores,
@@ -148,6 +176,22 @@ mod tests {
             let r = i as f64 / 100.0;
             assert_eq!(c.score(r).to_bits(), score_from_tail(c.tail_probability(r), 6.0).to_bits(), "{r}");
         }
+    }
+
+    #[test]
+    fn robust_tail_is_not_loosened_by_a_few_anomalies() {
+        // 2000 normal scores (uniform on [0, 1)) plus 3 % huge ones, as in a window that
+        // held an incident.
+        let mut raw: Vec<f64> = (0..2000).map(|i| ((i * 7919) % 2000) as f64 / 2000.0).collect();
+        raw.extend(std::iter::repeat_n(50.0, 60));
+        let mean = Calibrator::fit(&raw, 6.0).unwrap();
+        let robust = Calibrator::fit_robust(&raw, 6.0).unwrap();
+        // A clear outlier of the normal scores: the robust tail calls it rare (p < 1e-3), the
+        // mean-excess tail, stretched by the anomalies, does not.
+        assert!(robust.tail_probability(2.0) < 1e-3, "{}", robust.tail_probability(2.0));
+        assert!(mean.tail_probability(2.0) > 0.05, "{}", mean.tail_probability(2.0));
+        // The body is the same empirical distribution.
+        assert_eq!(robust.score(0.5), mean.score(0.5));
     }
 
     #[test]

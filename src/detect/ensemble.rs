@@ -1,5 +1,33 @@
 //! Ensemble: weighted vote of calibrated detector scores, threshold and severity.
+//!
+//! With online recalibration (`detect.recalibrate`) the ensemble keeps each member's recent
+//! raw scores — every scored vector, flagged or not — and at every fit re-maps raw scores to
+//! [0, 1] by that distribution ([`Calibrator::fit_robust`]) instead of trusting the member's
+//! own calibration on the fit history. The fit history leaves flagged vectors out, so it is
+//! calmer than the data, and a calibration learned on it drifts: more flags, a calmer history,
+//! more flags. The recent scores include what was flagged, so the vote's false-positive rate
+//! stays near its target as machines drift; a member falls back to its own calibration until
+//! `min_points` recent scores exist.
+//!
+//! A member listed in `detect.alone_fpr` also flags a vector on its own, without the vote,
+//! when its calibrated score reaches that rate's level: the vote asks detectors to agree, but
+//! one that sees what the others cannot (k-means scores changes of movement; the others score
+//! levels, blind to a drop that stays inside the usual range) would be outvoted. Its score is
+//! then mapped linearly from `[its level, 1]` onto `[threshold, 1]` and the confidence is the
+//! larger of that and the vote, so `anomalous` still means `confidence >= threshold` and the
+//! severity bands keep their meaning.
+//!
+//! With `detect.hold_ratio` < 1 the flag has hysteresis: once a vector is flagged, the next
+//! ones stay flagged (severity `info` at least) while the confidence is at least
+//! `hold_ratio × threshold`. An incident's first vectors are the most surprising; the detectors
+//! adapt (and refits absorb what was not flagged), so the confidence sags below the threshold
+//! long before the incident ends. Detection delay is unchanged: only the onset decides it.
 
+use std::collections::VecDeque;
+
+use crate::config::{DetectConfig, RecalibrateConfig};
+
+use super::calibrate::Calibrator;
 use super::{DetectError, Detector, Expected, FeatureVector, Score, normalise};
 
 /// How bad an anomaly is (the seed's bands on ensemble confidence).
@@ -76,12 +104,70 @@ pub struct Ensemble {
     threshold: f64,
     warning: f64,
     critical: f64,
+    recal: Option<Recalibration>,
+    /// Per member: the calibrated score from which it flags on its own.
+    alone: Vec<Option<f64>>,
+    /// Confidence that keeps a flag raised (`threshold` = no hysteresis).
+    hold: f64,
+    /// Whether the last scored vector was flagged.
+    holding: bool,
+}
+
+/// Online recalibration state (see the module docs).
+struct Recalibration {
+    window: usize,
+    min_points: usize,
+    decades: f64,
+    /// Per member: its raw scores on the last `window` scored vectors, oldest first.
+    recent: Vec<VecDeque<f64>>,
+    /// Per member: the calibrator fitted on `recent` at the last fit.
+    calibrators: Vec<Option<Calibrator>>,
 }
 
 impl Ensemble {
     /// An ensemble with the given members and bands.
     pub fn new(members: Vec<Member>, threshold: f64, warning: f64, critical: f64) -> Self {
-        Self { members, threshold, warning, critical }
+        let alone = vec![None; members.len()];
+        Self { members, threshold, warning, critical, recal: None, alone, hold: threshold, holding: false }
+    }
+
+    /// Applies the ensemble options of `cfg`: online recalibration (`recalibrate`) and the
+    /// members that flag on their own (`alone_fpr`, matched by detector name).
+    pub fn configure(self, cfg: &DetectConfig) -> Self {
+        let decades = cfg.calibration_decades;
+        let hold = cfg.hold_ratio;
+        let mut e = self.with_recalibration(&cfg.recalibrate, decades).with_hold(hold);
+        for (m, alone) in e.members.iter().zip(&mut e.alone) {
+            *alone = cfg.alone_fpr.get(m.detector.name()).map(|fpr| (-fpr.log10() / decades).clamp(0.0, 1.0));
+        }
+        e
+    }
+
+    /// Hysteresis: a flag stays raised while the confidence is at least `ratio × threshold`.
+    pub fn with_hold(mut self, ratio: f64) -> Self {
+        self.hold = self.threshold * ratio.clamp(0.0, 1.0);
+        self
+    }
+
+    /// Lets member `index` flag on its own from calibrated score `level` (see module docs).
+    pub fn with_alone(mut self, index: usize, level: f64) -> Self {
+        if let Some(a) = self.alone.get_mut(index) {
+            *a = Some(level);
+        }
+        self
+    }
+
+    /// Recalibrates members online on their recent raw scores when `cfg.enabled`
+    /// (`decades` as in [`super::calibrate`]).
+    pub fn with_recalibration(mut self, cfg: &RecalibrateConfig, decades: f64) -> Self {
+        self.recal = cfg.enabled.then(|| Recalibration {
+            window: cfg.window.max(1),
+            min_points: cfg.min_points,
+            decades,
+            recent: self.members.iter().map(|_| VecDeque::new()).collect(),
+            calibrators: self.members.iter().map(|_| None).collect(),
+        });
+        self
     }
 
     /// Severity of a confidence value.
@@ -89,20 +175,44 @@ impl Ensemble {
         severity(confidence, self.threshold, self.warning, self.critical)
     }
 
-    /// Fits every member on the same history.
+    /// Fits every member on the same history; with recalibration, also refits each member's
+    /// recalibration on its recent raw scores.
     pub fn fit(&mut self, history: &[FeatureVector]) -> Result<(), DetectError> {
-        self.members.iter_mut().try_for_each(|m| m.detector.fit(history))
+        self.members.iter_mut().try_for_each(|m| m.detector.fit(history))?;
+        if let Some(r) = &mut self.recal {
+            for (recent, cal) in r.recent.iter_mut().zip(&mut r.calibrators) {
+                *cal = if recent.len() >= r.min_points {
+                    Calibrator::fit_robust(recent.make_contiguous(), r.decades)
+                } else {
+                    None
+                };
+            }
+        }
+        Ok(())
     }
 
-    /// Scores with every member and combines.
-    pub fn score(&self, x: &FeatureVector) -> Result<EnsembleScore, DetectError> {
+    /// Scores with every member and combines. With recalibration each member's raw score is
+    /// also remembered (this is why scoring takes `&mut self`): score every vector once.
+    pub fn score(&mut self, x: &FeatureVector) -> Result<EnsembleScore, DetectError> {
         let nf = x.values.len();
         let mut detectors = Vec::with_capacity(self.members.len());
         let (mut num, mut den) = (0.0, 0.0);
         let mut contributions = vec![0.0; nf];
         let mut expected = Vec::new();
-        for m in &self.members {
-            let s = m.detector.score(x)?;
+        for (i, m) in self.members.iter().enumerate() {
+            let mut s = m.detector.score(x)?;
+            if let Some(r) = &mut self.recal
+                && s.raw.is_finite()
+            {
+                if let Some(c) = &r.calibrators[i] {
+                    s.value = c.score(s.raw);
+                }
+                let recent = &mut r.recent[i];
+                if recent.len() >= r.window {
+                    recent.pop_front();
+                }
+                recent.push_back(s.raw);
+            }
             num += m.weight * s.value;
             den += m.weight;
             for (c, sc) in contributions.iter_mut().zip(&s.contributions) {
@@ -114,8 +224,20 @@ impl Ensemble {
             detectors.push(DetectorScore { detector: m.detector.name(), score: s });
         }
         normalise(&mut contributions);
-        let confidence = if den > 0.0 { (num / den).clamp(0.0, 1.0) } else { 0.0 };
-        let severity = self.severity(confidence);
+        let mut confidence = if den > 0.0 { (num / den).clamp(0.0, 1.0) } else { 0.0 };
+        for (d, alone) in detectors.iter().zip(&self.alone) {
+            if let Some(a) = *alone
+                && d.score.value >= a
+            {
+                let share = if a < 1.0 { (d.score.value - a) / (1.0 - a) } else { 1.0 };
+                confidence = confidence.max(self.threshold + share * (1.0 - self.threshold));
+            }
+        }
+        let mut severity = self.severity(confidence);
+        if severity == Severity::None && self.holding && confidence >= self.hold {
+            severity = Severity::Info;
+        }
+        self.holding = severity != Severity::None;
         Ok(EnsembleScore {
             confidence,
             anomalous: severity != Severity::None,
@@ -178,6 +300,134 @@ mod tests {
         fn update(&mut self, _: &FeatureVector) {}
     }
 
+    /// A detector with a stale calibration: its raw score is |x₀| and its value claims the
+    /// tail of a unit normal, however wide the data has become.
+    struct Stale;
+
+    impl Detector for Stale {
+        fn name(&self) -> &'static str {
+            "stale"
+        }
+        fn fit(&mut self, _: &[FeatureVector]) -> Result<(), DetectError> {
+            Ok(())
+        }
+        fn score(&self, x: &FeatureVector) -> Result<Score, DetectError> {
+            let raw = x.values[0].abs();
+            let value = crate::detect::calibrate::score_from_tail(
+                crate::detect::calibrate::gaussian_two_sided(raw),
+                6.0,
+            );
+            Ok(Score { value, raw, contributions: vec![1.0], expected: Vec::new() })
+        }
+        fn update(&mut self, _: &FeatureVector) {}
+    }
+
+    #[test]
+    fn recalibration_follows_drift_and_still_flags_a_spike() {
+        use crate::rng::Rng;
+        let cfg = RecalibrateConfig { enabled: true, window: 2000, min_points: 500 };
+        // Threshold for a 1 % tail with 6 decades.
+        let threshold = 2.0 / 6.0;
+        let build = |recal: bool| {
+            let e =
+                Ensemble::new(vec![Member { weight: 1.0, detector: Box::new(Stale) }], threshold, 0.7, 0.9);
+            if recal { e.with_recalibration(&cfg, 6.0) } else { e }
+        };
+        let (mut plain, mut recal) = (build(false), build(true));
+        let mut rng = Rng::new(11);
+        let (mut flagged_plain, mut flagged_recal, mut scored) = (0, 0, 0);
+        // The data's spread triples after the fit: a stale calibration flags a third of it.
+        for i in 0..6000 {
+            if i % 100 == 0 {
+                plain.fit(&[]).unwrap();
+                recal.fit(&[]).unwrap();
+            }
+            let x = FeatureVector { timestamp_ms: i, values: vec![3.0 * rng.normal()] };
+            let (p, r) = (plain.score(&x).unwrap(), recal.score(&x).unwrap());
+            if i >= 1000 {
+                scored += 1;
+                flagged_plain += usize::from(p.anomalous);
+                flagged_recal += usize::from(r.anomalous);
+            }
+        }
+        let rate = |n: usize| n as f64 / scored as f64;
+        assert!(rate(flagged_plain) > 0.25, "stale: {}", rate(flagged_plain));
+        assert!(rate(flagged_recal) < 0.02, "recalibrated: {}", rate(flagged_recal));
+        // A spike far outside the recent spread is still flagged, and severe.
+        let spike = recal.score(&FeatureVector { timestamp_ms: 6000, values: vec![40.0] }).unwrap();
+        assert!(spike.anomalous && spike.severity >= Severity::Warning, "{}", spike.confidence);
+    }
+
+    #[test]
+    fn a_member_flags_alone_above_its_level() {
+        // k-means sees a change (0.9) that the three level detectors do not (0): the vote is
+        // 0.225, below the 0.5 threshold.
+        let members = || {
+            vec![
+                Member { weight: 1.0, detector: Box::new(Fixed("kmeans", 0.9, vec![1.0, 0.0])) },
+                Member { weight: 3.0, detector: Box::new(Fixed("zscore", 0.0, vec![0.0, 1.0])) },
+            ]
+        };
+        let x = FeatureVector { timestamp_ms: 0, values: vec![0.0, 0.0] };
+        let r = Ensemble::new(members(), 0.5, 0.7, 0.9).score(&x).unwrap();
+        assert!(!r.anomalous && (r.confidence - 0.225).abs() < 1e-12);
+        // Allowed to flag alone from 0.4, it does: 0.9 maps from [0.4, 1] onto [0.5, 1].
+        let r = Ensemble::new(members(), 0.5, 0.7, 0.9).with_alone(0, 0.4).score(&x).unwrap();
+        assert!(r.anomalous);
+        assert!((r.confidence - (0.5 + 0.5 * 0.5 / 0.6)).abs() < 1e-12, "{}", r.confidence);
+        assert_eq!(r.severity, Severity::Critical);
+        // Below its level it is only a vote.
+        let r = Ensemble::new(members(), 0.5, 0.7, 0.9).with_alone(0, 0.95).score(&x).unwrap();
+        assert!(!r.anomalous);
+        // From configuration, by name: `alone_fpr: {kmeans: 0.01}` is level 2/6 with 6 decades.
+        let cfg = DetectConfig {
+            alone_fpr: [("kmeans".to_string(), 0.01)].into_iter().collect(),
+            ..DetectConfig::default()
+        };
+        let e = Ensemble::new(members(), 0.5, 0.7, 0.9).configure(&cfg);
+        assert_eq!(e.alone[0], Some(2.0 / 6.0));
+        assert_eq!(e.alone[1], None);
+    }
+
+    #[test]
+    fn a_flag_is_held_while_the_confidence_stays_above_the_hold_level() {
+        use std::sync::{Arc, Mutex};
+        /// Returns whatever value the test put in the shared cell.
+        struct Dial(Arc<Mutex<f64>>);
+        impl Detector for Dial {
+            fn name(&self) -> &'static str {
+                "dial"
+            }
+            fn fit(&mut self, _: &[FeatureVector]) -> Result<(), DetectError> {
+                Ok(())
+            }
+            fn score(&self, _: &FeatureVector) -> Result<Score, DetectError> {
+                let v = *self.0.lock().unwrap();
+                Ok(Score { value: v, raw: v, contributions: vec![1.0], expected: Vec::new() })
+            }
+            fn update(&mut self, _: &FeatureVector) {}
+        }
+        let dial = Arc::new(Mutex::new(0.0));
+        let mut e = Ensemble::new(
+            vec![Member { weight: 1.0, detector: Box::new(Dial(dial.clone())) }],
+            0.4,
+            0.7,
+            0.9,
+        )
+        .with_hold(0.5);
+        let x = FeatureVector { timestamp_ms: 0, values: vec![0.0] };
+        let mut flags = Vec::new();
+        // An incident: quiet, a surprising onset, a sagging middle, then back to normal.
+        for v in [0.3, 0.1, 0.6, 0.35, 0.25, 0.21, 0.15, 0.3, 0.45] {
+            *dial.lock().unwrap() = v;
+            let r = e.score(&x).unwrap();
+            assert_eq!(r.anomalous, r.severity != Severity::None);
+            flags.push(r.anomalous);
+        }
+        // 0.3 alone is below the threshold; after the 0.6 onset it holds down to 0.2.
+        assert_eq!(flags, [false, false, true, true, true, true, false, false, true]);
+    }
+
     #[test]
     fn severity_bands_follow_the_seed() {
         let s = |c| severity(c, 0.5, 0.7, 0.9);
@@ -192,7 +442,7 @@ mod tests {
 
     #[test]
     fn weighted_vote_combines_scores_and_contributions() {
-        let e = Ensemble::new(
+        let mut e = Ensemble::new(
             vec![
                 Member { weight: 3.0, detector: Box::new(Fixed("a", 1.0, vec![1.0, 0.0])) },
                 Member { weight: 1.0, detector: Box::new(Fixed("b", 0.2, vec![0.0, 1.0])) },

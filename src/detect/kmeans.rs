@@ -12,8 +12,9 @@
 //! Training uses linfa-clustering's k-means (k-means++ init, a fixed number of restarts, a
 //! `Xoshiro256Plus` seeded from `seed`, so the same history and seed give the same model) on
 //! the history's feature vectors after standardising every dimension by its training mean and
-//! standard deviation. The std is floored at 0.1 % of the metric's mean absolute level, so a
-//! metric that was flat in training does not turn noise-level jitter into huge distances.
+//! standard deviation. The std is floored at 0.1 % of the metric's mean absolute level and at
+//! 10 % of the median std of all dimensions, so a metric that was flat in training does not
+//! turn noise-level jitter or its next rare step into huge distances.
 //! The raw score is the Euclidean distance to the nearest centroid; it is calibrated with
 //! [`Calibrator`] on the training distances (a Gaussian tail of the distances' mean and std
 //! when there are too few). Contributions are each metric's share of the squared distance.
@@ -31,6 +32,7 @@ use rand_xoshiro::rand_core::SeedableRng;
 pub use crate::config::KMeansConfig;
 
 use super::calibrate::{Calibrator, erfc, score_from_tail};
+use super::zscore::median_positive;
 use super::{DetectError, Detector, FeatureVector, Score, normalise};
 
 const NAME: &str = "kmeans";
@@ -40,6 +42,12 @@ const MIN_VECTORS: usize = 10;
 const N_RUNS: usize = 3;
 /// Relative inertia change at which Lloyd iterations stop.
 const TOLERANCE: f64 = 1e-4;
+/// Smallest standard deviation of a dimension, as a share of the median standard deviation of
+/// all dimensions. A metric that did not move in the fit history (a flag, a rarely stepping
+/// counter, or one whose steps were flagged and left out of refits) has a difference spread
+/// of 0; floored only by its level it would turn its next ordinary step into a distance of
+/// 10⁸. This floor keeps such a step large but finite, comparable with the others.
+const TYPICAL_STD_FLOOR: f64 = 0.1;
 
 /// The trained part of the model.
 #[derive(Debug, Clone, PartialEq)]
@@ -180,8 +188,10 @@ impl Detector for KMeansDetector {
                 std[i] += (v - mean[i]).powi(2) / n as f64;
             }
         }
+        std.iter_mut().for_each(|s| *s = s.sqrt());
+        let typical = median_positive(&std);
         for (i, s) in std.iter_mut().enumerate() {
-            *s = s.sqrt().max(1e-3 * level[i / per] + 1e-9);
+            *s = s.max(1e-3 * level[i / per] + 1e-9).max(TYPICAL_STD_FLOOR * typical);
         }
         for row in flat.chunks_exact_mut(dims) {
             for (i, v) in row.iter_mut().enumerate() {

@@ -221,3 +221,34 @@ fn asd_omi1_anomalies_score_higher() {
     );
     assert!(m1 > m0, "anomalous rows mean {m1} <= normal rows mean {m0}");
 }
+
+#[test]
+fn a_step_of_a_metric_flat_in_the_fit_history_stays_finite() {
+    // A fourth metric never moves over the fit history (a flag, a rarely stepping counter).
+    let with_flat = |xs: &[FeatureVector]| -> Vec<FeatureVector> {
+        xs.iter()
+            .map(|x| {
+                let mut v = x.values.clone();
+                v.push(0.0);
+                vector(x.timestamp_ms / 10_000, &v)
+            })
+            .collect()
+    };
+    let series = with_flat(&normal_series(2400, 5));
+    let (history, stream) = series.split_at(2000);
+    let mut d = fitted(history, &KMeansConfig::default());
+    for x in &stream[..20] {
+        d.update(x);
+    }
+    // Its ordinary step of 0.5 — small next to the other metrics' noise — was a distance of
+    // ~10⁸ with a level-only floor; now it is finite and below a 4σ flap of metric 1.
+    let mut step = stream[20].clone();
+    step.values[3] = 0.5;
+    let small = d.score(&step).unwrap();
+    assert!(small.raw < 100.0, "step of a flat metric: raw {}", small.raw);
+    let mut flap = stream[20].clone();
+    flap.values[1] += 8.0;
+    let big = d.score(&flap).unwrap();
+    assert!(big.raw > small.raw, "flap {} vs flat step {}", big.raw, small.raw);
+    assert!(big.value > 0.9, "a real jump is still anomalous: {}", big.value);
+}

@@ -128,7 +128,8 @@ impl ModelSpec {
                 c.effective_threshold(),
                 c.severity_warning,
                 c.severity_critical,
-            ),
+            )
+            .configure(c),
             history: VecDeque::with_capacity(c.fit_window.min(4096)),
             fit_window: c.fit_window,
             min_fit_points: c.min_fit_points,

@@ -32,6 +32,7 @@
 pub use crate::config::SeasonalEsdConfig;
 
 use super::calibrate::{Calibrator, gaussian_two_sided, score_from_tail};
+use super::zscore::median_positive;
 use super::{DetectError, Detector, Expected, FeatureVector, Score, normalise};
 
 const NAME: &str = "sesd";
@@ -50,6 +51,8 @@ const MAD_TO_SIGMA: f64 = 1.4826;
 const MEAN_AD_TO_SIGMA: f64 = 1.2533;
 /// Critical-value tables kept (one per distinct window count).
 const CRIT_CACHE: usize = 4;
+/// Smallest residual σ of a feature, as a share of the median σ of the entity's features.
+const TYPICAL_SIGMA_SHARE: f64 = 0.1;
 
 /// One feature's window and its last decomposition.
 #[derive(Debug, Clone)]
@@ -212,6 +215,14 @@ impl SeasonalEsdDetector {
             f.lambda = crit[anomalies.min(crit.len() - 1)];
             f.ready = true;
             all.push(resid);
+        }
+        // A feature that is flat over the window (a rarely stepping one) has a residual
+        // spread of ~0 and would score its next ordinary step |z| ~ 10⁹: floor every σ at a
+        // share of the entity's typical σ.
+        let sigmas: Vec<f64> = self.features.iter().filter(|f| f.ready).map(|f| f.sigma).collect();
+        let floor = TYPICAL_SIGMA_SHARE * median_positive(&sigmas);
+        for f in self.features.iter_mut().filter(|f| f.ready) {
+            f.sigma = f.sigma.max(floor);
         }
         self.since = 0;
         all

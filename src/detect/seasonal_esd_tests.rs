@@ -377,3 +377,25 @@ fn asd_omi1_anomalies_score_higher() {
     );
     assert!(m1 > m0, "anomalous rows mean {m1} <= normal rows mean {m0}");
 }
+
+#[test]
+fn a_step_of_a_feature_flat_in_the_window_stays_finite() {
+    // A fourth feature never moves over the window (a rarely stepping counter).
+    let history: Vec<FeatureVector> = seasonal(960, 8)
+        .into_iter()
+        .map(|mut x| {
+            x.values.push(0.0);
+            x
+        })
+        .collect();
+    let d = fitted(&history, &test_cfg());
+    // Its ordinary step of 0.05 was |z| ~ 5·10⁷ with a level-only floor; now its σ is floored
+    // at a share of the other features' and the step stays finite.
+    let mut x = history[history.len() - PERIOD].clone();
+    x.values[3] = 0.05;
+    let s = d.score(&x).unwrap();
+    assert!(s.raw < 20.0, "{}", s.raw);
+    // A step as large as the other features' seasonal swing is still an anomaly.
+    x.values[3] = 5.0;
+    assert!(d.score(&x).unwrap().value > 0.9);
+}

@@ -14,6 +14,19 @@ use super::{DetectError, Detector, Expected, FeatureVector, Score, normalise};
 
 /// Points a window needs before it scores.
 const MIN_POINTS: usize = 5;
+/// The spread a feature's std floor is taken from is at least this share of the median spread
+/// of the entity's features over the fit history.
+const TYPICAL_SD_SHARE: f64 = 0.1;
+
+/// Median of the positive finite values (0 when there are none).
+pub(super) fn median_positive(v: &[f64]) -> f64 {
+    let mut p: Vec<f64> = v.iter().copied().filter(|x| x.is_finite() && *x > 0.0).collect();
+    if p.is_empty() {
+        return 0.0;
+    }
+    p.sort_by(f64::total_cmp);
+    p[p.len() / 2]
+}
 
 #[derive(Debug, Clone)]
 struct Rolling {
@@ -192,13 +205,27 @@ impl Detector for ZScoreDetector {
     fn fit(&mut self, history: &[FeatureVector]) -> Result<(), DetectError> {
         let nf = self.features.len();
         self.features = vec![Rolling::new(self.cfg.window); nf];
-        for (f, r) in self.features.iter_mut().enumerate() {
-            let col: Vec<f64> =
-                history.iter().filter_map(|x| x.values.get(f).copied()).filter(|v| v.is_finite()).collect();
-            if col.len() >= 2 {
+        let sds: Vec<f64> = (0..nf)
+            .map(|f| {
+                let col: Vec<f64> = history
+                    .iter()
+                    .filter_map(|x| x.values.get(f).copied())
+                    .filter(|v| v.is_finite())
+                    .collect();
+                if col.len() < 2 {
+                    return f64::NAN;
+                }
                 let m = col.iter().sum::<f64>() / col.len() as f64;
-                let sd = (col.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / (col.len() - 1) as f64).sqrt();
-                r.set_min_std(self.cfg.min_std_ratio * sd);
+                (col.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / (col.len() - 1) as f64).sqrt()
+            })
+            .collect();
+        // A feature that did not move over the fit history (a rarely stepping one, or one
+        // whose steps were flagged and left out of refits) would otherwise have no floor but
+        // 0.1 % of its level, and its next ordinary step would score |z| ~ 10⁹.
+        let typical = TYPICAL_SD_SHARE * median_positive(&sds);
+        for (r, sd) in self.features.iter_mut().zip(&sds) {
+            if sd.is_finite() {
+                r.set_min_std(self.cfg.min_std_ratio * sd.max(typical));
             }
         }
         let mut raws = Vec::with_capacity(history.len());
@@ -328,6 +355,26 @@ mod tests {
         // After half a window of the new level the detector has adapted to it.
         let x = vector(31, &[10.0, 0.0]);
         assert!(d.score(&x).unwrap().value < 0.5);
+    }
+
+    #[test]
+    fn a_step_of_a_feature_flat_in_the_fit_history_stays_finite() {
+        // Feature 2 never moved over the fit history (a rarely stepping counter).
+        let history: Vec<FeatureVector> = gaussian_series(400, 2, 4)
+            .into_iter()
+            .map(|mut x| {
+                x.values.push(0.0);
+                x
+            })
+            .collect();
+        let d = fitted(&history);
+        // Its ordinary step of 0.05 scored |z| = 5·10⁷ with a level-only floor; now the floor
+        // is a share of the other features' spread and the step stays finite.
+        let small = d.score(&vector(0, &[0.0, 0.0, 0.05])).unwrap();
+        assert!(small.raw < 20.0, "{}", small.raw);
+        // A step as large as the other features' whole spread is still an anomaly.
+        let big = d.score(&vector(0, &[0.0, 0.0, 2.0])).unwrap();
+        assert!(big.value > 0.9, "{}", big.value);
     }
 
     #[test]

@@ -73,11 +73,14 @@ pub struct EvalOptions {
     pub fit_fraction: f64,
     /// Write plots.
     pub plots: bool,
+    /// Write every dataset's per-point scores (`<dataset>.scores.csv`: label, ensemble flag,
+    /// each detector's calibrated score), for offline analysis.
+    pub scores: bool,
 }
 
 impl Default for EvalOptions {
     fn default() -> Self {
-        Self { fit_fraction: 0.3, plots: true }
+        Self { fit_fraction: 0.3, plots: true, scores: false }
     }
 }
 
@@ -90,6 +93,8 @@ pub struct Trace {
     pub labels: Vec<u8>,
     /// Scores per detector (`ensemble` first), NaN while warming.
     pub scores: BTreeMap<String, Vec<f64>>,
+    /// Raw (uncalibrated) scores per detector, NaN while warming.
+    pub raw: BTreeMap<String, Vec<f64>>,
     /// Ensemble decisions.
     pub flags: Vec<bool>,
     /// Per-feature contributions of the ensemble at each point.
@@ -173,9 +178,9 @@ pub fn evaluate_source(
             v.push(ens);
         }
         for d in &detectors {
-            let v = score
-                .and_then(|s| s.detectors.iter().find(|x| x.detector == *d))
-                .map_or(f64::NAN, |x| x.score.value);
+            let member = score.and_then(|s| s.detectors.iter().find(|x| x.detector == *d));
+            let v = member.map_or(f64::NAN, |x| x.score.value);
+            trace.raw.entry(d.to_string()).or_default().push(member.map_or(f64::NAN, |x| x.score.raw));
             if let Some(s) = trace.scores.get_mut(*d) {
                 s.push(v);
             }
@@ -268,5 +273,54 @@ pub fn write_outputs(
             plot::write_plots(r, cfg.detect.effective_threshold(), out)?;
         }
     }
+    if opts.scores {
+        for r in results {
+            write_scores(r, out)?;
+        }
+    }
     Ok(report)
+}
+
+/// Writes `<out>/<dataset>.scores.csv`: point index, label, ensemble flag, then one column per
+/// detector (`ensemble` first) with its calibrated score, then each detector's raw score as
+/// `<detector>_raw` (empty while warming).
+fn write_scores(r: &DatasetResult, out: &Path) -> Result<PathBuf, EvalError> {
+    use std::fmt::Write as _;
+    let file = out.join(format!("{}.scores.csv", plot::file_stem(&r.name)));
+    let t = &r.trace;
+    let names: Vec<&String> = std::iter::once(ENSEMBLE)
+        .filter_map(|e| t.scores.get_key_value(e).map(|(k, _)| k))
+        .chain(t.scores.keys().filter(|k| k.as_str() != ENSEMBLE))
+        .collect();
+    let raw: Vec<(&String, &Vec<f64>)> = t.raw.iter().collect();
+    let mut text = String::from("i,label,flag");
+    for n in &names {
+        let _ = write!(text, ",{n}");
+    }
+    for (n, _) in &raw {
+        let _ = write!(text, ",{n}_raw");
+    }
+    text.push('\n');
+    for i in 0..t.labels.len() {
+        let _ = write!(text, "{i},{},{}", t.labels[i], u8::from(t.flags[i]));
+        for n in &names {
+            let v = t.scores[*n][i];
+            if v.is_finite() {
+                let _ = write!(text, ",{v:.6}");
+            } else {
+                text.push(',');
+            }
+        }
+        for (_, v) in &raw {
+            let v = v[i];
+            if v.is_finite() {
+                let _ = write!(text, ",{v:.6}");
+            } else {
+                text.push(',');
+            }
+        }
+        text.push('\n');
+    }
+    std::fs::write(&file, text).map_err(|source| EvalError::Write { file: file.clone(), source })?;
+    Ok(file)
 }

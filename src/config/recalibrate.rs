@@ -1,0 +1,90 @@
+//! Configuration of the ensemble's online recalibration (`detect.recalibrate`) and of
+//! detectors that flag on their own (`detect.alone_fpr`).
+
+use serde::{Deserialize, Serialize};
+
+use super::ConfigErrors;
+
+/// Fewest recent scores from which a detector is recalibrated.
+pub const MIN_POINTS: usize = 100;
+
+/// Online recalibration: at every refit, each detector's raw scores are re-mapped to [0, 1] by
+/// the distribution of the raw scores it actually produced on the last `window` vectors (all of
+/// them, flagged ones included), instead of by its scores on the fit history alone. The tail is
+/// extrapolated from the median excess over the 90th percentile, so a few percent of anomalous
+/// scores in the window do not loosen it. This follows drift, and it cuts the loop in which
+/// vectors flagged anomalous are left out of refits, the refit history gets calmer than the
+/// data and the observed false-positive rate climbs far above `target_fpr`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecalibrateConfig {
+    /// Whether scores are recalibrated online.
+    pub enabled: bool,
+    /// Recent raw scores kept per detector and entity (8 bytes each).
+    pub window: usize,
+    /// Recent scores a detector needs before its recalibrated score replaces the one from the
+    /// fit history.
+    pub min_points: usize,
+}
+
+impl Default for RecalibrateConfig {
+    fn default() -> Self {
+        Self { enabled: false, window: 5000, min_points: 500 }
+    }
+}
+
+impl RecalibrateConfig {
+    /// Reports every invalid field; pure (fills no defaults).
+    pub fn validate(&self, e: &mut ConfigErrors) {
+        if self.min_points < MIN_POINTS {
+            e.invalid("min_points", format!("must be >= {MIN_POINTS}, got {}", self.min_points));
+        }
+        if self.window < self.min_points {
+            e.invalid("window", format!("must be >= min_points ({}), got {}", self.min_points, self.window));
+        }
+    }
+}
+
+/// Checks `detect.alone_fpr`: known detector names, rates within (0, 1).
+pub fn validate_alone(alone: &std::collections::BTreeMap<String, f64>, e: &mut ConfigErrors) {
+    for (name, fpr) in alone {
+        if !super::DETECTORS.contains(&name.as_str()) {
+            e.invalid(name, format!("unknown detector, expected one of {}", super::DETECTORS.join(", ")));
+        } else if !(*fpr > 0.0 && *fpr < 1.0) {
+            e.invalid(name, format!("must be within (0, 1), got {fpr}"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    #[test]
+    fn ensemble_keys_parse_and_validate() {
+        let cfg = Config::parse(
+            "detect:\n  recalibrate:\n    enabled: true\n    window: 2000\n  alone_fpr:\n    kmeans: 0.02\n  hold_ratio: 0.5\n",
+        )
+        .unwrap();
+        assert!(cfg.detect.recalibrate.enabled);
+        assert_eq!(cfg.detect.recalibrate.window, 2000);
+        assert_eq!(cfg.detect.alone_fpr.get("kmeans"), Some(&0.02));
+        assert_eq!(cfg.detect.hold_ratio, 0.5);
+        assert!(cfg.validate().is_empty());
+
+        let bad = Config::parse(
+            "detect:\n  recalibrate:\n    min_points: 10\n  alone_fpr:\n    kmean: 0.02\n    zscore: 1.5\n  hold_ratio: 0\n",
+        )
+        .unwrap();
+        let paths: Vec<String> = bad.validate().into_iter().map(|e| e.path).collect();
+        assert_eq!(
+            paths,
+            [
+                "detect.recalibrate.min_points",
+                "detect.alone_fpr.kmean",
+                "detect.alone_fpr.zscore",
+                "detect.hold_ratio"
+            ]
+        );
+    }
+}
