@@ -24,11 +24,15 @@ pub struct IsolationForestConfig {
     pub sample_size: usize,
     /// Seed of the tree-growing RNG: the same seed and history give the same model.
     pub seed: u64,
+    /// A scikit-learn forest exported by `training/train_isolation_forest.py` (ONNX, with its
+    /// `.json` metadata beside it), imported into the native forest and shared by every
+    /// entity instead of growing trees per entity. Each entity still calibrates on its history.
+    pub model: Option<std::path::PathBuf>,
 }
 
 impl Default for IsolationForestConfig {
     fn default() -> Self {
-        Self { enabled: false, weight: 1.0, trees: 100, sample_size: 256, seed: 1 }
+        Self { enabled: false, weight: 1.0, trees: 100, sample_size: 256, seed: 1, model: None }
     }
 }
 

@@ -20,8 +20,8 @@ mod zscore;
 pub use ensemble::{DetectorScore, Ensemble, EnsembleScore, Member, Severity};
 pub use error::DetectError;
 pub use isolation_forest::{
-    Forest, ForestError, ForestParams, IsolationForestConfig, IsolationForestDetector, TreeNode,
-    average_path_length,
+    Forest, ForestError, ForestParams, IsolationForestConfig, IsolationForestDetector, OnnxForestInfo,
+    PretrainedForest, TreeNode, average_path_length,
 };
 pub use kmeans::{KMeansConfig, KMeansDetector};
 pub use lstm_ae::{LstmAeDetector, LstmModel, Scaling, SequenceModel};

@@ -7,7 +7,7 @@ use crate::config::DetectConfig;
 
 use super::{
     DetectError, Ensemble, EnsembleScore, FeatureVector, IsolationForestDetector, KMeansDetector,
-    LstmAeDetector, LstmModel, Member, SeasonalEsdDetector, ZScoreDetector,
+    LstmAeDetector, LstmModel, Member, PretrainedForest, SeasonalEsdDetector, ZScoreDetector,
 };
 
 /// Lifecycle of an entity's models (`anomaly_model_state{state}`).
@@ -41,18 +41,25 @@ pub struct ModelSpec {
     cfg: DetectConfig,
     n_features: usize,
     lstm: Option<Arc<LstmModel>>,
+    forest: Option<Arc<PretrainedForest>>,
 }
 
 impl ModelSpec {
     /// A spec for vectors of `n_features` features. `detect.lstm_ae` takes part only once
     /// its network is given with [`with_lstm`](Self::with_lstm).
     pub fn new(cfg: &DetectConfig, n_features: usize) -> Self {
-        Self { cfg: cfg.clone(), n_features, lstm: None }
+        Self { cfg: cfg.clone(), n_features, lstm: None, forest: None }
     }
 
     /// The loaded autoencoder network shared by every entity's `lstm_ae` detector.
     pub fn with_lstm(mut self, model: Arc<LstmModel>) -> Self {
         self.lstm = Some(model);
+        self
+    }
+
+    /// Imported isolation-forest trees every entity's `iforest` scores with.
+    pub fn with_forest(mut self, forest: Arc<PretrainedForest>) -> Self {
+        self.forest = Some(forest);
         self
     }
 
@@ -95,11 +102,10 @@ impl ModelSpec {
         if c.iforest.enabled {
             members.push(Member {
                 weight: c.iforest.weight,
-                detector: Box::new(IsolationForestDetector::new(
-                    &c.iforest,
-                    self.n_features,
-                    c.calibration_decades,
-                )),
+                detector: Box::new(match &self.forest {
+                    Some(f) => IsolationForestDetector::pretrained(Arc::clone(f), c.calibration_decades),
+                    None => IsolationForestDetector::new(&c.iforest, self.n_features, c.calibration_decades),
+                }),
             });
         }
         if c.sesd.enabled {

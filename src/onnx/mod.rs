@@ -26,6 +26,7 @@ pub use metadata::{ModelMetadata, Scaler};
 use crate::config::{Config, OnnxBackend, OnnxConfig};
 use crate::detect::calibrate::Calibrator;
 use crate::detect::lstm_ae::{LstmModel, STD_FLOOR, SequenceModel};
+use crate::detect::{Forest, PretrainedForest};
 
 /// The built-in autoencoder (`models/lstm_autoencoder.onnx`, profile `dwcp`).
 pub const BUILTIN_LSTM: &[u8] = include_bytes!("../../models/lstm_autoencoder.onnx");
@@ -136,6 +137,29 @@ pub fn load_lstm(
     )?;
     info!(model = %source, backend = model.net.backend(), window = model.window, "LSTM autoencoder loaded.");
     Ok(Some(Arc::new(model)))
+}
+
+/// Loads the scikit-learn forest `detect.iforest.model` names into the native forest, checked
+/// against the profile's `features`; `Ok(None)` when the detector is off or grows its own.
+pub fn load_forest(cfg: &Config, features: &[String]) -> Result<Option<Arc<PretrainedForest>>, OnnxError> {
+    let ic = &cfg.detect.iforest;
+    let Some(path) = ic.model.as_ref().filter(|_| ic.enabled) else { return Ok(None) };
+    let read =
+        |file: &Path| std::fs::read(file).map_err(|source| OnnxError::Read { file: file.into(), source });
+    let meta_path = path.with_extension("json");
+    let text = String::from_utf8_lossy(&read(&meta_path)?).into_owned();
+    let meta = ModelMetadata::parse(&text, "isolation_forest", features)
+        .map_err(|reason| OnnxError::Metadata { file: meta_path.display().to_string(), reason })?;
+    let forest = Forest::from_onnx(&read(path)?)
+        .map_err(|e| OnnxError::Model { file: path.display().to_string(), reason: e.to_string() })?;
+    if forest.n_features() != features.len() {
+        let reason =
+            format!("the forest reads {} features, the profile has {}", forest.n_features(), features.len());
+        return Err(OnnxError::Model { file: path.display().to_string(), reason });
+    }
+    info!(model = %path.display(), trees = forest.n_trees(), "Isolation forest imported from ONNX.");
+    let std = meta.scaler.std.iter().map(|s| s.max(STD_FLOOR)).collect();
+    Ok(Some(Arc::new(PretrainedForest { forest, mean: meta.scaler.mean, std })))
 }
 
 enum BuildError {
@@ -326,6 +350,7 @@ pub fn backend_label(model: Option<&LstmModel>) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::detect::FeatureVector;
 
     fn dwcp_features() -> Vec<String> {
         crate::simulate::FEATURES.iter().map(|s| s.to_string()).collect()
@@ -389,5 +414,39 @@ mod tests {
         std::fs::write(dir.path().join("m.json"), BUILTIN_LSTM_METADATA).unwrap();
         let err = load_lstm(&cfg, "dwcp", &swapped).unwrap_err().to_string();
         assert!(err.contains("m.json: model features") && err.contains("same order"), "{err}");
+    }
+
+    #[test]
+    fn shipped_forest_is_imported_and_flags_a_spike() {
+        let mut cfg = Config::default();
+        cfg.detect.iforest.enabled = true;
+        cfg.detect.iforest.model =
+            Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("models/isolation_forest.onnx"));
+        let f = load_forest(&cfg, &dwcp_features()).unwrap().unwrap();
+        assert_eq!((f.forest.n_trees(), f.forest.sample_size()), (100, 256));
+        let mut d = crate::detect::IsolationForestDetector::pretrained(f, 6.0);
+        let mut rng = crate::rng::Rng::new(4);
+        let normal = |rng: &mut crate::rng::Rng| -> Vec<f64> {
+            [700.0, 25.0, 0.05, 2.5, 50.0, 55.0, 0.02]
+                .iter()
+                .map(|m| m * (1.0 + 0.05 * rng.normal()))
+                .collect()
+        };
+        let history: Vec<FeatureVector> =
+            (0..500).map(|t| FeatureVector { timestamp_ms: t, values: normal(&mut rng) }).collect();
+        use crate::detect::Detector;
+        d.fit(&history).unwrap();
+        let ok = d.score(&FeatureVector { timestamp_ms: 501, values: normal(&mut rng) }).unwrap();
+        let mut spike = normal(&mut rng);
+        spike[1] = 400.0;
+        let bad = d.score(&FeatureVector { timestamp_ms: 502, values: spike }).unwrap();
+        assert!(bad.value > 0.5 && ok.value < 0.5, "spike {} normal {}", bad.value, ok.value);
+        let top = bad.contributions.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
+        assert_eq!(top, 1, "{:?}", bad.contributions);
+        // Features in another order are refused, naming the metadata file.
+        let mut swapped = dwcp_features();
+        swapped.swap(0, 1);
+        let err = load_forest(&cfg, &swapped).unwrap_err().to_string();
+        assert!(err.contains("isolation_forest.json: model features"), "{err}");
     }
 }

@@ -57,7 +57,11 @@ impl Scorer {
     pub fn new(cfg: &Config, profile: &Profile) -> Result<Self, OnnxError> {
         let features = profile.feature_names();
         let lstm = onnx::load_lstm(cfg, &profile.name, &features)?;
-        Ok(Self::with_lstm(cfg, profile, lstm))
+        let mut scorer = Self::with_lstm(cfg, profile, lstm);
+        if let Some(f) = onnx::load_forest(cfg, &features)? {
+            scorer.spec = scorer.spec.with_forest(f);
+        }
+        Ok(scorer)
     }
 
     /// A scorer with an already loaded autoencoder (or none), e.g. shared by many replays.

@@ -20,6 +20,8 @@
 
 mod error;
 mod onnx;
+
+pub use onnx::OnnxForestInfo;
 mod tree;
 
 #[cfg(test)]
@@ -56,18 +58,49 @@ pub struct IsolationForestDetector {
     decades: f64,
     forest: Option<Forest>,
     calibrator: Option<Calibrator>,
+    pretrained: Option<std::sync::Arc<PretrainedForest>>,
+}
+
+/// A forest trained elsewhere (scikit-learn, imported from ONNX with [`Forest::from_onnx`])
+/// on standardised vectors, shared by every entity. Entities keep their own calibration.
+#[derive(Debug, Clone)]
+pub struct PretrainedForest {
+    /// The imported trees.
+    pub forest: Forest,
+    /// Scaler means, per feature.
+    pub mean: Vec<f64>,
+    /// Scaler standard deviations, per feature.
+    pub std: Vec<f64>,
+}
+
+impl PretrainedForest {
+    /// `values` standardised and rounded to f32 as the ONNX input (and scikit-learn) sees them.
+    fn standardise(&self, values: &[f64], out: &mut Vec<f64>) {
+        out.extend(
+            values.iter().zip(self.mean.iter().zip(&self.std)).map(|(v, (m, s))| ((v - m) / s) as f32 as f64),
+        );
+    }
 }
 
 impl IsolationForestDetector {
     /// A detector for `n_features` features; `decades` is the calibration range (see
     /// [`calibrate`](super::calibrate)).
     pub fn new(cfg: &IsolationForestConfig, n_features: usize, decades: f64) -> Self {
-        Self { cfg: cfg.clone(), n_features, decades, forest: None, calibrator: None }
+        Self { cfg: cfg.clone(), n_features, decades, forest: None, calibrator: None, pretrained: None }
+    }
+
+    /// A detector scoring with `pretrained` trees instead of growing its own; `fit` only
+    /// calibrates on the entity's history.
+    pub fn pretrained(model: std::sync::Arc<PretrainedForest>, decades: f64) -> Self {
+        let n_features = model.forest.n_features();
+        let mut d = Self::new(&IsolationForestConfig::default(), n_features, decades);
+        d.pretrained = Some(model);
+        d
     }
 
     /// The trained forest, once fitted.
     pub fn forest(&self) -> Option<&Forest> {
-        self.forest.as_ref()
+        self.pretrained.as_ref().map(|p| &p.forest).or(self.forest.as_ref())
     }
 
     /// Calibrated score of a raw forest score.
@@ -104,6 +137,14 @@ impl Detector for IsolationForestDetector {
             sample_size: self.cfg.sample_size.clamp(2, config::MAX_SAMPLE_SIZE),
             seed: self.cfg.seed,
         };
+        if let Some(p) = &self.pretrained {
+            let mut flat = Vec::with_capacity(rows.len() * nf);
+            rows.iter().for_each(|r| p.standardise(r, &mut flat));
+            let mut raw = vec![0.0; rows.len()];
+            p.forest.score_batch(&flat, &mut raw)?;
+            self.calibrator = Calibrator::fit(&raw, self.decades);
+            return Ok(());
+        }
         let forest = Forest::train(&rows, nf, &params)
             .map_err(|_| DetectError::Shape { expected: MAX_FEATURES, found: nf })?;
         let mut raw = vec![0.0; rows.len()];
@@ -127,7 +168,10 @@ impl Detector for IsolationForestDetector {
 
     /// Allocation-free once `out.contributions` has grown to the feature count.
     fn score_into(&self, x: &FeatureVector, out: &mut Score) -> Result<(), DetectError> {
-        let forest = self.forest.as_ref().ok_or(DetectError::NotFitted(NAME))?;
+        if self.pretrained.is_some() && self.calibrator.is_none() {
+            return Err(DetectError::NotFitted(NAME));
+        }
+        let forest = self.forest().ok_or(DetectError::NotFitted(NAME))?;
         out.expected.clear();
         out.contributions.clear();
         out.contributions.resize(self.n_features, 0.0);
@@ -135,7 +179,14 @@ impl Detector for IsolationForestDetector {
             (out.value, out.raw) = (0.0, f64::NAN);
             return Ok(());
         }
-        let raw = forest.score_into(&x.values, &mut out.contributions)?;
+        let raw = match &self.pretrained {
+            Some(p) if x.values.len() == self.n_features => {
+                let mut z = Vec::with_capacity(self.n_features);
+                p.standardise(&x.values, &mut z);
+                forest.score_into(&z, &mut out.contributions)?
+            }
+            _ => forest.score_into(&x.values, &mut out.contributions)?,
+        };
         (out.value, out.raw) = (self.calibrated(raw), raw);
         Ok(())
     }
