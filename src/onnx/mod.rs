@@ -101,12 +101,8 @@ pub fn load_lstm(
     }
     let (source, bytes, meta_file, meta_text) = match &lc.model {
         Some(path) => {
-            let read = |file: &Path| {
-                std::fs::read(file).map_err(|source| OnnxError::Read { file: file.into(), source })
-            };
-            let meta_path = path.with_extension("json");
-            let text = String::from_utf8_lossy(&read(&meta_path)?).into_owned();
-            (path.display().to_string(), read(path)?, meta_path.display().to_string(), text)
+            let (bytes, meta_path, text) = read_model(path)?;
+            (path.display().to_string(), bytes, meta_path.display().to_string(), text)
         }
         None => {
             let features_match = serde_json::from_str::<ModelMetadata>(BUILTIN_LSTM_METADATA)
@@ -129,12 +125,7 @@ pub fn load_lstm(
     };
     let meta = ModelMetadata::parse(&meta_text, "lstm_autoencoder", features)
         .map_err(|reason| OnnxError::Metadata { file: meta_file.clone(), reason })?;
-    let model = build_lstm(&cfg.onnx, &source, &bytes, &meta, cfg.detect.calibration_decades).map_err(
-        |e| match e {
-            BuildError::Meta(reason) => OnnxError::Metadata { file: meta_file, reason },
-            BuildError::Other(e) => e,
-        },
-    )?;
+    let model = build_lstm(&cfg.onnx, &source, &bytes, &meta_file, &meta, cfg.detect.calibration_decades)?;
     info!(model = %source, backend = model.net.backend(), window = model.window, "LSTM autoencoder loaded.");
     Ok(Some(Arc::new(model)))
 }
@@ -144,13 +135,10 @@ pub fn load_lstm(
 pub fn load_forest(cfg: &Config, features: &[String]) -> Result<Option<Arc<PretrainedForest>>, OnnxError> {
     let ic = &cfg.detect.iforest;
     let Some(path) = ic.model.as_ref().filter(|_| ic.enabled) else { return Ok(None) };
-    let read =
-        |file: &Path| std::fs::read(file).map_err(|source| OnnxError::Read { file: file.into(), source });
-    let meta_path = path.with_extension("json");
-    let text = String::from_utf8_lossy(&read(&meta_path)?).into_owned();
+    let (bytes, meta_path, text) = read_model(path)?;
     let meta = ModelMetadata::parse(&text, "isolation_forest", features)
         .map_err(|reason| OnnxError::Metadata { file: meta_path.display().to_string(), reason })?;
-    let forest = Forest::from_onnx(&read(path)?)
+    let forest = Forest::from_onnx(&bytes)
         .map_err(|e| OnnxError::Model { file: path.display().to_string(), reason: e.to_string() })?;
     if forest.n_features() != features.len() {
         let reason =
@@ -162,53 +150,57 @@ pub fn load_forest(cfg: &Config, features: &[String]) -> Result<Option<Arc<Pretr
     Ok(Some(Arc::new(PretrainedForest { forest, mean: meta.scaler.mean, std })))
 }
 
-enum BuildError {
-    Meta(String),
-    Other(OnnxError),
+/// A model file, the path of its metadata (`.json` beside it) and the metadata's text.
+fn read_model(path: &Path) -> Result<(Vec<u8>, PathBuf, String), OnnxError> {
+    let read =
+        |file: &Path| std::fs::read(file).map_err(|source| OnnxError::Read { file: file.into(), source });
+    let meta_path = path.with_extension("json");
+    let text = String::from_utf8_lossy(&read(&meta_path)?).into_owned();
+    Ok((read(path)?, meta_path, text))
 }
 
 /// Builds the network on the configured engine and checks it on one window of zeros.
+/// Metadata problems are reported against `meta_file`, engine ones against `source`.
 fn build_lstm(
     onnx: &OnnxConfig,
     source: &str,
     bytes: &[u8],
+    meta_file: &str,
     meta: &ModelMetadata,
     decades: f64,
-) -> Result<LstmModel, BuildError> {
-    let window =
-        meta.window.filter(|w| *w >= 1).ok_or_else(|| BuildError::Meta("window must be >= 1".into()))?;
+) -> Result<LstmModel, OnnxError> {
+    let meta_err = |reason: &str| OnnxError::Metadata { file: meta_file.into(), reason: reason.into() };
+    let window = meta.window.filter(|w| *w >= 1).ok_or_else(|| meta_err("window must be >= 1"))?;
     let nf = meta.features.len();
     let shape =
         Shape { window, features: nf, input: meta.input_name.clone(), output: meta.output_name.clone() };
-    check_declared(source, bytes, &shape).map_err(BuildError::Other)?;
-    let net = engine(onnx, source, bytes, &shape).map_err(BuildError::Other)?;
+    check_declared(source, bytes, &shape)?;
+    let net = engine(onnx, source, bytes, &shape)?;
     let input = vec![0f32; window * nf];
     let mut output = Vec::new();
-    net.reconstruct(&input, 1, &mut output).map_err(|reason| {
-        BuildError::Other(OnnxError::Model {
-            file: source.into(),
-            reason: format!("a [1, {window}, {nf}] window does not run: {reason}"),
-        })
+    net.reconstruct(&input, 1, &mut output).map_err(|reason| OnnxError::Model {
+        file: source.into(),
+        reason: format!("a [1, {window}, {nf}] window does not run: {reason}"),
     })?;
     if output.len() != input.len() {
-        return Err(BuildError::Other(OnnxError::Model {
+        return Err(OnnxError::Model {
             file: source.into(),
             reason: format!(
                 "output {} has {} values for a [1, {window}, {nf}] input, expected the same shape",
                 meta.output_name,
                 output.len()
             ),
-        }));
+        });
     }
     let calibrator = Calibrator::fit(&meta.calibration_quantiles, decades)
-        .ok_or_else(|| BuildError::Meta("calibration_quantiles hold too few finite values".into()))?;
+        .ok_or_else(|| meta_err("calibration_quantiles hold too few finite values"))?;
     Ok(LstmModel {
         source: source.into(),
         window,
         n_features: nf,
         mean: meta.scaler.mean.clone(),
         std: meta.scaler.std.iter().map(|s| s.max(STD_FLOOR)).collect(),
-        scaling: meta.scaling().map_err(BuildError::Meta)?,
+        scaling: meta.scaling().map_err(|reason| meta_err(&reason))?,
         threshold: meta.threshold,
         calibrator,
         net,
@@ -327,7 +319,13 @@ pub fn find_runtime(onnx: &OnnxConfig) -> Option<(PathBuf, &'static str)> {
     python_runtime().map(|p| (p, VIA_PYTHON))
 }
 
+/// The probe spawns Python, so it runs once per process (eval loads a model per dataset).
 fn python_runtime() -> Option<PathBuf> {
+    static FOUND: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    FOUND.get_or_init(probe_python).clone()
+}
+
+fn probe_python() -> Option<PathBuf> {
     const PROBE: &str = "import importlib.util as u, glob, os\n\
         s = u.find_spec('onnxruntime')\n\
         d = [os.path.join(p, 'capi') for p in (s.submodule_search_locations or [])] if s else []\n\
