@@ -18,8 +18,11 @@ pub struct LstmAeConfig {
     pub enabled: bool,
     /// Weight in the ensemble vote.
     pub weight: f64,
-    /// The ONNX model; its metadata is the `.json` file of the same name beside it. Unset:
-    /// the model built into the binary (`models/lstm_autoencoder.onnx`, `dwcp` profile).
+    /// The ONNX model; its metadata is the `.json` file of the same name beside it. A
+    /// directory: the first model under it (recursively, in path order) whose metadata lists
+    /// exactly the profile's features — one setting for several feature sets; with none, the
+    /// detector is left out with a warning. Unset: the model built into the binary
+    /// (`models/lstm_autoencoder.onnx`, `dwcp` profile).
     pub model: Option<PathBuf>,
     /// Most windows per inference call; a check with more entities makes several calls.
     pub max_batch: usize,

@@ -99,7 +99,22 @@ pub fn load_lstm(
     if !lc.enabled {
         return Ok(None);
     }
-    let (source, bytes, meta_file, meta_text) = match &lc.model {
+    let chosen = match &lc.model {
+        Some(dir) if dir.is_dir() => match find_in_dir(dir, "lstm_autoencoder", features)? {
+            Some(path) => Some(path),
+            None => {
+                warn!(
+                    profile,
+                    dir = %dir.display(),
+                    features = features.len(),
+                    "detect.lstm_ae.model is a directory holding no LSTM autoencoder trained on this profile's features; lstm_ae is left out"
+                );
+                return Ok(None);
+            }
+        },
+        other => other.clone(),
+    };
+    let (source, bytes, meta_file, meta_text) = match &chosen {
         Some(path) => {
             let (bytes, meta_path, text) = read_model(path)?;
             (path.display().to_string(), bytes, meta_path.display().to_string(), text)
@@ -148,6 +163,32 @@ pub fn load_forest(cfg: &Config, features: &[String]) -> Result<Option<Arc<Pretr
     info!(model = %path.display(), trees = forest.n_trees(), "Isolation forest imported from ONNX.");
     let std = meta.scaler.std.iter().map(|s| s.max(STD_FLOOR)).collect();
     Ok(Some(Arc::new(PretrainedForest { forest, mean: meta.scaler.mean, std })))
+}
+
+/// The first model (in path order) under `dir`, searched recursively, whose metadata (the
+/// `.json` beside each `.onnx`) has this `kind` and exactly these feature names in this order.
+/// Files that are not models, or whose metadata does not parse, are passed over.
+fn find_in_dir(dir: &Path, kind: &str, features: &[String]) -> Result<Option<PathBuf>, OnnxError> {
+    let mut pending = vec![dir.to_path_buf()];
+    let mut models = Vec::new();
+    while let Some(d) = pending.pop() {
+        let entries = std::fs::read_dir(&d).map_err(|source| OnnxError::Read { file: d.clone(), source })?;
+        for entry in entries {
+            let path = entry.map_err(|source| OnnxError::Read { file: d.clone(), source })?.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|e| e == "onnx") {
+                models.push(path);
+            }
+        }
+    }
+    models.sort();
+    Ok(models.into_iter().find(|m| {
+        std::fs::read_to_string(m.with_extension("json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<ModelMetadata>(&t).ok())
+            .is_some_and(|meta| meta.kind == kind && meta.features == features)
+    }))
 }
 
 /// A model file, the path of its metadata (`.json` beside it) and the metadata's text.
@@ -386,6 +427,36 @@ mod tests {
         assert!(load_lstm(&Config::default(), "dwcp", &dwcp_features()).unwrap().is_none());
         let other = vec!["a".to_string()];
         assert!(load_lstm(&config(OnnxBackend::Tract), "node", &other).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_directory_picks_the_model_trained_on_the_profiles_features() {
+        let dir = tempfile::tempdir().unwrap();
+        // Two "families": dwcp's 7 features under a/, the same model relabelled with other
+        // names under b/, and a stray file with unreadable metadata.
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::create_dir_all(&a).unwrap();
+        std::fs::create_dir_all(&b).unwrap();
+        std::fs::write(a.join("lstm_autoencoder.onnx"), BUILTIN_LSTM).unwrap();
+        std::fs::write(a.join("lstm_autoencoder.json"), BUILTIN_LSTM_METADATA).unwrap();
+        let mut other = BUILTIN_LSTM_METADATA.to_string();
+        for (k, f) in dwcp_features().iter().enumerate() {
+            other = other.replace(&format!("\"{f}\""), &format!("\"f{k}\""));
+        }
+        std::fs::write(b.join("lstm_autoencoder.onnx"), BUILTIN_LSTM).unwrap();
+        std::fs::write(b.join("lstm_autoencoder.json"), &other).unwrap();
+        std::fs::write(dir.path().join("0.onnx"), b"not a model").unwrap();
+        std::fs::write(dir.path().join("0.json"), b"{").unwrap();
+        let mut cfg = config(OnnxBackend::Tract);
+        cfg.detect.lstm_ae.model = Some(dir.path().to_path_buf());
+
+        let m = load_lstm(&cfg, "dwcp", &dwcp_features()).unwrap().unwrap();
+        assert_eq!(m.source, a.join("lstm_autoencoder.onnx").display().to_string());
+        let fs: Vec<String> = (0..7).map(|k| format!("f{k}")).collect();
+        let m = load_lstm(&cfg, "csv", &fs).unwrap().unwrap();
+        assert_eq!(m.source, b.join("lstm_autoencoder.onnx").display().to_string());
+        // No model for these features: left out, not an error.
+        assert!(load_lstm(&cfg, "csv", &fs[..3]).unwrap().is_none());
     }
 
     #[test]
