@@ -67,6 +67,7 @@ fn check() -> CheckScores {
     let score = EnsembleScore {
         confidence: 0.95,
         anomalous: true,
+        voted: true,
         severity: Severity::Critical,
         contributions: vec![0.8, 0.2],
         expected: Vec::new(),

@@ -8,6 +8,7 @@ fn score(confidence: f64, severity: Severity) -> EnsembleScore {
     EnsembleScore {
         confidence,
         anomalous: severity != Severity::None,
+        voted: severity != Severity::None,
         severity,
         contributions: vec![0.1, 0.9],
         expected: vec![Expected { value: 1.0, lower: 0.0, upper: 2.0 }; 2],

@@ -79,6 +79,9 @@ pub struct EnsembleScore {
     pub confidence: f64,
     /// `confidence >= threshold`.
     pub anomalous: bool,
+    /// The weighted vote alone reached the threshold (without members flagging alone or
+    /// hysteresis).
+    pub voted: bool,
     /// Severity band of the confidence (None when not anomalous).
     pub severity: Severity,
     /// Per-feature contributions, weighted by each detector's score.
@@ -225,6 +228,7 @@ impl Ensemble {
         }
         normalise(&mut contributions);
         let mut confidence = if den > 0.0 { (num / den).clamp(0.0, 1.0) } else { 0.0 };
+        let voted = confidence >= self.threshold;
         for (d, alone) in detectors.iter().zip(&self.alone) {
             if let Some(a) = *alone
                 && d.score.value >= a
@@ -241,6 +245,7 @@ impl Ensemble {
         Ok(EnsembleScore {
             confidence,
             anomalous: severity != Severity::None,
+            voted,
             severity,
             contributions,
             expected,

@@ -195,7 +195,12 @@ impl EntityModel {
             None => None,
         };
         self.ensemble.update(&x);
-        let flagged = score.as_ref().is_some_and(|s| s.anomalous);
+        // Only what the vote itself flagged stays out of refits. A vector flagged by one member
+        // alone (`alone_fpr`) or held by hysteresis is less certain; leaving those out starved
+        // the history of exactly what that member finds unusual, so refits saw calmer data than
+        // the stream and flagged ever more (SMD: F1 0.242 → 0.201 when the z-score also flagged
+        // alone; with this rule 0.241, and ASD's event recall 0.906 → 0.939).
+        let flagged = score.as_ref().is_some_and(|s| s.voted);
         if self.history.len() == self.fit_window {
             self.history.pop_front();
         }
@@ -204,7 +209,7 @@ impl EntityModel {
         Ok(Step { state, score })
     }
 
-    /// Fits on the buffered history, leaving out vectors that were flagged anomalous.
+    /// Fits on the buffered history, leaving out vectors the ensemble's vote flagged.
     pub fn refit(&mut self, now_ms: i64) -> Result<(), DetectError> {
         let normal: Vec<FeatureVector> =
             self.history.iter().filter(|(_, flagged)| !flagged).map(|(x, _)| x.clone()).collect();
@@ -276,5 +281,21 @@ mod tests {
         let spike = FeatureVector { timestamp_ms: 10_000_000, values: vec![50.0] };
         assert!(m.step(spike).unwrap().score.unwrap().anomalous);
         assert!(m.history.back().unwrap().1);
+    }
+
+    #[test]
+    fn vectors_only_held_by_hysteresis_stay_in_refits() {
+        let cfg = DetectConfig { min_fit_points: 30, hold_ratio: 0.1, ..DetectConfig::default() };
+        let mut m = ModelSpec::new(&cfg, 1).build();
+        for x in gaussian_series(200, 1, 9) {
+            m.step(x).unwrap();
+        }
+        let spike = FeatureVector { timestamp_ms: 10_000_000, values: vec![50.0] };
+        assert!(m.step(spike).unwrap().score.unwrap().voted);
+        // A mild value right after: under the threshold, above 0.1 × it, so still flagged.
+        let after = FeatureVector { timestamp_ms: 10_060_000, values: vec![2.5] };
+        let s = m.step(after).unwrap().score.unwrap();
+        assert!(s.anomalous && !s.voted, "confidence {}", s.confidence);
+        assert!(!m.history.back().unwrap().1);
     }
 }
