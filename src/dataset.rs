@@ -39,6 +39,16 @@ pub enum DatasetError {
     /// Nothing to read.
     #[error("no CSV datasets found under {0}")]
     Empty(PathBuf),
+    /// Two search roots hold datasets of the same name (their reports and plots would collide).
+    #[error("dataset {name:?} is found under both {first} and {second}")]
+    Duplicate {
+        /// The dataset name.
+        name: String,
+        /// The first root holding it.
+        first: PathBuf,
+        /// The second.
+        second: PathBuf,
+    },
 }
 
 /// One CSV file: timestamps, feature rows and 0/1 labels.
@@ -192,6 +202,26 @@ pub fn discover(path: &Path) -> Result<Vec<Source>, DatasetError> {
     Ok(out)
 }
 
+/// [`discover`] over several roots, in order; every root must hold a dataset, and names must
+/// be unique across roots.
+pub fn discover_all(paths: &[PathBuf]) -> Result<Vec<Source>, DatasetError> {
+    let mut out: Vec<Source> = Vec::new();
+    let mut roots: std::collections::HashMap<String, &Path> = std::collections::HashMap::new();
+    for path in paths {
+        for source in discover(path)? {
+            if let Some(first) = roots.insert(source.name().to_string(), path) {
+                return Err(DatasetError::Duplicate {
+                    name: source.name().to_string(),
+                    first: first.to_path_buf(),
+                    second: path.clone(),
+                });
+            }
+            out.push(source);
+        }
+    }
+    Ok(out)
+}
+
 fn walk(root: &Path, dir: &Path, out: &mut Vec<Source>) -> Result<(), DatasetError> {
     let io = |source| DatasetError::Io { file: dir.to_path_buf(), source };
     let mut entries: Vec<PathBuf> =
@@ -287,5 +317,23 @@ mod tests {
         assert!(matches!(found[0], Source::Split { .. }));
         let empty = tempfile::tempdir().unwrap();
         assert!(matches!(discover(empty.path()), Err(DatasetError::Empty(_))));
+    }
+
+    #[test]
+    fn several_roots_are_concatenated_and_must_not_share_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for f in ["a/cpu.csv", "a/mem.csv", "b/disk.csv", "c/cpu.csv"] {
+            std::fs::create_dir_all(d.join(f).parent().unwrap()).unwrap();
+            std::fs::write(d.join(f), "").unwrap();
+        }
+        let found = discover_all(&[d.join("a"), d.join("b")]).unwrap();
+        let names: Vec<&str> = found.iter().map(Source::name).collect();
+        assert_eq!(names, ["cpu", "mem", "disk"]);
+        let err = discover_all(&[d.join("a"), d.join("c")]).unwrap_err().to_string();
+        assert!(err.contains("\"cpu\"") && err.contains("/a") && err.contains("/c"), "{err}");
+        let empty = tempfile::tempdir().unwrap();
+        let err = discover_all(&[d.join("a"), empty.path().to_path_buf()]).unwrap_err();
+        assert!(matches!(err, DatasetError::Empty(_)));
     }
 }

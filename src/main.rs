@@ -66,9 +66,10 @@ struct TrainArgs {
 #[derive(Args)]
 struct EvalArgs {
     /// A CSV in the common format, or a directory searched recursively (a directory holding
-    /// train.csv + test.csv is one dataset).
-    #[arg(long)]
-    data: PathBuf,
+    /// train.csv + test.csv is one dataset). Repeat to evaluate several together: the totals
+    /// are over all of them.
+    #[arg(long, required = true)]
+    data: Vec<PathBuf>,
     /// YAML config file (detectors, thresholds, refit schedule).
     #[arg(long, short)]
     config: Option<PathBuf>,
@@ -449,7 +450,7 @@ fn eval_cmd(args: EvalArgs) -> Result<()> {
     if !(0.0..1.0).contains(&args.fit_fraction) {
         bail!("--fit-fraction must be within [0, 1), got {}", args.fit_fraction);
     }
-    let sources = dwcp_anomaly::dataset::discover(&args.data)?;
+    let sources = dwcp_anomaly::dataset::discover_all(&args.data)?;
     let opts = EvalOptions { fit_fraction: args.fit_fraction, plots: !args.no_plots, scores: args.scores };
     let total = eval::count_points(&sources, opts.fit_fraction);
     let bar = indicatif::ProgressBar::new(total as u64);
