@@ -95,3 +95,21 @@ fn the_example_config_validates_with_its_secrets_from_the_environment() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && stderr.contains("alert.slack_webhook_url"), "{stderr}");
 }
+
+#[test]
+fn every_eval_example_config_validates() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !(name.starts_with("eval-") && name.ends_with(".yaml")) {
+            continue;
+        }
+        let out =
+            Command::new(service_bin()).args(["check-config", path.to_str().unwrap()]).output().unwrap();
+        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        checked += 1;
+    }
+    assert!(checked >= 3, "only {checked} eval example configs found");
+}
