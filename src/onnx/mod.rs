@@ -120,9 +120,7 @@ pub fn load_lstm(
             (path.display().to_string(), bytes, meta_path.display().to_string(), text)
         }
         None => {
-            let features_match = serde_json::from_str::<ModelMetadata>(BUILTIN_LSTM_METADATA)
-                .is_ok_and(|m| m.features == features);
-            if !features_match {
+            if !trained_on(BUILTIN_LSTM_METADATA, "lstm_autoencoder", features) {
                 warn!(
                     profile,
                     "detect.lstm_ae is enabled without a model and the built-in model is for profile dwcp; \
@@ -184,11 +182,14 @@ fn find_in_dir(dir: &Path, kind: &str, features: &[String]) -> Result<Option<Pat
     }
     models.sort();
     Ok(models.into_iter().find(|m| {
-        std::fs::read_to_string(m.with_extension("json"))
-            .ok()
-            .and_then(|t| serde_json::from_str::<ModelMetadata>(&t).ok())
-            .is_some_and(|meta| meta.kind == kind && meta.features == features)
+        std::fs::read_to_string(m.with_extension("json")).is_ok_and(|t| trained_on(&t, kind, features))
     }))
+}
+
+/// Whether metadata `text` parses and describes a model of this `kind` trained on exactly
+/// these features, in this order.
+fn trained_on(text: &str, kind: &str, features: &[String]) -> bool {
+    serde_json::from_str::<ModelMetadata>(text).is_ok_and(|m| m.kind == kind && m.features == features)
 }
 
 /// A model file, the path of its metadata (`.json` beside it) and the metadata's text.
