@@ -9,7 +9,7 @@ use rustc_hash::FxHashMap;
 
 use crate::alert::{AlertEvent, AlertTracker};
 use crate::config::Config;
-use crate::detect::{DetectError, EntityModel, FeatureVector, LstmModel, ModelSpec, ModelState, Severity};
+use crate::detect::{DetectError, EntityModel, FeatureVector, ModelSpec, ModelState, Severity};
 use crate::export::{CheckScores, EntityScores};
 use crate::onnx::{self, OnnxError};
 use crate::vectorize::{Assembled, EntityLabels, Profile};
@@ -53,35 +53,28 @@ struct Batch {
 
 impl Scorer {
     /// A scorer for `profile` with the detectors and alert settings of `cfg`; loads the
-    /// LSTM autoencoder when `detect.lstm_ae` is on.
+    /// LSTM autoencoder when `detect.lstm_ae` is on and the forest `detect.iforest.model` names.
     pub fn new(cfg: &Config, profile: &Profile) -> Result<Self, OnnxError> {
         let features = profile.feature_names();
-        let lstm = onnx::load_lstm(cfg, &profile.name, &features)?;
-        let mut scorer = Self::with_lstm(cfg, profile, lstm);
-        if let Some(f) = onnx::load_forest(cfg, &features)? {
-            scorer.spec = scorer.spec.with_forest(f);
-        }
-        Ok(scorer)
-    }
-
-    /// A scorer with an already loaded autoencoder (or none), e.g. shared by many replays.
-    pub fn with_lstm(cfg: &Config, profile: &Profile, lstm: Option<std::sync::Arc<LstmModel>>) -> Self {
-        let mut spec = ModelSpec::new(&cfg.detect, profile.features.len());
-        if let Some(m) = lstm {
+        let mut spec = ModelSpec::new(&cfg.detect, features.len());
+        if let Some(m) = onnx::load_lstm(cfg, &profile.name, &features)? {
             spec = spec.with_lstm(m);
         }
-        Self {
+        if let Some(f) = onnx::load_forest(cfg, &features)? {
+            spec = spec.with_forest(f);
+        }
+        Ok(Self {
             spec,
             models: FxHashMap::default(),
             tracker: AlertTracker::new(&cfg.alert),
             profile: profile.name.as_str().into(),
-            features: profile.feature_names().into(),
+            features: features.into(),
             enabled: cfg.enabled,
             last: FxHashMap::default(),
             labels: FxHashMap::default(),
             batch: Batch::default(),
             max_batch: cfg.detect.lstm_ae.max_batch.max(1),
-        }
+        })
     }
 
     /// Names of the detectors in each entity's ensemble, in order.
@@ -115,9 +108,9 @@ impl Scorer {
             }
         }
         let per = net.window_len();
-        let mut done = 0;
-        for chunk in b.entities.chunks(self.max_batch) {
-            let input = &b.input[done * per..(done + chunk.len()) * per];
+        for (c, chunk) in b.entities.chunks(self.max_batch).enumerate() {
+            let start = c * self.max_batch * per;
+            let input = &b.input[start..start + chunk.len() * per];
             if net.reconstruct(input, chunk.len(), &mut b.output).is_ok() {
                 for (k, (id, ts)) in chunk.iter().enumerate() {
                     if let Some(m) = self.models.get_mut(id) {
@@ -126,7 +119,6 @@ impl Scorer {
                     }
                 }
             }
-            done += chunk.len();
         }
     }
 
@@ -248,5 +240,69 @@ impl Scorer {
             entities,
         };
         (check, events, stats)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::OnnxBackend;
+    use crate::pipeline::replay::{metric_for, replay_config};
+    use crate::proto::remote_write::{LabelRef, SampleRef};
+    use crate::vectorize::{LABEL_INSTANCE, LABEL_NAME, ObserveStats, Vectorizer};
+
+    /// `lstm_ae` scores of 5 entities over 60 checks, the network run in calls of `max_batch`.
+    fn lstm_scores(max_batch: usize) -> Vec<f64> {
+        let cols: Vec<String> = crate::simulate::FEATURES.iter().map(|s| s.to_string()).collect();
+        let mut cfg = Config::default();
+        cfg.detect.min_fit_points = 40;
+        cfg.detect.lstm_ae.enabled = true;
+        cfg.detect.lstm_ae.max_batch = max_batch;
+        cfg.onnx.backend = OnnxBackend::Tract;
+        let c = replay_config(&cfg, &cols);
+        let mut vectorizer = Vectorizer::new(&c.vectorize).unwrap();
+        let mut scorer = Scorer::new(&c, vectorizer.profile()).unwrap();
+        let mut rng = crate::rng::Rng::new(11);
+        let mut scores = Vec::new();
+        for step in 0..100i64 {
+            let ts = 1_700_000_000_000 + step * 10_000;
+            for e in 0..5 {
+                let instance = format!("e{e}");
+                for col in &cols {
+                    let metric = metric_for(col);
+                    let labels = [
+                        LabelRef { name: LABEL_NAME, value: &metric },
+                        LabelRef { name: LABEL_INSTANCE, value: &instance },
+                    ];
+                    let value = 50.0 + 5.0 * rng.normal() + if step == 80 && e == 3 { 60.0 } else { 0.0 };
+                    vectorizer.observe(
+                        &labels,
+                        &[SampleRef { value, timestamp_ms: ts }],
+                        &mut ObserveStats::default(),
+                    );
+                }
+            }
+            let (check, _, _) = scorer.check(vectorizer.assemble(ts), ts);
+            for entity in check.entities {
+                if let Some(s) = entity.score {
+                    scores
+                        .extend(s.detectors.iter().filter(|d| d.detector == "lstm_ae").map(|d| d.score.raw));
+                }
+            }
+        }
+        scores
+    }
+
+    #[test]
+    fn batches_split_into_calls_score_as_one_call() {
+        let one_call = lstm_scores(256);
+        assert!(one_call.len() >= 5 * 50, "{} scores", one_call.len());
+        assert!(one_call.iter().all(|s| s.is_finite()));
+        for max_batch in [1, 2, 3] {
+            let split = lstm_scores(max_batch);
+            assert_eq!(split.len(), one_call.len());
+            let diff = split.iter().zip(&one_call).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+            assert!(diff < 1e-9, "max_batch {max_batch}: max |diff| {diff}");
+        }
     }
 }
