@@ -252,19 +252,27 @@ fn build_lstm(
 /// Checks the graph's declared input and output against the metadata: names present, rank 3,
 /// and every fixed dimension equal to `[batch, window, features]`.
 fn check_declared(source: &str, bytes: &[u8], shape: &Shape) -> Result<(), OnnxError> {
+    use prost::Message;
     let model_err = |reason: String| OnnxError::Model { file: source.into(), reason };
-    let io = tract_engine::declared_io(bytes).map_err(model_err)?;
+    let model = crate::proto::onnx::ModelProto::decode(bytes)
+        .map_err(|e| model_err(format!("not an ONNX model: {e}")))?;
+    let graph = model.graph.ok_or_else(|| model_err("the ONNX model has no graph".into()))?;
     for (name, is_input) in [(&shape.input, true), (&shape.output, false)] {
-        let what = if is_input { "input" } else { "output" };
-        let Some(tract_engine::Declared { dims, .. }) =
-            io.iter().find(|d| &d.name == name && d.input == is_input)
-        else {
-            let names: Vec<&str> =
-                io.iter().filter(|d| d.input == is_input).map(|d| d.name.as_str()).collect();
+        let (what, declared) = if is_input { ("input", &graph.input) } else { ("output", &graph.output) };
+        let Some(value) = declared.iter().find(|v| &v.name == name) else {
+            let names: Vec<&str> = declared.iter().map(|v| v.name.as_str()).collect();
             return Err(model_err(format!(
                 "the metadata names {what} {name:?}, the model's {what}s are {names:?}"
             )));
         };
+        // Fixed sizes; `None` where symbolic.
+        let dims: Vec<Option<i64>> = value
+            .r#type
+            .as_ref()
+            .and_then(|t| t.tensor_type.as_ref())
+            .and_then(|t| t.shape.as_ref())
+            .map(|s| s.dim.iter().map(|d| d.dim_value).collect())
+            .unwrap_or_default();
         let expected = [None, Some(shape.window as i64), Some(shape.features as i64)];
         let fits =
             dims.len() == 3 && dims.iter().zip(&expected).all(|(d, e)| d.is_none() || e.is_none() || d == e);
@@ -478,6 +486,15 @@ mod tests {
         std::fs::write(dir.path().join("m.json"), wrong).unwrap();
         let err = load_lstm(&cfg, "dwcp", &dwcp_features()).unwrap_err().to_string();
         assert!(err.contains("m.onnx: input \"input\" is [?, 32, 7], expected [batch, 16, 7]"), "{err}");
+        // A tensor name the graph does not have.
+        let renamed =
+            BUILTIN_LSTM_METADATA.replace("\"output_name\": \"output\"", "\"output_name\": \"recon\"");
+        std::fs::write(dir.path().join("m.json"), renamed).unwrap();
+        let err = load_lstm(&cfg, "dwcp", &dwcp_features()).unwrap_err().to_string();
+        assert!(
+            err.contains("the metadata names output \"recon\", the model's outputs are [\"output\"]"),
+            "{err}"
+        );
         // Features in another order.
         let mut swapped = dwcp_features();
         swapped.swap(0, 1);
