@@ -165,7 +165,7 @@ impl LstmAeDetector {
         let ends: Vec<usize> = (0..n).map(|i| w - 1 + i * available / n).collect();
         let per = self.model.window_len();
         let (mut input, mut output, mut raw) = (Vec::new(), Vec::new(), Vec::with_capacity(n));
-        let mut scratch = Score { value: 0.0, raw: 0.0, contributions: Vec::new(), expected: Vec::new() };
+        let mut per_feature = Vec::new();
         for chunk in ends.chunks(CALIBRATION_BATCH) {
             input.clear();
             for &end in chunk {
@@ -177,7 +177,7 @@ impl LstmAeDetector {
             self.model.reconstruct(&input, chunk.len(), &mut output)?;
             for k in 0..chunk.len() {
                 let range = k * per..(k + 1) * per;
-                raw.push(self.error(&input[range.clone()], &output[range], &mut scratch.contributions));
+                raw.push(self.error(&input[range.clone()], &output[range], &mut per_feature));
             }
         }
         self.calibrator = Calibrator::fit(&raw, self.decades);
@@ -218,21 +218,25 @@ impl LstmAeDetector {
     }
 
     /// The score of one window from the network's input and output.
-    fn score_window(&self, input: &[f32], output: &[f32], out: &mut Score) {
+    fn score_window(&self, input: &[f32], output: &[f32]) -> Score {
         let nf = self.model.n_features;
-        let raw = self.error(input, output, &mut out.contributions);
-        normalise(&mut out.contributions);
+        let mut contributions = Vec::with_capacity(nf);
+        let raw = self.error(input, output, &mut contributions);
+        normalise(&mut contributions);
         let last = &output[output.len() - nf..];
         let rms = self.model.threshold.max(0.0).sqrt();
-        out.expected.clear();
-        out.expected.extend(last.iter().enumerate().map(|(f, y)| {
-            let value = f64::from(*y) * self.std[f] + self.mean[f];
-            let half = BAND * rms * self.std[f];
-            Expected { value, lower: value - half, upper: value + half }
-        }));
-        out.raw = raw;
+        let expected = last
+            .iter()
+            .enumerate()
+            .map(|(f, y)| {
+                let value = f64::from(*y) * self.std[f] + self.mean[f];
+                let half = BAND * rms * self.std[f];
+                Expected { value, lower: value - half, upper: value + half }
+            })
+            .collect();
         let calibrator = self.calibrator.as_ref().unwrap_or(&self.model.calibrator);
-        out.value = if raw.is_finite() { calibrator.score(raw) } else { 0.0 };
+        let value = if raw.is_finite() { calibrator.score(raw) } else { 0.0 };
+        Score { value, raw, contributions, expected }
     }
 
     fn check(&self, values: &[f64]) -> Result<(), DetectError> {
@@ -301,9 +305,7 @@ impl Detector for LstmAeDetector {
         self.window_into(&x.values, &mut input);
         let mut output = Vec::new();
         self.model.reconstruct(&input, 1, &mut output)?;
-        let mut out = Score { value: 0.0, raw: f64::NAN, contributions: Vec::new(), expected: Vec::new() };
-        self.score_window(&input, &output, &mut out);
-        Ok(out)
+        Ok(self.score_window(&input, &output))
     }
 
     fn update(&mut self, x: &FeatureVector) {
@@ -326,9 +328,7 @@ impl Detector for LstmAeDetector {
     }
 
     fn batch_output(&mut self, timestamp_ms: i64, input: &[f32], output: &[f32]) {
-        let mut out = Score { value: 0.0, raw: f64::NAN, contributions: Vec::new(), expected: Vec::new() };
-        self.score_window(input, output, &mut out);
-        self.pending = Some((timestamp_ms, out));
+        self.pending = Some((timestamp_ms, self.score_window(input, output)));
     }
 }
 
