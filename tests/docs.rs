@@ -1,9 +1,10 @@
-//! Commands of `docs/getting-started.md` that no other test runs: `serve --demo` as the README
-//! and the guide show it (the pages it serves and the anomaly it logs), and the configuration
-//! guide's "validate, then print the effective config" step on the example config.
+//! Commands of the docs that no other test runs: `serve --demo` as the README and
+//! `docs/getting-started.md` show it (the pages it serves and the anomaly it logs), and the
+//! `eval` recipe of `docs/troubleshooting.md` that compares a config with a candidate.
 
 mod common;
 
+use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -52,4 +53,53 @@ async fn demo_mode_serves_scores_and_logs_a_detected_anomaly() {
     stop(&mut p);
     let log = std::fs::read_to_string(&p.log).unwrap();
     assert!(log.contains("Demo mode: 1 s checks"), "{log}");
+}
+
+/// `report.json`'s ensemble row of the only dataset.
+fn ensemble(out: &std::path::Path) -> serde_json::Value {
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    report["datasets"][0]["detectors"]["ensemble"].clone()
+}
+
+#[test]
+fn the_eval_recipe_compares_two_configs() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_arg = data.to_str().unwrap();
+    run_cli(&[
+        "simulate",
+        "--entities",
+        "1",
+        "--step",
+        "1m",
+        "--anomaly",
+        "1:cpu_saturation:20h:30m",
+        "--anomaly",
+        "1:packet_loss_burst:26h:20m",
+        "csv",
+        "--out",
+        data_arg,
+        "--duration",
+        "30h",
+    ]);
+    let current = dir.path().join("current.yaml");
+    let candidate = dir.path().join("candidate.yaml");
+    std::fs::write(&current, "detect:\n  threshold: 0.3\n").unwrap();
+    std::fs::write(&candidate, "detect:\n  threshold: 0.8\n").unwrap();
+    let mut rows = Vec::new();
+    for (cfg, name) in [(&current, "current"), (&candidate, "candidate")] {
+        let out = dir.path().join("out").join(name);
+        let o = Command::new(service_bin())
+            .args(["eval", "--config", cfg.to_str().unwrap(), "--data", data_arg])
+            .args(["--out", out.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{name}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(out.join("report.md").is_file());
+        rows.push(ensemble(&out));
+    }
+    let flagged = |row: &serde_json::Value| row["fpr"].as_f64().expect("fpr in report.json");
+    assert!(rows[0]["event_recall"].as_f64().unwrap() > 0.0, "{}", rows[0]);
+    assert!(flagged(&rows[1]) <= flagged(&rows[0]), "a stricter threshold flagged more: {rows:?}");
 }
