@@ -276,7 +276,8 @@ async fn serve(args: ServeArgs) -> Result<()> {
         pipeline.scoreboard(),
         Arc::clone(&telemetry),
         pipeline.ready_flag(),
-    );
+    )
+    .with_history(pipeline.history());
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;
@@ -314,6 +315,10 @@ async fn serve(args: ServeArgs) -> Result<()> {
     }
     if args.demo {
         let sim = demo_simulator();
+        // The push task's first step goes out now, one step a second: the page lists the
+        // schedule so detections can be checked against it.
+        let injected = sim.injected_anomalies(dwcp_anomaly::pipeline::now_ms(), Duration::from_secs(1));
+        state.history.lock().injections = injected;
         let opts = PushOptions {
             url: format!("http://127.0.0.1:{}/api/v1/write", addr.port()),
             interval: Duration::from_secs(1),

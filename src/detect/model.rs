@@ -241,6 +241,11 @@ impl EntityModel {
         self.refit(last_fit_ms)
     }
 
+    /// Vectors in the buffered history.
+    pub fn history_len(&self) -> usize {
+        self.history.len()
+    }
+
     /// The buffered history, oldest first, with the flagged marker.
     pub fn history(&self) -> impl Iterator<Item = &(FeatureVector, bool)> {
         self.history.iter()

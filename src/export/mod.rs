@@ -14,6 +14,7 @@
 //! | `anomaly_expected`, `_lower`, `_upper` | `feature` | expected value and normal band |
 //! | `anomaly_model_state` | `state` (`warming`, `ready`, `stale`) | 1 for the current state |
 
+pub mod history;
 pub mod otlp;
 pub mod prometheus;
 pub mod remote_write;

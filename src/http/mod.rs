@@ -18,6 +18,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 
+use crate::export::history::{PageHistory, SharedHistory};
 use crate::export::{self, ENSEMBLE, Scoreboard};
 use crate::ingest::{self, SampleSink, remote_write};
 use crate::telemetry::{Telemetry, otel};
@@ -43,6 +44,8 @@ pub struct AppState {
     pub max_request_bytes: usize,
     /// True while the pipeline runs.
     pub ready: Arc<AtomicBool>,
+    /// Recent checks and anomalies for the live page.
+    pub history: SharedHistory,
 }
 
 impl AppState {
@@ -65,7 +68,14 @@ impl AppState {
             in_flight: Arc::new(tokio::sync::Semaphore::new(cfg.ingest.max_concurrent_requests)),
             max_request_bytes: cfg.ingest.max_request_bytes,
             ready,
+            history: PageHistory::shared(),
         }
+    }
+
+    /// The same state with the pipeline's page history (else the page has no sparklines).
+    pub fn with_history(mut self, history: SharedHistory) -> Self {
+        self.history = history;
+        self
     }
 }
 
@@ -205,9 +215,11 @@ async fn status(State(st): State<AppState>) -> impl IntoResponse {
 async fn page(
     State(st): State<AppState>,
     Query(q): Query<std::collections::HashMap<String, String>>,
-) -> Html<String> {
+) -> Response {
     let check = st.scores.read().clone();
-    Html(page::render(&check, q.get("entity").map(String::as_str)))
+    let query = page::PageQuery::from_map(&q);
+    let (status, body) = page::render(&check, &st.history, &query);
+    (status, Html(body)).into_response()
 }
 
 #[cfg(test)]

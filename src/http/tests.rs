@@ -92,7 +92,7 @@ async fn metrics_health_status_and_page_respond() {
     assert_eq!(v["profile"], "dwcp");
     let (status, body) = call(&app, Request::get("/").body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(body.contains("<table>"));
+    assert!(body.contains("<h1>dwcp-anomaly</h1>") && body.contains("No entity matches."), "{body}");
 }
 
 mod otlp_http {

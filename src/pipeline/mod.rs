@@ -24,6 +24,7 @@ use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
 use crate::config::Config;
+use crate::export::history::{PageHistory, SharedHistory};
 use crate::export::{self, CheckScores, Scoreboard};
 use crate::ingest::SampleSink;
 use crate::proto::remote_write::{LabelRef, SeriesRef};
@@ -76,6 +77,7 @@ pub struct Pipeline {
     telemetry: Arc<Telemetry>,
     scorer: Scorer,
     ready: Arc<AtomicBool>,
+    history: SharedHistory,
 }
 
 pub use crate::rfc3339::now_ms;
@@ -109,6 +111,7 @@ impl Pipeline {
             telemetry,
             scorer,
             ready: Arc::new(AtomicBool::new(false)),
+            history: PageHistory::shared(),
         })
     }
 
@@ -120,6 +123,11 @@ impl Pipeline {
     /// The latest check.
     pub fn scoreboard(&self) -> Scoreboard {
         Arc::clone(&self.scoreboard)
+    }
+
+    /// Recent checks and anomalies for the live page, updated after every check.
+    pub fn history(&self) -> SharedHistory {
+        Arc::clone(&self.history)
     }
 
     /// Set once the tick task runs.
@@ -143,7 +151,7 @@ impl Pipeline {
             info!(channels = ?dispatcher.channels(), "Alert channels ready.");
         }
         Ok(tokio::spawn(async move {
-            let Pipeline { cfg, sink, scoreboard, telemetry, scorer, ready } = self;
+            let Pipeline { cfg, sink, scoreboard, telemetry, scorer, ready, history } = self;
             let mut scorer = Some(scorer);
             let mut ticks = tokio::time::interval(cfg.check_interval);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -185,6 +193,13 @@ impl Pipeline {
                 record(&telemetry, &stats);
                 let check = Arc::new(check);
                 *scoreboard.write() = Arc::clone(&check);
+                history.lock().record(&check);
+                if stats.warming > 0 {
+                    info!(
+                        entities = stats.warming,
+                        "Warming up: {}/{} vectors.", stats.warming_vectors, stats.warmup_target
+                    );
+                }
                 for ex in &exporters {
                     if ex.queue.try_send(Arc::clone(&check)).is_err() {
                         telemetry.errors.with(&["export", "queue_full"]).inc();

@@ -25,6 +25,12 @@ pub struct CheckStats {
     pub anomalies: [u64; 3],
     /// Detector errors.
     pub errors: u64,
+    /// Entities still warming (collecting vectors before their first fit).
+    pub warming: u64,
+    /// Vectors collected by the most advanced warming entity.
+    pub warming_vectors: usize,
+    /// Vectors an entity needs before its first fit (`detect.min_fit_points`).
+    pub warmup_target: usize,
 }
 
 /// Entity models plus alert state.
@@ -39,6 +45,7 @@ pub struct Scorer {
     labels: FxHashMap<u64, EntityLabels>,
     batch: Batch,
     max_batch: usize,
+    min_fit_points: usize,
 }
 
 /// Reused buffers of the batched network pass.
@@ -74,6 +81,7 @@ impl Scorer {
             labels: FxHashMap::default(),
             batch: Batch::default(),
             max_batch: cfg.detect.lstm_ae.max_batch.max(1),
+            min_fit_points: cfg.detect.min_fit_points,
         })
     }
 
@@ -168,7 +176,7 @@ impl Scorer {
 
     /// Scores one check's vectors; every live entity appears in the result.
     pub fn check(&mut self, assembled: Assembled, now_ms: i64) -> (CheckScores, Vec<AlertEvent>, CheckStats) {
-        let mut stats = CheckStats::default();
+        let mut stats = CheckStats { warmup_target: self.min_fit_points, ..CheckStats::default() };
         let mut events = Vec::new();
         for id in &assembled.dropped {
             self.models.remove(id);
@@ -203,6 +211,11 @@ impl Scorer {
                             score,
                             now_ms,
                         ));
+                    }
+                    if step.state == ModelState::Warming {
+                        stats.warming += 1;
+                        let n = self.models.get(&v.entity).map_or(0, EntityModel::history_len);
+                        stats.warming_vectors = stats.warming_vectors.max(n);
                     }
                     EntityScores { labels: v.labels, state: step.state, score: step.score, values }
                 }

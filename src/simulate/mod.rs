@@ -168,6 +168,27 @@ impl Simulator {
         &self.injections
     }
 
+    /// The schedule as wall-clock times, for the page: step 0 at `start_ms`, one step per `step`.
+    pub fn injected_anomalies(
+        &self,
+        start_ms: i64,
+        step: std::time::Duration,
+    ) -> Vec<crate::export::history::InjectedAnomaly> {
+        let step_ms = step.as_millis() as i64;
+        let mut out: Vec<_> = self
+            .injections
+            .iter()
+            .map(|i| crate::export::history::InjectedAnomaly {
+                kind: i.kind.to_string(),
+                entity: Self::entity_name(i.entity),
+                start_ms: start_ms + i.start_step as i64 * step_ms,
+                duration_ms: i.steps as i64 * step_ms,
+            })
+            .collect();
+        out.sort_by_key(|i| i.start_ms);
+        out
+    }
+
     /// Generates every entity's point for the current step and advances.
     pub fn next_step(&mut self) -> Vec<Point> {
         let k = self.step;

@@ -149,6 +149,15 @@ pub async fn push(
             return Ok(());
         }
         let ts = crate::pipeline::now_ms();
+        for inj in sim.injections().iter().filter(|i| i.start_step == sim.step()) {
+            info!(
+                kind = %inj.kind,
+                entity = %Simulator::entity_name(inj.entity),
+                start = %rfc3339::format(ts),
+                duration = ?opts.interval * inj.steps as u32,
+                "Injecting an anomaly."
+            );
+        }
         for (i, p) in sim.next_step().iter().enumerate() {
             let instance = Simulator::entity_name(i);
             for (f, metric) in METRICS.iter().enumerate() {
