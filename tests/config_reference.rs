@@ -71,10 +71,13 @@ fn rename(prefix: &str, key: &str) -> String {
     if NAMED_MAPS.contains(&prefix) { "NAME".to_string() } else { key.to_string() }
 }
 
+fn item<T: serde::de::DeserializeOwned>(yaml: &str) -> T {
+    serde_saphyr::from_str(yaml).expect("list item parses")
+}
+
 /// Accepted keys (leaves) and sections, from the structs.
 fn accepted() -> (BTreeSet<String>, BTreeSet<String>) {
     let mut cfg = Config::default();
-    let item = |yaml: &str| serde_saphyr::from_str(yaml).expect("list item parses");
     let scrape: ScrapeConfig = item("url: http://127.0.0.1:9100/metrics");
     let rw: RemoteWriteConfig = item("url: http://127.0.0.1:9090/api/v1/write");
     let otlp: OtlpExportConfig = item("endpoint: http://127.0.0.1:4317");
@@ -168,12 +171,9 @@ fn every_key_is_documented_and_every_documented_key_exists() {
 
     let undocumented: Vec<&String> = leaves
         .iter()
-        .filter(|k| {
-            !documented.contains(*k) && !documented.iter().any(|d| d.starts_with(&format!("{k}.")))
-        })
+        .filter(|k| !documented.contains(*k) && !documented.iter().any(|d| d.starts_with(&format!("{k}."))))
         .collect();
-    let nonexistent: Vec<&String> =
-        documented.iter().filter(|k| !exists(k, &leaves, &sections)).collect();
+    let nonexistent: Vec<&String> = documented.iter().filter(|k| !exists(k, &leaves, &sections)).collect();
     assert!(
         undocumented.is_empty() && nonexistent.is_empty(),
         "docs/configuration.md is out of sync with the config structs\n\

@@ -116,9 +116,9 @@ async fn the_page_shows_a_flagged_entity_in_headless_chromium() {
     let page = text(&dom);
     assert!(page.contains("1 anomalous"), "{page}\n--- service ---\n{}", service.tail());
     // The entity's row: its labels, then state, severity, confidence.
-    let row = format!("instance={instance} job={} ready {severity}", labels["job"].as_str().unwrap());
+    let row = format!("job={} instance={instance} ready {severity}", labels["job"].as_str().unwrap());
     assert!(page.contains(&row), "no row {row:?} in: {page}");
-    assert!(page.contains("Recent anomalies") && page.contains(&format!("{instance} job=")), "{page}");
+    assert!(page.contains("Recent anomalies") && page.contains(&format!("instance={instance}")), "{page}");
     assert!(dom.contains("<polyline class=\"line\""), "no sparkline: {dom}");
     screenshot(&profile, &format!("{base}/"), &out.join("page.png"));
 
