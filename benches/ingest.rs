@@ -143,11 +143,8 @@ fn otlp_bodies() -> Vec<Vec<u8>> {
 struct Discard;
 
 impl SampleSink for Discard {
-    fn accept(
-        &self,
-        series: &[&dwcp_anomaly::proto::remote_write::SeriesRef<'_>],
-    ) -> dwcp_anomaly::vectorize::ObserveStats {
-        dwcp_anomaly::vectorize::ObserveStats { accepted: series.len() as u64, ..Default::default() }
+    fn accept(&self, series: &[&dwcp_anomaly::sample::SeriesRef<'_>]) -> dwcp_anomaly::ingest::ObserveStats {
+        dwcp_anomaly::ingest::ObserveStats { accepted: series.len() as u64, ..Default::default() }
     }
 }
 

@@ -1,26 +1,37 @@
 //! dwcp-anomaly: anomaly detection for Prometheus and OpenTelemetry metric streams.
 //!
 //! Data flows one way: `ingest` → `vectorize` → `detect` → `pipeline` → `export` / `alert`.
-//! `config` and `proto` are leaves; `http` hands requests to `ingest` and serves `export`.
+//! The modules below follow that flow, each listed after everything it imports (`pipeline`,
+//! which wires the stages, after the stages it starts); `tests/architecture.rs` checks the
+//! order and the arrows, docs/architecture.md draws them.
 #![deny(missing_docs)]
 
-pub mod alert;
-pub mod config;
-pub mod dataset;
-pub mod detect;
-pub mod eval;
-pub mod export;
-pub mod http;
-pub mod ingest;
-pub mod onnx;
-pub mod pipeline;
-pub mod proto;
-pub mod retry;
-pub mod rfc3339;
-pub mod rng;
-pub mod simulate;
-pub mod telemetry;
-pub mod vectorize;
+// Leaves: the data model and small utilities; they import no other module.
+pub mod sample; // labels, samples, series views, reserved names, selectors, reject reasons
+pub mod rng; // the deterministic random numbers every detector and the simulator use
+pub mod rfc3339; // timestamps as people and Alertmanager write them
+pub mod retry; // one retry policy for every outgoing request (→ rng)
+
+// Formats and settings.
+pub mod proto; // wire formats: remote-write 1.0/2.0 and the ONNX protobuf subset (→ sample)
+pub mod config; // the YAML configuration, validated with the key named (→ sample)
+pub mod telemetry; // the service's own metrics and spans (→ config, sample)
+
+// The flow.
+pub mod ingest; // remote-write, OTLP and scrape decoded into samples, counted by outcome
+pub mod vectorize; // samples grouped into per-entity feature vectors (the ingest sink)
+pub mod detect; // the five detectors and the ensemble: pure CPU, no I/O or file format
+pub mod onnx; // model files (LSTM autoencoder, scikit-learn forest) built into detect's types
+pub mod check; // what one check produced, and the page's history of recent checks
+pub mod export; // the score series: /metrics, remote-write out, OTLP out
+pub mod alert; // alert state machine and the channels (Alertmanager, Slack, ...)
+pub mod dataset; // the labelled CSV format of ../shared/datasets (train and eval read it)
+pub mod pipeline; // the stages wired together: ticks, scoring, alert state, saved state
+pub mod http; // the HTTP listener: ingest endpoints, /metrics, API, live page
+
+// Offline commands.
+pub mod eval; // replay datasets, score accuracy, write report and plots
+pub mod simulate; // synthetic DWCP traffic with injected anomalies
 
 #[cfg(test)]
 mod testing;

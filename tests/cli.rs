@@ -215,22 +215,7 @@ fn train_rejects_columns_that_do_not_match_the_profile() {
 fn eval_reports_and_plots_a_simulated_dataset() {
     let dir = tempfile::tempdir().unwrap();
     let (data, out) = (dir.path().join("data"), dir.path().join("out"));
-    run(&[
-        "simulate",
-        "--entities",
-        "1",
-        "--step",
-        "1m",
-        "--anomaly",
-        "1:cpu_saturation:20h:30m",
-        "--anomaly",
-        "1:packet_loss_burst:26h:20m",
-        "csv",
-        "--out",
-        data.to_str().unwrap(),
-        "--duration",
-        "30h",
-    ]);
+    simulate_two_events(&data);
     let o = run(&["eval", "--data", data.to_str().unwrap(), "--out", out.to_str().unwrap()]);
     let stdout = String::from_utf8_lossy(&o.stdout);
     let report: serde_json::Value =

@@ -67,22 +67,7 @@ fn the_eval_recipe_compares_two_configs() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let data_arg = data.to_str().unwrap();
-    run_cli(&[
-        "simulate",
-        "--entities",
-        "1",
-        "--step",
-        "1m",
-        "--anomaly",
-        "1:cpu_saturation:20h:30m",
-        "--anomaly",
-        "1:packet_loss_burst:26h:20m",
-        "csv",
-        "--out",
-        data_arg,
-        "--duration",
-        "30h",
-    ]);
+    simulate_two_events(&data);
     let current = dir.path().join("current.yaml");
     let candidate = dir.path().join("candidate.yaml");
     std::fs::write(&current, "detect:\n  threshold: 0.3\n").unwrap();

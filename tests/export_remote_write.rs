@@ -12,10 +12,11 @@ use axum::routing::post;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
+use dwcp_anomaly::check::{CheckScores, EntityScores};
 use dwcp_anomaly::config::{RemoteWriteConfig, RemoteWriteMessage};
 use dwcp_anomaly::detect::{EnsembleScore, ModelState, Severity};
+use dwcp_anomaly::export::ScoreWriter;
 use dwcp_anomaly::export::remote_write::{RemoteWriteClient, SendFailure};
-use dwcp_anomaly::export::{CheckScores, EntityScores, ScoreWriter};
 use dwcp_anomaly::proto::remote_write::decode;
 use dwcp_anomaly::telemetry::Telemetry;
 

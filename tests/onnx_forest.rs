@@ -1,4 +1,4 @@
-//! `Forest::from_onnx` against the implementations it imports from: a scikit-learn
+//! `onnx::forest::read` against the implementations it imports from: a scikit-learn
 //! `IsolationForest` exported by skl2onnx scores the same as scikit-learn's own
 //! `score_samples` and as onnxruntime running the ONNX graph, and so does the shipped
 //! `models/isolation_forest.onnx`. The references come from `tests/fixtures/sklearn_forest.py`
@@ -16,6 +16,7 @@ use std::path::Path;
 use std::process::Command;
 
 use dwcp_anomaly::detect::Forest;
+use dwcp_anomaly::onnx::forest as onnx_forest;
 use serde_json::Value;
 
 const TOLERANCE: f64 = 1e-5;
@@ -72,7 +73,7 @@ fn max_diff(forest: &Forest, points: &[Vec<f64>], reference: &[f64], what: &str)
 fn imported_sklearn_forest_matches_score_samples_and_onnxruntime() {
     let dir = tempfile::tempdir().unwrap();
     fixture(&["train", "--out", dir.path().to_str().unwrap()]);
-    let forest = Forest::from_onnx(&std::fs::read(dir.path().join("forest.onnx")).unwrap()).unwrap();
+    let forest = onnx_forest::read(&std::fs::read(dir.path().join("forest.onnx")).unwrap()).unwrap();
     let want = read_json(&dir.path().join("forest.json"));
     assert_eq!(forest.n_features() as u64, want["n_features"].as_u64().unwrap());
     assert_eq!(forest.n_trees() as u64, want["n_estimators"].as_u64().unwrap());
@@ -101,7 +102,7 @@ fn shipped_model_matches_onnxruntime() {
         "--out",
         out.to_str().unwrap(),
     ]);
-    let (forest, info) = Forest::from_onnx_with_info(&std::fs::read(&model).unwrap()).unwrap();
+    let (forest, info) = onnx_forest::read_with_info(&std::fs::read(&model).unwrap()).unwrap();
     let meta = read_json(&metadata);
     assert_eq!(forest.n_features(), meta["features"].as_array().unwrap().len());
     assert_eq!(forest.sample_size() as u64, meta["training"]["max_samples"].as_u64().unwrap());

@@ -2,7 +2,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
-use crate::detect::{Expected, Severity};
+use crate::config::AlertConfig;
+use crate::detect::{EnsembleScore, Expected, Severity};
+use crate::vectorize::EntityLabels;
 
 fn score(confidence: f64, severity: Severity) -> EnsembleScore {
     EnsembleScore {

@@ -23,11 +23,13 @@
 //! adapt (and refits absorb what was not flagged), so the confidence sags below the threshold
 //! long before the incident ends. Detection delay is unchanged: only the onset decides it.
 
+use std::any::Any;
 use std::collections::VecDeque;
 
 use crate::config::{DetectConfig, RecalibrateConfig};
 
 use super::calibrate::Calibrator;
+use super::lstm_ae::LstmAeDetector;
 use super::{DetectError, Detector, Expected, FeatureVector, Score, normalise};
 
 /// How bad an anomaly is (the seed's bands on ensemble confidence).
@@ -258,15 +260,22 @@ impl Ensemble {
         self.members.iter_mut().for_each(|m| m.detector.update(x));
     }
 
-    /// The batched member's network input for `values` (see [`Detector::batch_input`]).
-    pub fn batch_input(&self, values: &[f64], input: &mut Vec<f32>) -> bool {
-        self.members.iter().any(|m| m.detector.batch_input(values, input))
+    /// The LSTM autoencoder member, whose network runs batched over every entity of a check.
+    fn lstm(&self) -> Option<&LstmAeDetector> {
+        self.members.iter().find_map(|m| (m.detector.as_ref() as &dyn Any).downcast_ref())
     }
 
-    /// Hands the network's output to the batched member (see [`Detector::batch_output`]).
+    /// The LSTM member's network input for `values` (see [`LstmAeDetector::batch_input`]);
+    /// false without one.
+    pub fn batch_input(&self, values: &[f64], input: &mut Vec<f32>) -> bool {
+        self.lstm().is_some_and(|d| d.batch_input(values, input))
+    }
+
+    /// Hands the network's output to the LSTM member (see [`LstmAeDetector::batch_output`]).
     pub fn batch_output(&mut self, timestamp_ms: i64, input: &[f32], output: &[f32]) {
-        for m in &mut self.members {
-            m.detector.batch_output(timestamp_ms, input, output);
+        let lstm = self.members.iter_mut().find_map(|m| (m.detector.as_mut() as &mut dyn Any).downcast_mut());
+        if let Some(d) = lstm {
+            LstmAeDetector::batch_output(d, timestamp_ms, input, output);
         }
     }
 }

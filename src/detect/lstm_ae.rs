@@ -8,8 +8,8 @@
 //!
 //! Batching: running the network once per entity would pay the engine's per-call overhead
 //! thousands of times per check, so the check first collects every ready entity's window
-//! ([`Detector::batch_input`]), runs one call, and hands each entity its reconstruction
-//! ([`Detector::batch_output`]) before scoring. [`score`](Detector::score) without a batch
+//! ([`LstmAeDetector::batch_input`]), runs one call, and hands each entity its reconstruction
+//! ([`LstmAeDetector::batch_output`]) before scoring. [`score`](Detector::score) without a batch
 //! result runs the window alone, with the same arithmetic.
 //!
 //! Score: the window is standardised (model scaler, or the entity's own from its fit history
@@ -318,8 +318,14 @@ impl Detector for LstmAeDetector {
         let over = self.recent.len().saturating_sub(keep);
         self.recent.drain(..over);
     }
+}
 
-    fn batch_input(&self, values: &[f64], input: &mut Vec<f32>) -> bool {
+/// The batched pass: the network is shared by every entity, so the scorer collects every
+/// ready entity's window, runs one call, and hands each its reconstruction before scoring.
+impl LstmAeDetector {
+    /// Appends the network input for scoring `values` to `input`; false (nothing appended)
+    /// when `values` cannot be scored.
+    pub fn batch_input(&self, values: &[f64], input: &mut Vec<f32>) -> bool {
         if self.check(values).is_err() {
             return false;
         }
@@ -327,7 +333,9 @@ impl Detector for LstmAeDetector {
         true
     }
 
-    fn batch_output(&mut self, timestamp_ms: i64, input: &[f32], output: &[f32]) {
+    /// The network's `output` for the `input` appended for the vector at `timestamp_ms`; the
+    /// next `score` of that vector uses it.
+    pub fn batch_output(&mut self, timestamp_ms: i64, input: &[f32], output: &[f32]) {
         self.pending = Some((timestamp_ms, self.score_window(input, output)));
     }
 }

@@ -15,12 +15,13 @@ mod kmeans;
 pub mod lstm_ae;
 mod model;
 mod seasonal_esd;
+mod stats;
 mod zscore;
 
 pub use ensemble::{DetectorScore, Ensemble, EnsembleScore, Member, Severity};
 pub use error::DetectError;
 pub use isolation_forest::{
-    Forest, ForestError, ForestParams, IsolationForestConfig, IsolationForestDetector, OnnxForestInfo,
+    Forest, ForestError, ForestParams, IsolationForestConfig, IsolationForestDetector, MAX_FEATURES,
     PretrainedForest, TreeNode, average_path_length,
 };
 pub use kmeans::{KMeansConfig, KMeansDetector};
@@ -63,7 +64,7 @@ pub struct Score {
 }
 
 /// Scores feature vectors of one entity.
-pub trait Detector: Send {
+pub trait Detector: Send + std::any::Any {
     /// Short name, the `detector` label of `anomaly_score`.
     fn name(&self) -> &'static str;
     /// Trains on history (mostly normal vectors, oldest first). Called once the entity has
@@ -80,17 +81,6 @@ pub trait Detector: Send {
     }
     /// Cheap online update after scoring (rolling statistics, ...).
     fn update(&mut self, x: &FeatureVector);
-    /// Detectors that share one network across entities (the LSTM autoencoder) append the
-    /// network input for scoring `values` to `input` and return true; the caller runs the
-    /// network once for every entity of a check and hands each its slice of the output
-    /// through [`batch_output`](Self::batch_output) before calling `score`. Others (the
-    /// default) append nothing and return false.
-    fn batch_input(&self, _values: &[f64], _input: &mut Vec<f32>) -> bool {
-        false
-    }
-    /// The network's `output` for the `input` this detector appended for the vector at
-    /// `timestamp_ms`; the next `score` of that vector uses it.
-    fn batch_output(&mut self, _timestamp_ms: i64, _input: &[f32], _output: &[f32]) {}
 }
 
 /// Shares of `weights` (non-negative), normalised to sum to 1; all zero stays all zero.

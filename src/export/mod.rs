@@ -14,17 +14,14 @@
 //! | `anomaly_expected`, `_lower`, `_upper` | `feature` | expected value and normal band |
 //! | `anomaly_model_state` | `state` (`warming`, `ready`, `stale`) | 1 for the current state |
 
-pub mod history;
 pub mod otlp;
 pub mod prometheus;
 pub mod remote_write;
 
 use std::sync::Arc;
 
-use parking_lot::RwLock;
-
-use crate::detect::{EnsembleScore, ModelState};
-use crate::vectorize::EntityLabels;
+use crate::check::CheckScores;
+use crate::detect::ModelState;
 
 /// `profile` label key.
 pub const LABEL_PROFILE: &str = "profile";
@@ -77,35 +74,6 @@ impl ExporterHandle {
         });
         Self { queue, task, id }
     }
-}
-
-/// The latest check, as served on `/metrics` and the status API.
-pub type Scoreboard = Arc<RwLock<Arc<CheckScores>>>;
-
-/// One entity's result at one check.
-#[derive(Debug, Clone)]
-pub struct EntityScores {
-    /// Entity labels.
-    pub labels: EntityLabels,
-    /// Model state.
-    pub state: ModelState,
-    /// The score (None while warming, or when stale).
-    pub score: Option<EnsembleScore>,
-    /// The feature values that were scored (empty when not scored at this check).
-    pub values: Vec<f64>,
-}
-
-/// Everything one check produced.
-#[derive(Debug, Clone, Default)]
-pub struct CheckScores {
-    /// Time of the check, ms since the epoch.
-    pub timestamp_ms: i64,
-    /// Profile name.
-    pub profile: Arc<str>,
-    /// Feature names in vector order.
-    pub features: Arc<[String]>,
-    /// Every live entity.
-    pub entities: Vec<EntityScores>,
 }
 
 /// A product metric family.

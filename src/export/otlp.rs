@@ -30,7 +30,8 @@ use tonic::transport::Channel;
 use tracing::{debug, warn};
 
 use super::remote_write::SendFailure;
-use super::{CheckScores, ExporterHandle, ScoreWriter, Series, for_each_series};
+use super::{ExporterHandle, ScoreWriter, Series, for_each_series};
+use crate::check::CheckScores;
 use crate::config::{OtlpExportConfig, OtlpProtocol};
 use crate::retry::RetryPolicy;
 use crate::rng::Rng;

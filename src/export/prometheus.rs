@@ -5,7 +5,8 @@ use std::fmt::Write as _;
 
 use crate::telemetry::{Telemetry, fmt_value, write_labels};
 
-use super::{CheckScores, Series, for_each_series};
+use super::{Series, for_each_series};
+use crate::check::CheckScores;
 
 /// Content type of the text exposition format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";

@@ -18,7 +18,8 @@ use crate::retry::RetryPolicy;
 use crate::rng::Rng;
 use crate::telemetry::Telemetry;
 
-use super::{CheckScores, ExporterHandle, ScoreWriter, Series, for_each_series};
+use super::{ExporterHandle, ScoreWriter, Series, for_each_series};
+use crate::check::CheckScores;
 
 /// Why a batch was given up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

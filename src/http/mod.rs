@@ -18,8 +18,9 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 
-use crate::export::history::{PageHistory, SharedHistory};
-use crate::export::{self, ENSEMBLE, Scoreboard};
+use crate::check::history::{PageHistory, SharedHistory};
+use crate::check::{CheckScores, Scoreboard};
+use crate::export::{self, ENSEMBLE};
 use crate::ingest::{self, SampleSink, remote_write};
 use crate::telemetry::{Telemetry, otel};
 
@@ -113,7 +114,7 @@ async fn remote_write_handler(State(st): State<AppState>, headers: HeaderMap, bo
         Ok(remote_write::Version::V1) => {
             let (n, response) = match remote_write::ingest(&body, st.limits, st.sink.as_ref()) {
                 Ok(out) => {
-                    st.telemetry.record_ingest("remote_write", &out);
+                    out.record("remote_write", &st.telemetry);
                     (out.samples_received, written_response(&out, None))
                 }
                 Err(e) => (0, ApiError::from(e).into_response()),
@@ -123,7 +124,7 @@ async fn remote_write_handler(State(st): State<AppState>, headers: HeaderMap, bo
         Ok(remote_write::Version::V2) => {
             let (n, response) = match remote_write::ingest_v2(&body, st.limits, st.sink.as_ref()) {
                 Ok(v2) => {
-                    st.telemetry.record_ingest("remote_write_v2", &v2.outcome);
+                    v2.outcome.record("remote_write_v2", &st.telemetry);
                     let mut resp = written_response(&v2.outcome, v2.first_bad_ref.map(|e| e.to_string()));
                     let w = v2.written;
                     for (name, n) in [
@@ -173,7 +174,7 @@ async fn ready(State(st): State<AppState>) -> Response {
 }
 
 /// JSON view of the latest check.
-pub fn status_json(check: &export::CheckScores) -> serde_json::Value {
+pub fn status_json(check: &CheckScores) -> serde_json::Value {
     let entities: Vec<_> = check
         .entities
         .iter()

@@ -85,7 +85,7 @@ pub(super) async fn http_handler(State(st): State<AppState>, headers: HeaderMap,
 
 fn ingest(st: &AppState, req: &ExportMetricsServiceRequest, protocol: &str) -> OtlpOutcome {
     let out = otlp::ingest(req, &st.otlp, st.sink.as_ref());
-    st.telemetry.record_ingest(protocol, &out.samples);
+    out.samples.record(protocol, &st.telemetry);
     out
 }
 

@@ -10,23 +10,10 @@ pub mod otlp;
 pub mod remote_write;
 pub mod scrape;
 
-use crate::proto::remote_write::{LabelRef, SampleRef, SeriesRef};
-use crate::vectorize::ObserveStats;
+use crate::sample::{RejectReason, SeriesRef};
+use crate::telemetry::Telemetry;
 
 pub use error::IngestError;
-
-/// A series view of one sample over owned or borrowed label pairs (OTLP and scrape build their
-/// labels, remote-write borrows them from the request).
-pub(crate) fn one_sample_series<N: AsRef<str>, V: AsRef<str>>(
-    labels: &[(N, V)],
-    sample: SampleRef,
-) -> SeriesRef<'_> {
-    SeriesRef {
-        labels: labels.iter().map(|(n, v)| LabelRef { name: n.as_ref(), value: v.as_ref() }).collect(),
-        samples: vec![sample],
-        histograms: 0,
-    }
-}
 
 /// Validates each series (counting the invalid ones by reason in `out` and reporting their
 /// position to `invalid`), stores the valid ones in `sink` and adds its counts to `out`.
@@ -61,78 +48,26 @@ pub trait SampleSink: Send + Sync {
     fn accept(&self, series: &[&SeriesRef<'_>]) -> ObserveStats;
 }
 
-/// Why a series or sample was rejected: the `reason` label of
-/// `dwcp_anomaly_samples_rejected_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum RejectReason {
-    /// No `__name__` label, or an empty one.
-    MissingMetricName,
-    /// A label name that is empty or not `[a-zA-Z_][a-zA-Z0-9_]*`.
-    InvalidLabelName,
-    /// The same label name twice.
-    DuplicateLabel,
-    /// Labels not sorted by name.
-    UnsortedLabels,
-    /// Timestamp not a positive millisecond count before year 10000.
-    InvalidTimestamp,
-    /// Native histogram samples (not supported by the detectors).
-    NativeHistogram,
-    /// A new entity beyond `vectorize.max_entities`.
-    MaxEntities,
-    /// Not newer than the series' previous sample.
-    OutOfOrder,
-    /// OTLP: a resource block without a resource (no `job`/`instance` can be derived).
-    MissingResource,
-    /// OTLP: a sum or histogram with delta temporality.
-    DeltaTemporality,
-    /// OTLP: an exponential histogram (not supported by the detectors).
-    ExponentialHistogram,
-    /// OTLP: a data point (or metric) without a value, or a histogram whose bucket counts do
-    /// not match its bounds.
-    MissingValue,
-    /// OTLP: NaN or ±Inf.
-    NonFiniteValue,
-    /// Remote-write 2.0: a label reference outside the symbol table, or an odd count.
-    InvalidSymbolRef,
+/// What a [`SampleSink`] stored and refused of the series handed to it.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ObserveStats {
+    /// Samples stored.
+    pub accepted: u64,
+    /// Samples of series no profile feature selects.
+    pub unmatched: u64,
+    /// Samples refused because of `max_entities`.
+    pub max_entities: u64,
+    /// Samples refused as out of order or duplicate.
+    pub out_of_order: u64,
 }
 
-impl RejectReason {
-    /// Every reason, for pre-registering counters.
-    pub const ALL: [RejectReason; 14] = [
-        RejectReason::MissingMetricName,
-        RejectReason::InvalidLabelName,
-        RejectReason::DuplicateLabel,
-        RejectReason::UnsortedLabels,
-        RejectReason::InvalidTimestamp,
-        RejectReason::NativeHistogram,
-        RejectReason::MaxEntities,
-        RejectReason::OutOfOrder,
-        RejectReason::MissingResource,
-        RejectReason::DeltaTemporality,
-        RejectReason::ExponentialHistogram,
-        RejectReason::MissingValue,
-        RejectReason::NonFiniteValue,
-        RejectReason::InvalidSymbolRef,
-    ];
-
-    /// The label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RejectReason::MissingMetricName => "missing_metric_name",
-            RejectReason::InvalidLabelName => "invalid_label_name",
-            RejectReason::DuplicateLabel => "duplicate_label",
-            RejectReason::UnsortedLabels => "unsorted_labels",
-            RejectReason::InvalidTimestamp => "invalid_timestamp",
-            RejectReason::NativeHistogram => "native_histogram",
-            RejectReason::MaxEntities => "max_entities",
-            RejectReason::OutOfOrder => "out_of_order",
-            RejectReason::MissingResource => "missing_resource",
-            RejectReason::DeltaTemporality => "delta_temporality",
-            RejectReason::ExponentialHistogram => "exponential_histogram",
-            RejectReason::MissingValue => "missing_value",
-            RejectReason::NonFiniteValue => "non_finite_value",
-            RejectReason::InvalidSymbolRef => "invalid_symbol_ref",
-        }
+impl ObserveStats {
+    /// Adds another call's counts.
+    pub fn merge(&mut self, o: &ObserveStats) {
+        self.accepted += o.accepted;
+        self.unmatched += o.unmatched;
+        self.max_entities += o.max_entities;
+        self.out_of_order += o.out_of_order;
     }
 }
 
@@ -170,6 +105,12 @@ impl IngestOutcome {
             .filter(|(r, _)| !matches!(r, RejectReason::MaxEntities | RejectReason::OutOfOrder))
             .map(|(_, n)| n)
             .sum()
+    }
+
+    /// Counts this outcome in the service's own metrics (`protocol`: `remote_write`,
+    /// `otlp_http`, ...).
+    pub fn record(&self, protocol: &str, telemetry: &Telemetry) {
+        telemetry.record_ingest(protocol, self.samples_received, self.samples_unmatched, &self.rejected);
     }
 
     /// A one-line summary, e.g. `rejected 2 samples: duplicate_label=1 unsorted_labels=1`.

@@ -20,11 +20,10 @@ use tokio::sync::watch;
 use tracing::{debug, warn};
 
 use crate::config::ScrapeConfig;
-use crate::proto::remote_write::{SampleRef, SeriesRef};
+use crate::sample::{LABEL_INSTANCE, LABEL_JOB, LABEL_NAME, SampleRef, SeriesRef, one_sample_series};
 use crate::telemetry::Telemetry;
-use crate::vectorize::{LABEL_INSTANCE, LABEL_JOB, LABEL_NAME};
 
-use super::{IngestOutcome, SampleSink, one_sample_series, store};
+use super::{IngestOutcome, SampleSink, store};
 
 /// `Accept` header of a scrape, as Prometheus sends it.
 const ACCEPT: &str =
@@ -146,7 +145,7 @@ pub async fn run(
             Ok(text) => {
                 let parsed = parse(&text, now_ms, &labels, cfg.honor_labels);
                 let out = ingest(&parsed, sink.as_ref());
-                telemetry.record_ingest("scrape", &out);
+                out.record("scrape", &telemetry);
                 up.set(1.0);
                 samples.set(parsed.len() as f64);
                 debug!(target = %cfg.url, samples = parsed.len(), "Scraped.");

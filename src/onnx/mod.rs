@@ -8,11 +8,15 @@
 //! `dwcp_anomaly_build_info`. Every loading problem is an [`OnnxError`] naming the file and
 //! what was expected, never a panic. With `detect.lstm_ae` off nothing here runs.
 //!
-//! A leaf used by `pipeline`: it hands `detect` a [`LstmModel`] whose network is a
-//! [`SequenceModel`] trait object, so the detect stage never sees an engine.
+//! Model import, used by `pipeline`: it reads ONNX files (with `proto::onnx`) and builds
+//! `detect`'s types from them — a [`LstmModel`] whose network is a [`SequenceModel`] trait
+//! object, and the scikit-learn forest as a native `Forest` (`forest`) — so the detect stage
+//! never sees a file format or an engine.
 
+pub mod forest;
 mod metadata;
 mod ort_engine;
+mod runtime;
 mod tract_engine;
 
 use std::path::{Path, PathBuf};
@@ -22,11 +26,13 @@ use thiserror::Error;
 use tracing::{info, warn};
 
 pub use metadata::{ModelMetadata, Scaler};
+use runtime::engine;
+pub use runtime::{backend_label, find_runtime};
 
-use crate::config::{Config, OnnxBackend, OnnxConfig};
+use crate::config::{Config, OnnxConfig};
+use crate::detect::PretrainedForest;
 use crate::detect::calibrate::Calibrator;
-use crate::detect::lstm_ae::{LstmModel, STD_FLOOR, SequenceModel};
-use crate::detect::{Forest, PretrainedForest};
+use crate::detect::lstm_ae::{LstmModel, STD_FLOOR};
 
 /// The built-in autoencoder (`models/lstm_autoencoder.onnx`, profile `dwcp`).
 pub const BUILTIN_LSTM: &[u8] = include_bytes!("../../models/lstm_autoencoder.onnx");
@@ -151,7 +157,7 @@ pub fn load_forest(cfg: &Config, features: &[String]) -> Result<Option<Arc<Pretr
     let (bytes, meta_path, text) = read_model(path)?;
     let meta = ModelMetadata::parse(&text, "isolation_forest", features)
         .map_err(|reason| OnnxError::Metadata { file: meta_path.display().to_string(), reason })?;
-    let forest = Forest::from_onnx(&bytes)
+    let forest = forest::read(&bytes)
         .map_err(|e| OnnxError::Model { file: path.display().to_string(), reason: e.to_string() })?;
     if forest.n_features() != features.len() {
         let reason =
@@ -302,238 +308,5 @@ pub struct Shape {
     pub output: String,
 }
 
-/// The network on the engine `onnx.backend` selects.
-fn engine(
-    onnx: &OnnxConfig,
-    source: &str,
-    bytes: &[u8],
-    shape: &Shape,
-) -> Result<Box<dyn SequenceModel>, OnnxError> {
-    let tract = || -> Result<Box<dyn SequenceModel>, OnnxError> {
-        Ok(Box::new(tract_engine::TractNet::new(bytes, shape).map_err(|reason| OnnxError::Model {
-            file: source.into(),
-            reason: format!(
-                "tract cannot load it as a [batch, {}, {}] sequence model: {reason}",
-                shape.window, shape.features
-            ),
-        })?))
-    };
-    if onnx.backend == OnnxBackend::Tract {
-        return tract();
-    }
-    let Some((path, via)) = find_runtime(onnx) else {
-        if onnx.backend == OnnxBackend::Ort {
-            return Err(OnnxError::RuntimeNotFound);
-        }
-        log_once(|| {
-            info!(
-                "ONNX Runtime not found (onnx.runtime_path, {ORT_DYLIB_ENV}, Python onnxruntime); running ONNX models on tract."
-            )
-        });
-        return tract();
-    };
-    match ort_engine::runtime(&path) {
-        Ok(()) => {}
-        Err(reason) if onnx.backend == OnnxBackend::Auto && via == VIA_PYTHON => {
-            log_once(
-                || warn!(path = %path.display(), %reason, "Cannot load the Python package's ONNX Runtime; running ONNX models on tract."),
-            );
-            return tract();
-        }
-        Err(reason) => return Err(OnnxError::Runtime { path, via, reason }),
-    }
-    log_once(|| info!(path = %path.display(), via, "Running ONNX models on ONNX Runtime."));
-    let net = ort_engine::OrtNet::new(bytes, shape).map_err(|reason| OnnxError::Model {
-        file: source.into(),
-        reason: format!("ONNX Runtime cannot load it: {reason}"),
-    })?;
-    Ok(Box::new(net))
-}
-
-fn log_once(f: impl FnOnce()) {
-    static LOGGED: std::sync::Once = std::sync::Once::new();
-    LOGGED.call_once(f);
-}
-
-const VIA_PYTHON: &str = "the Python onnxruntime package";
-
-/// Where ONNX Runtime's library is: `onnx.runtime_path`, `ORT_DYLIB_PATH`, or the `capi`
-/// folder of an installed Python `onnxruntime` (found without importing it).
-pub fn find_runtime(onnx: &OnnxConfig) -> Option<(PathBuf, &'static str)> {
-    if let Some(p) = &onnx.runtime_path {
-        return Some((p.clone(), "onnx.runtime_path"));
-    }
-    if let Some(p) = std::env::var_os(ORT_DYLIB_ENV).filter(|p| !p.is_empty()) {
-        return Some((PathBuf::from(p), ORT_DYLIB_ENV));
-    }
-    python_runtime().map(|p| (p, VIA_PYTHON))
-}
-
-/// The probe spawns Python, so it runs once per process (eval loads a model per dataset).
-fn python_runtime() -> Option<PathBuf> {
-    static FOUND: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
-    FOUND.get_or_init(probe_python).clone()
-}
-
-fn probe_python() -> Option<PathBuf> {
-    const PROBE: &str = "import importlib.util as u, glob, os\n\
-        s = u.find_spec('onnxruntime')\n\
-        d = [os.path.join(p, 'capi') for p in (s.submodule_search_locations or [])] if s else []\n\
-        print('\\n'.join(sorted(f for x in d for f in glob.glob(os.path.join(x, 'libonnxruntime.so*')))))";
-    let out = std::process::Command::new("python3")
-        .args(["-c", PROBE])
-        .stderr(std::process::Stdio::null())
-        .output()
-        .ok()?;
-    let text = String::from_utf8(out.stdout).ok()?;
-    // The versioned file (libonnxruntime.so.1.32.0) sorts last; the wheel has no plain .so.
-    text.lines().rfind(|l| !l.is_empty()).map(PathBuf::from)
-}
-
-/// The engine name of a loaded model, or `none`, for `dwcp_anomaly_build_info`.
-pub fn backend_label(model: Option<&LstmModel>) -> &'static str {
-    model.map_or("none", |m| m.net.backend())
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::detect::FeatureVector;
-
-    fn dwcp_features() -> Vec<String> {
-        crate::simulate::FEATURES.iter().map(|s| s.to_string()).collect()
-    }
-
-    fn config(backend: OnnxBackend) -> Config {
-        let mut cfg = Config::default();
-        cfg.detect.lstm_ae.enabled = true;
-        cfg.onnx.backend = backend;
-        cfg
-    }
-
-    #[test]
-    fn builtin_model_runs_on_tract_batched_as_alone() {
-        let m = load_lstm(&config(OnnxBackend::Tract), "dwcp", &dwcp_features()).unwrap().unwrap();
-        assert_eq!((m.window, m.n_features, m.net.backend()), (32, 7, "tract"));
-        let mut rng = crate::rng::Rng::new(5);
-        let input: Vec<f32> = (0..3 * m.window_len()).map(|_| rng.normal() as f32).collect();
-        let mut batched = Vec::new();
-        m.reconstruct(&input, 3, &mut batched).unwrap();
-        for (k, window) in input.chunks(m.window_len()).enumerate() {
-            let mut alone = Vec::new();
-            m.reconstruct(window, 1, &mut alone).unwrap();
-            let diff = alone
-                .iter()
-                .zip(&batched[k * m.window_len()..])
-                .map(|(a, b)| (a - b).abs())
-                .fold(0f32, f32::max);
-            assert!(diff < 1e-5, "window {k}: {diff}");
-        }
-    }
-
-    #[test]
-    fn disabled_or_foreign_profile_never_loads() {
-        assert!(load_lstm(&Config::default(), "dwcp", &dwcp_features()).unwrap().is_none());
-        let other = vec!["a".to_string()];
-        assert!(load_lstm(&config(OnnxBackend::Tract), "node", &other).unwrap().is_none());
-    }
-
-    #[test]
-    fn a_directory_picks_the_model_trained_on_the_profiles_features() {
-        let dir = tempfile::tempdir().unwrap();
-        // Two "families": dwcp's 7 features under a/, the same model relabelled with other
-        // names under b/, and a stray file with unreadable metadata.
-        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
-        std::fs::create_dir_all(&a).unwrap();
-        std::fs::create_dir_all(&b).unwrap();
-        std::fs::write(a.join("lstm_autoencoder.onnx"), BUILTIN_LSTM).unwrap();
-        std::fs::write(a.join("lstm_autoencoder.json"), BUILTIN_LSTM_METADATA).unwrap();
-        let mut other = BUILTIN_LSTM_METADATA.to_string();
-        for (k, f) in dwcp_features().iter().enumerate() {
-            other = other.replace(&format!("\"{f}\""), &format!("\"f{k}\""));
-        }
-        std::fs::write(b.join("lstm_autoencoder.onnx"), BUILTIN_LSTM).unwrap();
-        std::fs::write(b.join("lstm_autoencoder.json"), &other).unwrap();
-        std::fs::write(dir.path().join("0.onnx"), b"not a model").unwrap();
-        std::fs::write(dir.path().join("0.json"), b"{").unwrap();
-        let mut cfg = config(OnnxBackend::Tract);
-        cfg.detect.lstm_ae.model = Some(dir.path().to_path_buf());
-
-        let m = load_lstm(&cfg, "dwcp", &dwcp_features()).unwrap().unwrap();
-        assert_eq!(m.source, a.join("lstm_autoencoder.onnx").display().to_string());
-        let fs: Vec<String> = (0..7).map(|k| format!("f{k}")).collect();
-        let m = load_lstm(&cfg, "csv", &fs).unwrap().unwrap();
-        assert_eq!(m.source, b.join("lstm_autoencoder.onnx").display().to_string());
-        // No model for these features: left out, not an error.
-        assert!(load_lstm(&cfg, "csv", &fs[..3]).unwrap().is_none());
-    }
-
-    #[test]
-    fn bad_model_files_are_errors_naming_the_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let model = dir.path().join("m.onnx");
-        let mut cfg = config(OnnxBackend::Tract);
-        cfg.detect.lstm_ae.model = Some(model.clone());
-        let err = load_lstm(&cfg, "dwcp", &dwcp_features()).unwrap_err().to_string();
-        assert!(err.contains("cannot read") && err.contains("m.json"), "{err}");
-        std::fs::write(dir.path().join("m.json"), BUILTIN_LSTM_METADATA).unwrap();
-        std::fs::write(&model, b"not a model").unwrap();
-        let err = load_lstm(&cfg, "dwcp", &dwcp_features()).unwrap_err().to_string();
-        assert!(err.contains("m.onnx: not an ONNX model"), "{err}");
-        // The right model with a window its metadata gets wrong.
-        std::fs::write(&model, BUILTIN_LSTM).unwrap();
-        let wrong = BUILTIN_LSTM_METADATA.replace("\"window\": 32", "\"window\": 16");
-        std::fs::write(dir.path().join("m.json"), wrong).unwrap();
-        let err = load_lstm(&cfg, "dwcp", &dwcp_features()).unwrap_err().to_string();
-        assert!(err.contains("m.onnx: input \"input\" is [?, 32, 7], expected [batch, 16, 7]"), "{err}");
-        // A tensor name the graph does not have.
-        let renamed =
-            BUILTIN_LSTM_METADATA.replace("\"output_name\": \"output\"", "\"output_name\": \"recon\"");
-        std::fs::write(dir.path().join("m.json"), renamed).unwrap();
-        let err = load_lstm(&cfg, "dwcp", &dwcp_features()).unwrap_err().to_string();
-        assert!(
-            err.contains("the metadata names output \"recon\", the model's outputs are [\"output\"]"),
-            "{err}"
-        );
-        // Features in another order.
-        let mut swapped = dwcp_features();
-        swapped.swap(0, 1);
-        std::fs::write(dir.path().join("m.json"), BUILTIN_LSTM_METADATA).unwrap();
-        let err = load_lstm(&cfg, "dwcp", &swapped).unwrap_err().to_string();
-        assert!(err.contains("m.json: model features") && err.contains("same order"), "{err}");
-    }
-
-    #[test]
-    fn shipped_forest_is_imported_and_flags_a_spike() {
-        let mut cfg = Config::default();
-        cfg.detect.iforest.enabled = true;
-        cfg.detect.iforest.model =
-            Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("models/isolation_forest.onnx"));
-        let f = load_forest(&cfg, &dwcp_features()).unwrap().unwrap();
-        assert_eq!((f.forest.n_trees(), f.forest.sample_size()), (100, 256));
-        let mut d = crate::detect::IsolationForestDetector::pretrained(f, 6.0);
-        let mut rng = crate::rng::Rng::new(4);
-        let normal = |rng: &mut crate::rng::Rng| -> Vec<f64> {
-            [700.0, 25.0, 0.05, 2.5, 50.0, 55.0, 0.02]
-                .iter()
-                .map(|m| m * (1.0 + 0.05 * rng.normal()))
-                .collect()
-        };
-        let history: Vec<FeatureVector> =
-            (0..500).map(|t| FeatureVector { timestamp_ms: t, values: normal(&mut rng) }).collect();
-        use crate::detect::Detector;
-        d.fit(&history).unwrap();
-        let ok = d.score(&FeatureVector { timestamp_ms: 501, values: normal(&mut rng) }).unwrap();
-        let mut spike = normal(&mut rng);
-        spike[1] = 400.0;
-        let bad = d.score(&FeatureVector { timestamp_ms: 502, values: spike }).unwrap();
-        assert!(bad.value > 0.5 && ok.value < 0.5, "spike {} normal {}", bad.value, ok.value);
-        let top = bad.contributions.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
-        assert_eq!(top, 1, "{:?}", bad.contributions);
-        // Features in another order are refused, naming the metadata file.
-        let mut swapped = dwcp_features();
-        swapped.swap(0, 1);
-        let err = load_forest(&cfg, &swapped).unwrap_err().to_string();
-        assert!(err.contains("isolation_forest.json: model features"), "{err}");
-    }
-}
+mod tests;

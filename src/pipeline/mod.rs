@@ -16,20 +16,22 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::RwLock;
 
 use thiserror::Error;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
+use crate::alert::AlertTracker;
+use crate::check::history::{PageHistory, SharedHistory};
+use crate::check::{CheckScores, Scoreboard};
 use crate::config::Config;
-use crate::export::history::{PageHistory, SharedHistory};
-use crate::export::{self, CheckScores, Scoreboard};
+use crate::export;
 use crate::ingest::SampleSink;
-use crate::proto::remote_write::{LabelRef, SeriesRef};
+use crate::sample::{LabelRef, SelectorError};
 use crate::telemetry::Telemetry;
-use crate::vectorize::{ObserveStats, SelectorError, Vectorizer};
+use crate::vectorize::{Vectorizer, VectorizerSink};
 
 pub use scorer::{CheckStats, Scorer};
 
@@ -53,22 +55,6 @@ pub enum PipelineError {
     Onnx(#[from] crate::onnx::OnnxError),
 }
 
-/// The vectorizer as the ingest stage's sink.
-pub struct VectorizerSink {
-    vectorizer: Mutex<Vectorizer>,
-}
-
-impl SampleSink for VectorizerSink {
-    fn accept(&self, series: &[&SeriesRef<'_>]) -> ObserveStats {
-        let mut stats = ObserveStats::default();
-        let mut v = self.vectorizer.lock();
-        for s in series {
-            v.observe(&s.labels, &s.samples, &mut stats);
-        }
-        stats
-    }
-}
-
 /// A built, not yet running pipeline.
 pub struct Pipeline {
     cfg: Config,
@@ -76,11 +62,12 @@ pub struct Pipeline {
     scoreboard: Scoreboard,
     telemetry: Arc<Telemetry>,
     scorer: Scorer,
+    alerts: AlertTracker,
     ready: Arc<AtomicBool>,
     history: SharedHistory,
 }
 
-pub use crate::rfc3339::now_ms;
+use crate::rfc3339::now_ms;
 
 impl Pipeline {
     /// Builds every stage from `cfg`.
@@ -88,13 +75,14 @@ impl Pipeline {
         let vectorizer = Vectorizer::new(&cfg.vectorize)?;
         let mut scorer = Scorer::new(cfg, vectorizer.profile())?;
         telemetry.set_onnx_backend(scorer.onnx_backend());
+        let mut alerts = AlertTracker::new(&cfg.alert);
         if let Some(dir) = &cfg.state_dir {
             restore(&mut scorer, &vectorizer, dir, cfg.detect.fit_every);
             match crate::alert::state::load(dir) {
                 Ok(None) => {}
                 Ok(Some(saved)) => {
                     info!(file = %crate::alert::state::path_in(dir).display(), firing = saved.firing.len(), "Restored alert state.");
-                    scorer.alerts_mut().restore(saved);
+                    alerts.restore(saved);
                 }
                 Err(error) => warn!(%error, "Ignoring saved alert state; alerts start clean."),
             }
@@ -106,10 +94,11 @@ impl Pipeline {
         };
         Ok(Self {
             cfg: cfg.clone(),
-            sink: Arc::new(VectorizerSink { vectorizer: Mutex::new(vectorizer) }),
+            sink: Arc::new(VectorizerSink::new(vectorizer)),
             scoreboard: Arc::new(RwLock::new(Arc::new(empty))),
             telemetry,
             scorer,
+            alerts,
             ready: Arc::new(AtomicBool::new(false)),
             history: PageHistory::shared(),
         })
@@ -145,14 +134,14 @@ impl Pipeline {
             &self.cfg,
             Arc::clone(&self.telemetry),
             &shutdown,
-            &self.scorer.alerts().active(),
+            &self.alerts.active(),
         )?;
         if !dispatcher.channels().is_empty() {
             info!(channels = ?dispatcher.channels(), "Alert channels ready.");
         }
         Ok(tokio::spawn(async move {
-            let Pipeline { cfg, sink, scoreboard, telemetry, scorer, ready, history } = self;
-            let mut scorer = Some(scorer);
+            let Pipeline { cfg, sink, scoreboard, telemetry, scorer, alerts, ready, history } = self;
+            let mut scorer = Some((scorer, alerts));
             let mut ticks = tokio::time::interval(cfg.check_interval);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             let mut shutdown = shutdown;
@@ -166,30 +155,30 @@ impl Pipeline {
                 }
                 let started = Instant::now();
                 let now = now_ms();
-                let assembled = sink.vectorizer.lock().assemble(now);
+                let assembled = sink.lock().assemble(now);
                 telemetry.entities.with(&[]).set(assembled.status.len() as f64);
-                let Some(mut sc) = scorer.take() else { break };
+                let Some((mut sc, mut alerts)) = scorer.take() else { break };
                 let save_to =
                     cfg.state_dir.clone().filter(|_| last_save.elapsed() >= cfg.state_save_interval);
                 if save_to.is_some() {
                     last_save = Instant::now();
                 }
                 let joined = tokio::task::spawn_blocking(move || {
-                    let out = sc.check(assembled, now);
+                    let out = sc.check(assembled, now, Some(&mut alerts));
                     if let Some(dir) = save_to {
-                        save_state(&sc, &dir);
+                        save_state(&sc, &alerts, &dir);
                     }
-                    (sc, out)
+                    (sc, alerts, out)
                 })
                 .await;
-                let (sc, (check, events, stats)) = match joined {
+                let (sc, alerts, (check, events, stats)) = match joined {
                     Ok(x) => x,
                     Err(err) => {
                         error!(error = %err, "Scoring task failed; stopping the pipeline.");
                         break;
                     }
                 };
-                scorer = Some(sc);
+                scorer = Some((sc, alerts));
                 record(&telemetry, &stats);
                 let check = Arc::new(check);
                 *scoreboard.write() = Arc::clone(&check);
@@ -212,8 +201,8 @@ impl Pipeline {
                 telemetry.check_duration.observe(started.elapsed().as_secs_f64());
             }
             ready.store(false, Ordering::SeqCst);
-            if let (Some(dir), Some(sc)) = (cfg.state_dir.clone(), scorer.take()) {
-                let _ = tokio::task::spawn_blocking(move || save_state(&sc, &dir)).await;
+            if let (Some(dir), Some((sc, alerts))) = (cfg.state_dir.clone(), scorer.take()) {
+                let _ = tokio::task::spawn_blocking(move || save_state(&sc, &alerts, &dir)).await;
             }
             let drain = async {
                 for ex in exporters {
@@ -259,8 +248,8 @@ fn restore(scorer: &mut Scorer, vectorizer: &Vectorizer, dir: &std::path::Path, 
     }
 }
 
-/// Saves `scorer`'s state to `dir`, logging the outcome.
-fn save_state(scorer: &Scorer, dir: &std::path::Path) {
+/// Saves `scorer`'s and `alerts`' state to `dir`, logging the outcome.
+fn save_state(scorer: &Scorer, alerts: &AlertTracker, dir: &std::path::Path) {
     let (profile, features) = scorer.profile();
     let snapshot = state::State {
         profile: profile.to_string(),
@@ -272,7 +261,7 @@ fn save_state(scorer: &Scorer, dir: &std::path::Path) {
         Ok(file) => debug!(file = %file.display(), entities = snapshot.entities.len(), "Saved model state."),
         Err(error) => warn!(%error, "Cannot save model state."),
     }
-    if let Err(error) = crate::alert::state::save(dir, &scorer.alerts().snapshot(now_ms())) {
+    if let Err(error) = crate::alert::state::save(dir, &alerts.snapshot(now_ms())) {
         warn!(%error, "Cannot save alert state.");
     }
 }

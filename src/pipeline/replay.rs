@@ -8,12 +8,13 @@
 
 use std::time::Duration;
 
+use crate::check::EntityScores;
 use crate::config::{Config, FeatureConfig, FeatureKind, ProfileConfig};
 use crate::dataset::Table;
 use crate::detect::{DetectError, FeatureVector};
-use crate::export::EntityScores;
-use crate::proto::remote_write::{LabelRef, SampleRef};
-use crate::vectorize::{LABEL_INSTANCE, LABEL_NAME, ObserveStats, SelectorError, Vectorizer, is_metric_name};
+use crate::ingest::ObserveStats;
+use crate::sample::{LABEL_INSTANCE, LABEL_NAME, LabelRef, SampleRef, SelectorError, is_metric_name};
+use crate::vectorize::Vectorizer;
 
 use super::Scorer;
 
@@ -115,7 +116,7 @@ impl Replay {
             self.vectorizer.observe(&labels, &[SampleRef { value, timestamp_ms }], &mut stats);
         }
         let assembled = self.vectorizer.assemble(timestamp_ms);
-        let (check, _, _) = self.scorer.check(assembled, timestamp_ms);
+        let (check, _, _) = self.scorer.check(assembled, timestamp_ms, None);
         check.entities.into_iter().next()
     }
 }

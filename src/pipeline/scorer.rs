@@ -8,9 +8,9 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 
 use crate::alert::{AlertEvent, AlertTracker};
+use crate::check::{CheckScores, EntityScores};
 use crate::config::Config;
 use crate::detect::{DetectError, EntityModel, FeatureVector, ModelSpec, ModelState, Severity};
-use crate::export::{CheckScores, EntityScores};
 use crate::onnx::{self, OnnxError};
 use crate::vectorize::{Assembled, EntityLabels, Profile};
 
@@ -33,11 +33,10 @@ pub struct CheckStats {
     pub warmup_target: usize,
 }
 
-/// Entity models plus alert state.
+/// The entity models of one profile: vectors in, scores out.
 pub struct Scorer {
     spec: ModelSpec,
     models: FxHashMap<u64, EntityModel>,
-    tracker: AlertTracker,
     profile: Arc<str>,
     features: Arc<[String]>,
     enabled: bool,
@@ -59,7 +58,7 @@ struct Batch {
 }
 
 impl Scorer {
-    /// A scorer for `profile` with the detectors and alert settings of `cfg`; loads the
+    /// A scorer for `profile` with the detectors of `cfg`; loads the
     /// LSTM autoencoder when `detect.lstm_ae` is on and the forest `detect.iforest.model` names.
     pub fn new(cfg: &Config, profile: &Profile) -> Result<Self, OnnxError> {
         let features = profile.feature_names();
@@ -73,7 +72,6 @@ impl Scorer {
         Ok(Self {
             spec,
             models: FxHashMap::default(),
-            tracker: AlertTracker::new(&cfg.alert),
             profile: profile.name.as_str().into(),
             features: features.into(),
             enabled: cfg.enabled,
@@ -160,29 +158,28 @@ impl Scorer {
     }
 
     /// Profile name and feature names.
-    pub fn alerts(&self) -> &AlertTracker {
-        &self.tracker
-    }
-
-    /// The alert tracker, to restore it.
-    pub fn alerts_mut(&mut self) -> &mut AlertTracker {
-        &mut self.tracker
-    }
-
-    /// Profile name and feature names.
     pub fn profile(&self) -> (&str, &[String]) {
         (&self.profile, &self.features)
     }
 
-    /// Scores one check's vectors; every live entity appears in the result.
-    pub fn check(&mut self, assembled: Assembled, now_ms: i64) -> (CheckScores, Vec<AlertEvent>, CheckStats) {
+    /// Scores one check's vectors; every live entity appears in the result. With `alerts`,
+    /// every score is handed to it (in vector order) and the alert events it raised are
+    /// returned; without (replay), there are none.
+    pub fn check(
+        &mut self,
+        assembled: Assembled,
+        now_ms: i64,
+        mut alerts: Option<&mut AlertTracker>,
+    ) -> (CheckScores, Vec<AlertEvent>, CheckStats) {
         let mut stats = CheckStats { warmup_target: self.min_fit_points, ..CheckStats::default() };
         let mut events = Vec::new();
         for id in &assembled.dropped {
             self.models.remove(id);
             self.last.remove(id);
             self.labels.remove(id);
-            self.tracker.forget(*id);
+            if let Some(t) = alerts.as_deref_mut() {
+                t.forget(*id);
+            }
         }
         if self.enabled {
             self.run_batch(&assembled.vectors);
@@ -202,15 +199,17 @@ impl Scorer {
                         if score.severity != Severity::None {
                             stats.anomalies[score.severity as usize - 1] += 1;
                         }
-                        events.extend(self.tracker.observe(
-                            v.entity,
-                            &v.labels,
-                            &self.profile,
-                            &self.features,
-                            &values,
-                            score,
-                            now_ms,
-                        ));
+                        if let Some(t) = alerts.as_deref_mut() {
+                            events.extend(t.observe(
+                                v.entity,
+                                &v.labels,
+                                &self.profile,
+                                &self.features,
+                                &values,
+                                score,
+                                now_ms,
+                            ));
+                        }
                     }
                     if step.state == ModelState::Warming {
                         stats.warming += 1;
@@ -260,9 +259,10 @@ impl Scorer {
 mod tests {
     use super::*;
     use crate::config::OnnxBackend;
+    use crate::ingest::ObserveStats;
     use crate::pipeline::replay::{metric_for, replay_config};
-    use crate::proto::remote_write::{LabelRef, SampleRef};
-    use crate::vectorize::{LABEL_INSTANCE, LABEL_NAME, ObserveStats, Vectorizer};
+    use crate::sample::{LABEL_INSTANCE, LABEL_NAME, LabelRef, SampleRef};
+    use crate::vectorize::Vectorizer;
 
     /// `lstm_ae` scores of 5 entities over 60 checks, the network run in calls of `max_batch`.
     fn lstm_scores(max_batch: usize) -> Vec<f64> {
@@ -295,7 +295,7 @@ mod tests {
                     );
                 }
             }
-            let (check, _, _) = scorer.check(vectorizer.assemble(ts), ts);
+            let (check, _, _) = scorer.check(vectorizer.assemble(ts), ts, None);
             for entity in check.entities {
                 if let Some(s) = entity.score {
                     scores

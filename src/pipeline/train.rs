@@ -15,8 +15,8 @@ use thiserror::Error;
 use crate::config::Config;
 use crate::dataset::{self, DatasetError, Source};
 use crate::detect::{DetectError, FeatureVector};
-use crate::proto::remote_write::LabelRef;
-use crate::vectorize::{LABEL_INSTANCE, LABEL_JOB, SelectorError, Vectorizer};
+use crate::sample::{LABEL_INSTANCE, LABEL_JOB, LabelRef, SelectorError};
+use crate::vectorize::Vectorizer;
 
 use super::state::{self, EntityState, State, StateError};
 use super::{Scorer, now_ms};

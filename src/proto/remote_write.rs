@@ -15,35 +15,7 @@
 //! ```
 
 use super::wire::{self, Reader, WireError};
-
-/// One label borrowed from the request buffer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LabelRef<'a> {
-    /// Label name, e.g. `__name__`.
-    pub name: &'a str,
-    /// Label value.
-    pub value: &'a str,
-}
-
-/// One sample: value and timestamp in milliseconds since the Unix epoch.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct SampleRef {
-    /// Sample value; may be NaN (Prometheus stale markers are a NaN bit pattern).
-    pub value: f64,
-    /// Milliseconds since the Unix epoch.
-    pub timestamp_ms: i64,
-}
-
-/// One decoded time series, labels in wire order.
-#[derive(Debug, Default, Clone)]
-pub struct SeriesRef<'a> {
-    /// Labels as sent (validation happens in `ingest`).
-    pub labels: Vec<LabelRef<'a>>,
-    /// Float samples as sent.
-    pub samples: Vec<SampleRef>,
-    /// Number of native histogram samples carried (not supported; counted by ingest).
-    pub histograms: usize,
-}
+use crate::sample::{LabelRef, SampleRef, SeriesRef};
 
 /// A decoded `WriteRequest` borrowing from the decompressed body.
 #[derive(Debug, Default, Clone)]

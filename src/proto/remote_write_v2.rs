@@ -12,8 +12,9 @@
 //! Sample     { double value = 1; int64 timestamp = 2; }
 //! ```
 
-use super::remote_write::{LabelRef, SampleRef, SeriesRef, decode_sample, put_sample};
+use super::remote_write::{decode_sample, put_sample};
 use super::wire::{self, Reader, WireError};
+use crate::sample::{LabelRef, SampleRef, SeriesRef};
 
 /// Content type of a remote-write 2.0 request.
 pub const CONTENT_TYPE: &str = "application/x-protobuf;proto=io.prometheus.write.v2.Request";

@@ -173,12 +173,12 @@ impl Simulator {
         &self,
         start_ms: i64,
         step: std::time::Duration,
-    ) -> Vec<crate::export::history::InjectedAnomaly> {
+    ) -> Vec<crate::check::history::InjectedAnomaly> {
         let step_ms = step.as_millis() as i64;
         let mut out: Vec<_> = self
             .injections
             .iter()
-            .map(|i| crate::export::history::InjectedAnomaly {
+            .map(|i| crate::check::history::InjectedAnomaly {
                 kind: i.kind.to_string(),
                 entity: Self::entity_name(i.entity),
                 start_ms: start_ms + i.start_step as i64 * step_ms,

@@ -148,7 +148,7 @@ pub async fn push(
         if opts.steps.is_some_and(|n| sim.step() >= n) {
             return Ok(());
         }
-        let ts = crate::pipeline::now_ms();
+        let ts = crate::rfc3339::now_ms();
         for inj in sim.injections().iter().filter(|i| i.start_step == sim.step()) {
             info!(
                 kind = %inj.kind,

@@ -15,6 +15,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::RwLock;
 
+use crate::sample::RejectReason;
+
 /// A counter or gauge cell: an f64 stored as bits.
 #[derive(Debug, Default)]
 pub struct Cell(AtomicU64);
@@ -343,7 +345,7 @@ impl Default for Telemetry {
                 &["version", "onnx_backend"],
             ),
         };
-        for r in crate::ingest::RejectReason::ALL {
+        for r in RejectReason::ALL {
             t.samples_rejected.with(&[r.as_str()]);
         }
         t.samples_unmatched.with(&[]);
@@ -362,10 +364,16 @@ impl Telemetry {
     }
 
     /// Counts what one ingest request did (`protocol`: `remote_write`, `otlp_http`, ...).
-    pub fn record_ingest(&self, protocol: &str, out: &crate::ingest::IngestOutcome) {
-        self.samples_received.with(&[protocol]).add(out.samples_received as f64);
-        self.samples_unmatched.with(&[]).add(out.samples_unmatched as f64);
-        for (r, n) in &out.rejected {
+    pub fn record_ingest(
+        &self,
+        protocol: &str,
+        received: u64,
+        unmatched: u64,
+        rejected: &[(RejectReason, u64)],
+    ) {
+        self.samples_received.with(&[protocol]).add(received as f64);
+        self.samples_unmatched.with(&[]).add(unmatched as f64);
+        for (r, n) in rejected {
             self.samples_rejected.with(&[r.as_str()]).add(*n as f64);
         }
     }

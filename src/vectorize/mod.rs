@@ -11,7 +11,7 @@
 //! is first seen; labels are borrowed from the decoded request.
 
 mod profile;
-mod selector;
+mod sink;
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -19,13 +19,13 @@ use std::sync::Arc;
 use rustc_hash::{FxHashMap, FxHasher};
 
 use crate::config::{Aggregation, FeatureKind, VectorizeConfig};
-use crate::proto::remote_write::{LabelRef, SampleRef};
+use crate::ingest::ObserveStats;
+use crate::sample::{
+    LABEL_METRIC_NAME, LABEL_NAME, LabelRef, Matcher, STALE_NAN_BITS, SampleRef, SelectorError,
+};
 
-pub use profile::{LABEL_INSTANCE, LABEL_JOB, LABEL_NAME, Profile, ProfileMode, dwcp, node};
-pub use selector::{Matcher, Selector, SelectorError, is_label_name, is_metric_name};
-
-/// Bit pattern Prometheus uses to mark a series as ended (a NaN).
-pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
+pub use profile::{Profile, ProfileMode, dwcp, node};
+pub use sink::VectorizerSink;
 
 /// An entity's identifying labels, in the profile's order, empty values omitted.
 pub type EntityLabels = Arc<[(String, String)]>;
@@ -44,33 +44,10 @@ pub enum Refusal {
     OutOfOrder,
 }
 
-/// Counts from one [`Vectorizer::observe`] call.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct ObserveStats {
-    /// Samples stored.
-    pub accepted: u64,
-    /// Samples of series no profile feature selects.
-    pub unmatched: u64,
-    /// Samples refused because of `max_entities`.
-    pub max_entities: u64,
-    /// Samples refused as out of order or duplicate.
-    pub out_of_order: u64,
-}
-
-impl ObserveStats {
-    fn refuse(&mut self, r: Refusal, n: u64) {
-        match r {
-            Refusal::MaxEntities => self.max_entities += n,
-            Refusal::OutOfOrder => self.out_of_order += n,
-        }
-    }
-
-    /// Adds another call's counts.
-    pub fn merge(&mut self, o: &ObserveStats) {
-        self.accepted += o.accepted;
-        self.unmatched += o.unmatched;
-        self.max_entities += o.max_entities;
-        self.out_of_order += o.out_of_order;
+fn refuse(stats: &mut ObserveStats, r: Refusal, n: u64) {
+    match r {
+        Refusal::MaxEntities => stats.max_entities += n,
+        Refusal::OutOfOrder => stats.out_of_order += n,
     }
 }
 
@@ -214,7 +191,7 @@ impl Vectorizer {
                         e.slots.entry(h).or_insert_with(|| Slot::new(0, Role::Numerator, kind));
                         store(e, h, samples, stats);
                     }
-                    Err(r) => stats.refuse(r, n),
+                    Err(r) => refuse(stats, r, n),
                 }
             }
             ProfileMode::Grouped => {
@@ -244,7 +221,7 @@ impl Vectorizer {
                             store(e, key, samples, stats);
                         }
                     }
-                    Err(r) => stats.refuse(r, n),
+                    Err(r) => refuse(stats, r, n),
                 }
             }
         }
@@ -416,9 +393,6 @@ impl Agg {
         }
     }
 }
-
-/// Label that carries the metric name of a `per_series` entity (`__name__` cannot be copied).
-pub const LABEL_METRIC_NAME: &str = "metric_name";
 
 fn per_series_labels(labels: &[LabelRef<'_>]) -> Vec<(String, String)> {
     labels

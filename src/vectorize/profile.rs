@@ -4,14 +4,7 @@ use std::sync::Arc;
 
 use crate::config::{Aggregation, FeatureConfig, FeatureKind, ProfileConfig, VectorizeConfig};
 
-use super::selector::{Selector, SelectorError};
-
-/// Label keys used by the built-in profiles.
-pub const LABEL_JOB: &str = "job";
-/// Label key of the scrape target.
-pub const LABEL_INSTANCE: &str = "instance";
-/// The metric-name label.
-pub const LABEL_NAME: &str = "__name__";
+use crate::sample::{LABEL_INSTANCE, LABEL_JOB, Selector, SelectorError};
 
 /// How entities are formed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

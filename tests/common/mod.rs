@@ -200,6 +200,28 @@ pub fn run_cli(args: &[&str]) -> std::process::Output {
     out
 }
 
+/// 30 h of one simulated entity at a 1 min step with two labelled events (a CPU saturation
+/// at 20 h, a packet-loss burst at 26 h), written as a dataset under `data`: the small
+/// labelled family the `eval` tests replay.
+pub fn simulate_two_events(data: &Path) {
+    run_cli(&[
+        "simulate",
+        "--entities",
+        "1",
+        "--step",
+        "1m",
+        "--anomaly",
+        "1:cpu_saturation:20h:30m",
+        "--anomaly",
+        "1:packet_loss_burst:26h:20m",
+        "csv",
+        "--out",
+        data.to_str().unwrap(),
+        "--duration",
+        "30h",
+    ]);
+}
+
 /// Trains a state directory on 2 h of one simulated entity (seed 3), so a service started
 /// with it scores at once instead of warming up.
 pub fn trained_state(dir: &Path) -> PathBuf {

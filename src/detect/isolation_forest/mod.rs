@@ -9,8 +9,8 @@
 //! - [`Forest`] (`tree.rs`) is the model: one flat node array for all trees, branch-free
 //!   lockstep walks, per-feature contributions, a batch path, and [`Forest::from_trees`] for
 //!   trees trained elsewhere (scikit-learn's semantics, documented there).
-//! - `onnx.rs`: [`Forest::from_onnx`] reads a scikit-learn `IsolationForest` exported to
-//!   ONNX by skl2onnx (`training/train_isolation_forest.py`) into a [`Forest`].
+//! - A scikit-learn `IsolationForest` exported to ONNX is read into a [`Forest`] by
+//!   `crate::onnx::forest` (this stage knows no file format).
 //! - [`IsolationForestDetector`] wraps it as a [`Detector`]: refit on schedule, no online
 //!   update, and raw scores calibrated on the training data's own scores (see below).
 //!
@@ -19,9 +19,6 @@
 //! an ordinary one rather than as an extreme. A vector that is entirely NaN scores 0.
 
 mod error;
-mod onnx;
-
-pub use onnx::OnnxForestInfo;
 mod tree;
 
 #[cfg(test)]
@@ -61,7 +58,7 @@ pub struct IsolationForestDetector {
     pretrained: Option<std::sync::Arc<PretrainedForest>>,
 }
 
-/// A forest trained elsewhere (scikit-learn, imported from ONNX with [`Forest::from_onnx`])
+/// A forest trained elsewhere (scikit-learn, imported from ONNX by `crate::onnx::forest`)
 /// on standardised vectors, shared by every entity. Entities keep their own calibration.
 #[derive(Debug, Clone)]
 pub struct PretrainedForest {

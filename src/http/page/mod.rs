@@ -5,7 +5,7 @@
 //! (observed vs expected) and, in demo mode, the injected anomalies. `/?entity=…` (the link
 //! alerts carry, labels in any order) shows one entity's detector scores and feature
 //! timelines. Filters are plain links and a GET form; the page refreshes itself every 5 s.
-//! The history comes from [`crate::export::history`], copied under its lock and rendered
+//! The history comes from [`crate::check::history`], copied under its lock and rendered
 //! after, so a page view never holds up the check loop.
 
 mod query;
@@ -17,9 +17,9 @@ use std::fmt::Write as _;
 
 use axum::http::StatusCode;
 
+use crate::check::history::{PageHistory, SharedHistory};
+use crate::check::{CheckScores, EntityScores};
 use crate::detect::{ModelState, Severity};
-use crate::export::history::{PageHistory, SharedHistory};
-use crate::export::{CheckScores, EntityScores};
 use crate::vectorize::entity_string;
 
 pub use query::PageQuery;

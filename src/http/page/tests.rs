@@ -2,8 +2,8 @@ use std::sync::Arc;
 
 use super::query::{parse_labels, same_labels};
 use super::*;
+use crate::check::history::PageHistory;
 use crate::detect::{DetectorScore, EnsembleScore, Expected, Score};
-use crate::export::history::PageHistory;
 
 const FEATURES: [&str; 2] = ["latency_ms", "cpu_pct"];
 
@@ -183,7 +183,7 @@ fn history_feeds_sparklines_anomalies_and_injections() {
         c.timestamp_ms += i as i64 * 1000;
         h.lock().record(&c);
     }
-    h.lock().injections = vec![crate::export::history::InjectedAnomaly {
+    h.lock().injections = vec![crate::check::history::InjectedAnomaly {
         kind: "spike".into(),
         entity: "dwcp-node-01".into(),
         start_ms: 1_700_000_001_000,

@@ -32,11 +32,13 @@ use opentelemetry_proto::tonic::metrics::v1::{
 };
 use prost::Message;
 
-use crate::proto::remote_write::{SampleRef, SeriesRef};
-use crate::vectorize::{LABEL_INSTANCE, LABEL_JOB, LABEL_NAME, STALE_NAN_BITS};
+use crate::sample::{
+    LABEL_INSTANCE, LABEL_JOB, LABEL_NAME, RejectReason, STALE_NAN_BITS, SampleRef, SeriesRef,
+    one_sample_series,
+};
 
 use super::remote_write::Limits;
-use super::{IngestError, IngestOutcome, RejectReason, SampleSink, one_sample_series, store};
+use super::{IngestError, IngestOutcome, SampleSink, store};
 use names::NameKind;
 
 /// Content type of OTLP/HTTP protobuf bodies.

@@ -7,7 +7,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use parking_lot::Mutex;
 
 use super::*;
-use crate::vectorize::ObserveStats;
+use crate::ingest::ObserveStats;
 
 /// Records every accepted series as `name{k=v,...} value`.
 #[derive(Default)]

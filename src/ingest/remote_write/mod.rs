@@ -8,11 +8,11 @@
 //! stored. Following Prometheus's own receiver, a request that contained invalid series gets
 //! 400 with the counts (the sender does not retry it; the valid series are already stored).
 
-use crate::proto::remote_write::{self, SeriesRef};
+use crate::proto::remote_write;
 use crate::proto::remote_write_v2;
-use crate::vectorize::{LABEL_NAME, is_label_name};
+use crate::sample::{LABEL_NAME, RejectReason, SeriesRef, is_label_name};
 
-use super::{IngestError, IngestOutcome, RejectReason, SampleSink, store};
+use super::{IngestError, IngestOutcome, SampleSink, store};
 
 /// Content type of remote-write 1.0 (and the default when the `proto` parameter is absent).
 pub const CONTENT_TYPE: &str = "application/x-protobuf";

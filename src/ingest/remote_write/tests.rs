@@ -2,8 +2,8 @@ use parking_lot::Mutex;
 use prost::Message;
 
 use super::*;
+use crate::ingest::ObserveStats;
 use crate::proto::remote_write::{Encoder, compress};
-use crate::vectorize::ObserveStats;
 
 /// Remote-write messages as generated from `prompb` by prost: an independent encoder.
 mod prompb {
@@ -156,10 +156,10 @@ fn each_invalid_series_is_rejected_by_reason_and_the_good_ones_kept() {
 fn duplicate_hidden_behind_disorder_is_a_duplicate() {
     let s = SeriesRef {
         labels: vec![
-            remote_write::LabelRef { name: "__name__", value: "m" },
-            remote_write::LabelRef { name: "b", value: "1" },
-            remote_write::LabelRef { name: "a", value: "1" },
-            remote_write::LabelRef { name: "b", value: "2" },
+            crate::sample::LabelRef { name: "__name__", value: "m" },
+            crate::sample::LabelRef { name: "b", value: "1" },
+            crate::sample::LabelRef { name: "a", value: "1" },
+            crate::sample::LabelRef { name: "b", value: "2" },
         ],
         samples: vec![],
         histograms: 0,

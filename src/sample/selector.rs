@@ -5,7 +5,7 @@
 
 use thiserror::Error;
 
-use crate::proto::remote_write::LabelRef;
+use super::{LabelRef, is_label_name, is_metric_name};
 
 /// Why a selector did not parse.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -111,20 +111,6 @@ fn split_top(body: &str) -> Vec<&str> {
     }
     parts.push(&body[start..]);
     parts
-}
-
-/// Whether `s` is a valid Prometheus metric name (`[a-zA-Z_:][a-zA-Z0-9_:]*`).
-pub fn is_metric_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
-}
-
-/// Whether `s` is a valid Prometheus label name (`[a-zA-Z_][a-zA-Z0-9_]*`).
-pub fn is_label_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 #[cfg(test)]

@@ -1,0 +1,141 @@
+//! `serve`: the service, and `serve --demo` with its built-in simulator.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use tracing::{error, info, warn};
+
+use dwcp_anomaly::config::Config;
+use dwcp_anomaly::http::{self, AppState};
+use dwcp_anomaly::ingest;
+use dwcp_anomaly::pipeline::Pipeline;
+use dwcp_anomaly::simulate::{self, PushOptions, Simulator};
+use dwcp_anomaly::telemetry::Telemetry;
+
+use super::{init_logging, shutdown_signal};
+
+#[derive(Args)]
+pub(crate) struct ServeArgs {
+    /// YAML config file (default: embedded defaults).
+    #[arg(long, short, env = "DWCP_ANOMALY_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
+    /// Listen address, overriding `listen` in the config.
+    #[arg(long)]
+    pub(crate) listen: Option<SocketAddr>,
+    /// State directory, overriding `state_dir` in the config.
+    #[arg(long)]
+    pub(crate) state_dir: Option<PathBuf>,
+    /// OTLP/gRPC listen address, overriding `otlp.grpc_listen` in the config.
+    #[arg(long)]
+    pub(crate) otlp_grpc_listen: Option<SocketAddr>,
+    /// Also feed the service simulated DWCP traffic with injected anomalies (1 s checks).
+    #[arg(long)]
+    pub(crate) demo: bool,
+}
+
+pub(crate) async fn serve(args: ServeArgs) -> Result<()> {
+    let mut cfg = Config::load(args.config.as_deref())?;
+    init_logging(&cfg.log.level, cfg.log.format);
+    if let Some(listen) = args.listen {
+        cfg.listen = listen;
+    }
+    if let Some(dir) = args.state_dir {
+        cfg.state_dir = Some(dir);
+    }
+    if let Some(a) = args.otlp_grpc_listen {
+        cfg.otlp.grpc_listen = Some(a);
+    }
+    if args.demo {
+        cfg.check_interval = Duration::from_secs(1);
+        info!("Demo mode: 1 s checks, simulated traffic for 5 entities with an anomaly about every 40 s.");
+    }
+    if let Some(dir) = &cfg.state_dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create state dir {}", dir.display()))?;
+    }
+    let telemetry = Arc::new(Telemetry::default());
+    let otel = dwcp_anomaly::telemetry::otel::init(&cfg.otel, &telemetry)?;
+    if !otel.signals().is_empty() {
+        info!(signals = ?otel.signals(), "Exporting own telemetry over OTLP (OTEL_EXPORTER_OTLP_* environment).");
+    }
+    let pipeline = Pipeline::new(&cfg, Arc::clone(&telemetry)).context("cannot build pipeline")?;
+    let state = AppState::new(
+        &cfg,
+        pipeline.sink(),
+        pipeline.scoreboard(),
+        Arc::clone(&telemetry),
+        pipeline.ready_flag(),
+    )
+    .with_history(pipeline.history());
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+    let addr = listener.local_addr()?;
+    let grpc_listener = match cfg.otlp.grpc_listen {
+        Some(a) => Some(
+            tokio::net::TcpListener::bind(a)
+                .await
+                .with_context(|| format!("cannot listen on {a} (otlp.grpc_listen)"))?,
+        ),
+        None => None,
+    };
+    let shutdown = shutdown_signal();
+    for target in &cfg.scrape {
+        info!(url = %target.url, interval = ?target.interval, "Scraping.");
+        let task =
+            ingest::scrape::run(target.clone(), pipeline.sink(), Arc::clone(&telemetry), shutdown.clone());
+        tokio::spawn(task);
+    }
+    let pipeline_task = pipeline.spawn(shutdown.clone())?;
+    info!(%addr, "Listening: POST /api/v1/write, POST /v1/metrics (OTLP/HTTP), GET /metrics, GET /.");
+    if let Some(l) = grpc_listener {
+        let grpc_addr = l.local_addr()?;
+        info!(addr = %grpc_addr, "Listening: OTLP/gRPC MetricsService/Export.");
+        let mut stop = shutdown.clone();
+        let grpc_state = state.clone();
+        tokio::spawn(async move {
+            let done = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            if let Err(e) = http::otlp::serve_grpc(l, grpc_state, done).await {
+                error!(error = %e, "OTLP/gRPC server failed.");
+            }
+        });
+    }
+    if args.demo {
+        let sim = demo_simulator();
+        // The push task's first step goes out now, one step a second: the page lists the
+        // schedule so detections can be checked against it.
+        let injected = sim.injected_anomalies(dwcp_anomaly::rfc3339::now_ms(), Duration::from_secs(1));
+        state.history.lock().injections = injected;
+        let opts = PushOptions {
+            url: format!("http://127.0.0.1:{}/api/v1/write", addr.port()),
+            interval: Duration::from_secs(1),
+            job: "dwcp-demo".into(),
+            steps: None,
+        };
+        tokio::spawn(simulate::push(sim, opts, shutdown.clone()));
+    }
+    let mut http_shutdown = shutdown.clone();
+    axum::serve(listener, http::router(state))
+        .with_graceful_shutdown(async move {
+            let _ = http_shutdown.wait_for(|s| *s).await;
+        })
+        .await
+        .context("HTTP server failed")?;
+    if tokio::time::timeout(Duration::from_secs(15), pipeline_task).await.is_err() {
+        warn!("Pipeline did not stop within 15s.");
+    }
+    tokio::task::spawn_blocking(move || otel.shutdown()).await.ok();
+    info!("Stopped.");
+    Ok(())
+}
+
+fn demo_simulator() -> Simulator {
+    // One step per second: warm-up of 60 s, then an anomaly every ~40 s lasting 15 s.
+    let schedule = simulate::random_schedule(5, 1_000_000, 60, 40, 15, 42);
+    Simulator::new(5, 42, 600, schedule)
+}

@@ -1,0 +1,109 @@
+//! `export.remote_write[]`: where scores are written.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::{ConfigErrors, OtlpExportConfig, duration, is_http_url};
+
+/// Where scores go besides `/metrics`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExportConfig {
+    /// Remote-write targets for the score series.
+    pub remote_write: Vec<RemoteWriteConfig>,
+    /// OTLP targets (a collector) for the score series.
+    pub otlp: Vec<OtlpExportConfig>,
+}
+
+/// One remote-write target.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteWriteConfig {
+    /// Endpoint, e.g. `http://prometheus:9090/api/v1/write`.
+    pub url: String,
+    /// Timeout of one request.
+    #[serde(with = "duration", default = "default_rw_timeout")]
+    pub timeout: Duration,
+    /// Series per request.
+    #[serde(default = "default_rw_batch")]
+    pub max_samples_per_send: usize,
+    /// Attempts after the first for 5xx / 429 / connection errors; 4xx is never retried.
+    #[serde(default = "default_rw_retries")]
+    pub max_retries: u32,
+    /// First retry delay; doubles up to `max_backoff`.
+    #[serde(with = "duration", default = "default_rw_min_backoff")]
+    pub min_backoff: Duration,
+    /// Longest retry delay.
+    #[serde(with = "duration", default = "default_rw_max_backoff")]
+    pub max_backoff: Duration,
+    /// Ticks buffered while the target is slow; the oldest is dropped (and counted) beyond.
+    #[serde(default = "default_rw_queue")]
+    pub queue_capacity: usize,
+    /// Extra request headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Bearer token sent as `Authorization: Bearer ...`.
+    #[serde(default)]
+    pub bearer_token: Option<String>,
+    /// File holding the bearer token (read at start).
+    #[serde(default)]
+    pub bearer_token_file: Option<PathBuf>,
+    /// Message to send, as Prometheus names it: `prometheus.WriteRequest` (remote-write 1.0,
+    /// default) or `io.prometheus.write.v2.Request` (2.0).
+    #[serde(default)]
+    pub protobuf_message: RemoteWriteMessage,
+}
+
+/// Remote-write protocol of a target.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub enum RemoteWriteMessage {
+    /// Remote-write 1.0.
+    #[default]
+    #[serde(rename = "prometheus.WriteRequest")]
+    V1,
+    /// Remote-write 2.0.
+    #[serde(rename = "io.prometheus.write.v2.Request")]
+    V2,
+}
+
+fn default_rw_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_rw_batch() -> usize {
+    2000
+}
+fn default_rw_retries() -> u32 {
+    8
+}
+fn default_rw_min_backoff() -> Duration {
+    Duration::from_millis(100)
+}
+fn default_rw_max_backoff() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_rw_queue() -> usize {
+    64
+}
+
+impl RemoteWriteConfig {
+    pub(super) fn validate(&self, e: &mut ConfigErrors) {
+        if !is_http_url(&self.url) {
+            e.invalid("url", format!("must be an http(s) URL, got {:?}", self.url));
+        }
+        if self.max_samples_per_send == 0 {
+            e.invalid("max_samples_per_send", "must be >= 1");
+        }
+        if self.queue_capacity == 0 {
+            e.invalid("queue_capacity", "must be >= 1");
+        }
+        if self.min_backoff > self.max_backoff {
+            e.invalid("min_backoff", "must be <= max_backoff");
+        }
+        if self.bearer_token.is_some() && self.bearer_token_file.is_some() {
+            e.invalid("bearer_token", "set bearer_token or bearer_token_file, not both");
+        }
+    }
+}

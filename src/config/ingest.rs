@@ -1,0 +1,85 @@
+//! `ingest` and `scrape[]`: what the service accepts and where it pulls from.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::{ConfigErrors, duration, is_http_url};
+
+/// Limits applied before any decoding, so a hostile request cannot exhaust memory.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// Largest accepted request body in bytes, as sent (compressed).
+    pub max_request_bytes: usize,
+    /// Largest accepted body in bytes after decompression.
+    pub max_decoded_bytes: usize,
+    /// Ingest requests (remote-write, OTLP/HTTP, OTLP/gRPC) handled at once; beyond it a
+    /// request is refused as retryable (HTTP 503 with `Retry-After`, gRPC `UNAVAILABLE`).
+    pub max_concurrent_requests: usize,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self { max_request_bytes: 16 << 20, max_decoded_bytes: 64 << 20, max_concurrent_requests: 64 }
+    }
+}
+
+/// One scrape target.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ScrapeConfig {
+    /// URL of the target's metrics page, e.g. `http://host:9100/metrics`.
+    pub url: String,
+    /// Time between scrapes.
+    #[serde(with = "duration", default = "default_scrape_interval")]
+    pub interval: Duration,
+    /// Timeout of one scrape (at most `interval`).
+    #[serde(with = "duration", default = "default_scrape_timeout")]
+    pub timeout: Duration,
+    /// `job` label of the target's series.
+    #[serde(default = "default_scrape_job")]
+    pub job: String,
+    /// Extra labels added to the target's series.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Keep the target's own `job`/`instance`/extra labels when they clash with ours (as
+    /// Prometheus's `honor_labels`); otherwise theirs are renamed `exported_<name>`.
+    #[serde(default)]
+    pub honor_labels: bool,
+}
+
+fn default_scrape_interval() -> Duration {
+    Duration::from_secs(15)
+}
+fn default_scrape_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_scrape_job() -> String {
+    "scrape".into()
+}
+
+impl ScrapeConfig {
+    pub(super) fn validate(&self, e: &mut ConfigErrors) {
+        if !is_http_url(&self.url) {
+            e.invalid("url", format!("must be an http:// or https:// URL, got {:?}", self.url));
+        }
+        if self.interval < Duration::from_millis(100) {
+            e.invalid("interval", format!("must be >= 100ms, got {:?}", self.interval));
+        }
+        if self.timeout.is_zero() || self.timeout > self.interval {
+            e.invalid(
+                "timeout",
+                format!("must be > 0 and <= interval ({:?}), got {:?}", self.interval, self.timeout),
+            );
+        }
+        for k in self.labels.keys() {
+            let valid = k.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                e.invalid("labels", format!("invalid label name {k:?}"));
+            }
+        }
+    }
+}

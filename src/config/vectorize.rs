@@ -1,0 +1,153 @@
+//! `vectorize`: profiles, features and entity limits.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::{ConfigErrors, DEFAULT_PROFILE, duration};
+
+/// How incoming series are grouped into per-entity feature vectors.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct VectorizeConfig {
+    /// Profile to use: `dwcp`, `node`, `per_series`, or a name under `profiles`.
+    pub profile: String,
+    /// Overrides the profile's entity labels (e.g. `[instance]`).
+    pub entity_labels: Option<Vec<String>>,
+    /// A feature's newest sample counts for this long; an entity silent this long is dropped.
+    #[serde(with = "duration")]
+    pub staleness: Duration,
+    /// Upper bound on live entities; samples of further new entities are rejected and counted.
+    pub max_entities: usize,
+    /// User-defined profiles by name.
+    pub profiles: BTreeMap<String, ProfileConfig>,
+}
+
+impl Default for VectorizeConfig {
+    fn default() -> Self {
+        Self {
+            profile: DEFAULT_PROFILE.to_string(),
+            entity_labels: None,
+            staleness: Duration::from_secs(300),
+            max_entities: 10_000,
+            profiles: BTreeMap::new(),
+        }
+    }
+}
+
+/// A user-defined profile: entity labels and ordered features.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileConfig {
+    /// Labels whose values identify one entity.
+    pub entity_labels: Vec<String>,
+    /// Ordered features of the vector.
+    pub features: Vec<FeatureConfig>,
+}
+
+/// One feature of a profile.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FeatureConfig {
+    /// Feature name, used in the `feature` label of the output.
+    pub name: String,
+    /// Unit, for documentation and dashboards.
+    #[serde(default)]
+    pub unit: String,
+    /// Series selectors (`metric{label="v",label!="v"}`); every match is aggregated.
+    pub series: Vec<String>,
+    /// Optional denominator selector: the feature becomes `series / per`.
+    #[serde(default)]
+    pub per: Option<String>,
+    /// `gauge` (value as is) or `counter` (reset-aware per-second rate).
+    #[serde(default)]
+    pub kind: FeatureKind,
+    /// How several matching series of one entity combine.
+    #[serde(default)]
+    pub aggregation: Aggregation,
+    /// Multiplier applied after aggregation.
+    #[serde(default = "one")]
+    pub scale: f64,
+    /// Offset added after scaling.
+    #[serde(default)]
+    pub offset: f64,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+/// How a feature's samples are read.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum FeatureKind {
+    /// The newest value.
+    #[default]
+    Gauge,
+    /// Per-second rate between the two newest samples; a decrease is a counter reset.
+    Counter,
+}
+
+/// How several series of one entity and feature combine.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Aggregation {
+    /// Sum of the series.
+    #[default]
+    Sum,
+    /// Mean of the series.
+    Avg,
+    /// Largest value.
+    Max,
+    /// Smallest value.
+    Min,
+}
+
+impl VectorizeConfig {
+    pub(super) fn validate(&self, e: &mut ConfigErrors) {
+        const BUILTIN: [&str; 3] = ["dwcp", "node", "per_series"];
+        if !BUILTIN.contains(&self.profile.as_str()) && !self.profiles.contains_key(&self.profile) {
+            let mut known: Vec<&str> = BUILTIN.to_vec();
+            known.extend(self.profiles.keys().map(String::as_str));
+            e.invalid(
+                "profile",
+                format!("unknown profile {:?}, expected one of {}", self.profile, known.join(", ")),
+            );
+        }
+        if self.max_entities == 0 {
+            e.invalid("max_entities", "must be >= 1");
+        }
+        if self.staleness < Duration::from_secs(1) {
+            e.invalid("staleness", format!("must be >= 1s, got {:?}", self.staleness));
+        }
+        if self.entity_labels.as_ref().is_some_and(Vec::is_empty) {
+            e.invalid("entity_labels", "must name at least one label");
+        }
+        for (name, p) in &self.profiles {
+            e.scope(&format!("profiles.{name}"), |e| {
+                if BUILTIN.contains(&name.as_str()) {
+                    e.invalid("", "a custom profile cannot reuse a built-in name");
+                }
+                if p.features.is_empty() {
+                    e.invalid("features", "must list at least one feature");
+                }
+                for (i, f) in p.features.iter().enumerate() {
+                    e.scope(&format!("features[{i}]"), |e| {
+                        if f.series.is_empty() {
+                            e.invalid("series", "must list at least one selector");
+                        }
+                        for (j, s) in f.series.iter().chain(f.per.iter()).enumerate() {
+                            if let Err(err) = crate::sample::Selector::parse(s) {
+                                e.invalid(&format!("series[{j}]"), err.to_string());
+                            }
+                        }
+                        if !f.scale.is_finite() || !f.offset.is_finite() {
+                            e.invalid("scale", "scale and offset must be finite");
+                        }
+                    });
+                }
+            });
+        }
+    }
+}
