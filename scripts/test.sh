@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as the README says: installs what the tests need when missing
-# (Debian packages, Python packages), then checks formatting and lints and runs every test,
-# including the end-to-end tests with real Prometheus processes and the promtool rule tests.
+# (Debian packages; Python packages in a virtual environment, .venv), then checks formatting
+# and lints and runs every test, including the end-to-end tests with real Prometheus processes
+# and the promtool rule tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,11 +19,27 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 
+# Python peers (OpenTelemetry SDK, aiosmtpd, scikit-learn, onnxruntime, pytest) live in a virtual
+# environment: Debian's own python3 refuses pip installs (PEP 668, externally managed). Re-runs
+# reuse it. DWCP_ANOMALY_PYTHON names its interpreter for the tests and for the service's ONNX
+# Runtime probe alike.
+VENV="${DWCP_ANOMALY_VENV:-.venv}"
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "==> creating the Python virtual environment $VENV"
+  if ! python3 -m venv "$VENV" >/dev/null 2>&1; then
+    rm -rf "$VENV"
+    echo "==> installing Debian package: python3-venv"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+    python3 -m venv "$VENV"
+  fi
+fi
+export DWCP_ANOMALY_PYTHON="$(cd "$VENV" && pwd)/bin/python"
 shopt -s nullglob
 reqs=(training/requirements*.txt)
 if [ ${#reqs[@]} -gt 0 ]; then
-  echo "==> installing Python packages from ${reqs[*]}"
-  for r in "${reqs[@]}"; do python3 -m pip install -q --disable-pip-version-check -r "$r"; done
+  echo "==> installing Python packages from ${reqs[*]} into $VENV"
+  for r in "${reqs[@]}"; do "$DWCP_ANOMALY_PYTHON" -m pip install -q --disable-pip-version-check -r "$r"; done
 fi
 
 echo "==> cargo fmt --check"
@@ -38,6 +55,6 @@ promtool check config --syntax-only examples/prometheus.yml examples/prometheus-
 amtool check-config examples/alertmanager.yml
 if [ -d training/tests ]; then
   echo "==> pytest training/tests"
-  python3 -m pytest -q training/tests
+  "$DWCP_ANOMALY_PYTHON" -m pytest -q training/tests
 fi
 echo "==> all tests passed"

@@ -43,6 +43,11 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    // `--version` says more than clap's one line: commit and ONNX backend (probed, so only here).
+    if matches!(std::env::args().nth(1).as_deref(), Some("--version" | "-V")) {
+        print!("{}", commands::long_version());
+        return std::process::ExitCode::SUCCESS;
+    }
     let cli = Cli::parse();
     let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -38,14 +38,14 @@ fn start_sink(dir: &Path) -> Sink {
     let port = free_port();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/smtp_sink.py");
     let out = dir.join("mail");
-    let mut child = Command::new("python3")
+    let mut child = Command::new(common::python())
         .arg(&script)
         .arg(port.to_string())
         .arg(&out)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
-        .expect("python3 runs");
+        .expect("Python runs");
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
     assert_eq!(

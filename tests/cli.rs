@@ -38,7 +38,12 @@ fn valid_configs_print_the_effective_config() {
 fn invalid_configs_name_file_key_and_line() {
     let cases = [
         ("unknown_key.yaml", "line 4: detect.zscore.windw: unknown field `windw`"),
-        ("ill_typed.yaml", "line 2: vectorize.max_entities: "),
+        ("ill_typed.yaml", "line 2: vectorize.max_entities: expected a whole number >= 0, got \"lots\""),
+        (
+            "wrong_type.yaml",
+            "line 3: detect.zscore.window: expected a whole number >= 0, got \"a few hundred\"",
+        ),
+        ("syntax_error.yaml", "line 3: detect.zscore: YAML syntax error: unclosed bracket '{'"),
         ("bare_duration.yaml", "check_interval: invalid duration \"10\""),
         (
             "invalid_values.yaml",
@@ -65,6 +70,8 @@ fn missing_config_file_is_a_clear_error() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("cannot read config file /nonexistent/dwcp.yaml"), "{stderr}");
+    // The OS error once, not again as the message's own cause.
+    assert_eq!(stderr.matches("No such file or directory").count(), 1, "{stderr}");
 }
 
 #[test]
@@ -229,6 +236,13 @@ fn eval_reports_and_plots_a_simulated_dataset() {
     {
         assert!(out.join(f).is_file(), "{f} missing");
     }
+    // The report says what ran and links its plots; the timeline's axis is time.
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("Detectors: zscore. Threshold 0.500, target_fpr none"), "{md}");
+    assert!(md.contains("[timeline](dwcp-node-01.timeline.svg)"), "{md}");
+    let svg = std::fs::read_to_string(out.join("dwcp-node-01.timeline.svg")).unwrap();
+    assert!(svg.contains("time (UTC)") && !svg.contains(">point<"), "timeline x axis");
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("hint:"), "seven features get no univariate hint");
     let empty = tempfile::tempdir().unwrap();
     let e = Command::new(service_bin())
         .args(["eval", "--data", empty.path().to_str().unwrap(), "--out", out.to_str().unwrap()])
@@ -236,4 +250,64 @@ fn eval_reports_and_plots_a_simulated_dataset() {
         .unwrap();
     assert!(!e.status.success());
     assert!(String::from_utf8_lossy(&e.stderr).contains("no CSV datasets found under"));
+}
+
+#[test]
+fn eval_of_a_univariate_series_on_defaults_points_to_the_nab_config() {
+    // One metric, a day at 1 min with a level shift labelled in the second half.
+    let dir = tempfile::tempdir().unwrap();
+    let (data, out) = (dir.path().join("series.csv"), dir.path().join("out"));
+    let mut csv = String::from("timestamp,value,label\n");
+    for i in 0..1440i64 {
+        let anomalous = (1000..1030).contains(&i);
+        let v = 50.0 + 5.0 * ((i as f64) / 60.0).sin() + if anomalous { 40.0 } else { 0.0 };
+        let ts = dwcp_anomaly::rfc3339::format(1_700_000_000_000 + i * 60_000);
+        csv.push_str(&format!("{ts},{v},{}\n", u8::from(anomalous)));
+    }
+    std::fs::write(&data, csv).unwrap();
+    let o = run(&["eval", "--data", data.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("hint: 1 of 1 datasets have a single feature")
+            && stderr.contains("examples/eval-nab.yaml"),
+        "{stderr}"
+    );
+    // One feature: no flat contribution line, a sentence instead.
+    let svg = std::fs::read_to_string(out.join("series.contributions.svg")).unwrap();
+    assert!(svg.contains("one feature (value)") || svg.contains("no detected event"), "{svg}");
+}
+
+#[test]
+fn version_names_the_commit_and_the_onnx_backend_found() {
+    let version = |env: &[(&str, &str)]| {
+        let out = Command::new(service_bin())
+            .arg("--version")
+            .env_remove("ORT_DYLIB_PATH")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // A library named by ORT_DYLIB_PATH: its version comes from the file name.
+    let dir = tempfile::tempdir().unwrap();
+    let lib = dir.path().join("libonnxruntime.so.1.32.0");
+    std::fs::write(&lib, b"").unwrap();
+    let text = version(&[("ORT_DYLIB_PATH", lib.to_str().unwrap())]);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], concat!("dwcp-anomaly ", env!("CARGO_PKG_VERSION")), "{text}");
+    let commit = lines[1].strip_prefix("commit: ").unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        commit == "unknown" || (commit.len() == 12 && commit.chars().all(|c| c.is_ascii_hexdigit())),
+        "{text}"
+    );
+    assert!(
+        lines[2].starts_with("onnx backend: ONNX Runtime 1.32.0 (")
+            && lines[2].contains(lib.to_str().unwrap())
+            && lines[2].contains("found via ORT_DYLIB_PATH"),
+        "{text}"
+    );
+    // Nothing to find: no library, and a Python without onnxruntime.
+    let text = version(&[("DWCP_ANOMALY_PYTHON", "/nonexistent/python")]);
+    assert!(text.contains("onnx backend: tract (built in; no ONNX Runtime library found"), "{text}");
 }

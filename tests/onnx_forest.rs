@@ -23,13 +23,13 @@ const TOLERANCE: f64 = 1e-5;
 
 /// Runs the fixture with `args`; panics with its stderr when it fails.
 fn fixture(args: &[&str]) {
-    let python = common::require("python3", "python3");
+    let python = common::python();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sklearn_forest.py");
-    let out = Command::new(python).arg(&script).args(args).output().expect("run python3");
+    let out = Command::new(python).arg(&script).args(args).output().expect("run Python");
     assert!(
         out.status.success(),
         "{} {args:?} failed ({}); it needs scikit-learn, skl2onnx and onnxruntime: \
-         `python3 -m pip install -r training/requirements.txt`\n{}",
+         `bash scripts/test.sh` installs them into .venv and sets DWCP_ANOMALY_PYTHON\n{}",
         script.display(),
         out.status,
         String::from_utf8_lossy(&out.stderr)

@@ -28,9 +28,18 @@ fn dwcp_features() -> Vec<String> {
 /// Runs a Python script from the repo; panics with its stderr when it fails (a missing
 /// package is a failure: the README's test command installs them).
 fn python(args: &[&str], env: &[(&str, &str)]) {
-    let out =
-        Command::new("python3").args(args).envs(env.iter().copied()).current_dir(repo()).output().unwrap();
-    assert!(out.status.success(), "python3 {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(common::python())
+        .args(args)
+        .envs(env.iter().copied())
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{} {args:?} failed:\n{}",
+        common::python().display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 struct Reference {

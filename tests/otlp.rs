@@ -75,7 +75,7 @@ async fn opentelemetry_sdk_exports_over_grpc_and_http_and_the_spikes_are_flagged
         "--target".into(),
         format!("dwcp-node-03=grpc:http://127.0.0.1:{grpc_port}:{}", csv(3)),
     ];
-    let mut client_proc = spawn("otel_replay", Path::new("python3"), &args, dir.path());
+    let mut client_proc = spawn("otel_replay", &common::python(), &args, dir.path());
 
     // Watch /metrics while the SDK exports: highest flag and ensemble score per instance.
     let http = dwcp_anomaly::http_client().build().unwrap();
@@ -180,7 +180,7 @@ async fn start_sink(dir: &Path, grpc_port: u16, http_port: u16, out: &Path) -> P
         "--out".into(),
         out.display().to_string(),
     ];
-    let sink = spawn("otlp_sink", Path::new("python3"), &sink_args, dir);
+    let sink = spawn("otlp_sink", &common::python(), &sink_args, dir);
     eventually(Duration::from_secs(20), "the OTLP sink to listen", || async {
         std::fs::read_to_string(&sink.log).unwrap_or_default().contains("ready").then_some(())
     })

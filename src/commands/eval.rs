@@ -98,6 +98,16 @@ pub(crate) fn eval_cmd(args: EvalArgs) -> Result<()> {
         return Err(e.into());
     }
     let report = eval::write_outputs(&ok, &skipped, &cfg, &args.out, &opts)?;
+    let univariate = ok.iter().filter(|r| r.trace.features.len() == 1).count();
+    if args.config.is_none() && univariate > 0 {
+        eprintln!(
+            "hint: {univariate} of {} datasets have a single feature and ran on the built-in defaults \
+             ({}); univariate series such as NAB's are better served by examples/eval-nab.yaml, \
+             server metrics by examples/eval-servers.yaml (docs/accuracy.md)",
+            ok.len(),
+            cfg.detect.enabled().join(", ")
+        );
+    }
     println!(
         "{:<28} {:>8} {:>7} {:>7} {:>9} {:>7} {:>7}",
         "dataset/detector", "F1", "PA-F1", "ev.rec", "FPR", "delay", "AUC-PR"

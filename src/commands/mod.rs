@@ -72,3 +72,27 @@ pub(crate) fn indicatif_like_progress(total: u64) -> impl FnMut(u64) {
         }
     }
 }
+
+/// What `--version` prints: version, the commit built from, and the ONNX engine this machine
+/// offers (ONNX Runtime with its version and library, or tract) as the default configuration
+/// finds it (`ORT_DYLIB_PATH`, then the `onnxruntime` package of `DWCP_ANOMALY_PYTHON` or
+/// `python3`; a config's `onnx.runtime_path` comes first when the service runs).
+pub(crate) fn long_version() -> String {
+    use dwcp_anomaly::config::OnnxConfig;
+    use dwcp_anomaly::onnx::find_runtime;
+    let backend = match find_runtime(&OnnxConfig::default()) {
+        Some((path, via)) => {
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let version = name.split_once(".so.").map_or("version unknown", |(_, v)| v);
+            format!("ONNX Runtime {version} ({}, found via {via}); tract built in", path.display())
+        }
+        None => "tract (built in; no ONNX Runtime library found via ORT_DYLIB_PATH or the \
+                 onnxruntime package of DWCP_ANOMALY_PYTHON/python3)"
+            .to_string(),
+    };
+    format!(
+        "dwcp-anomaly {}\ncommit: {}\nonnx backend: {backend}\n",
+        env!("CARGO_PKG_VERSION"),
+        env!("DWCP_GIT_COMMIT")
+    )
+}

@@ -93,6 +93,18 @@ impl DetectConfig {
         Ok(())
     }
 
+    /// Names of the enabled detectors, in ensemble order.
+    pub fn enabled(&self) -> Vec<&'static str> {
+        let on = [
+            self.zscore.enabled,
+            self.iforest.enabled,
+            self.sesd.enabled,
+            self.kmeans.enabled,
+            self.lstm_ae.enabled,
+        ];
+        DETECTORS.iter().zip(on).filter(|(_, on)| *on).map(|(d, _)| *d).collect()
+    }
+
     /// The effective ensemble threshold (from `target_fpr` when set).
     pub fn effective_threshold(&self) -> f64 {
         match self.target_fpr {

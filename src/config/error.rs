@@ -62,13 +62,13 @@ impl ConfigErrors {
 #[derive(Debug, Error)]
 pub enum LoadError {
     /// The file could not be read.
-    #[error("cannot read config file {file}: {source}")]
+    #[error("cannot read config file {file}: {cause}")]
     Read {
         /// The file.
         file: PathBuf,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
+        /// The cause, in the message only: a `source` as well would print it twice in a
+        /// chain (`cannot read … (os error 2): No such file … (os error 2)`).
+        cause: std::io::Error,
     },
     /// The file parsed badly or has invalid values; every problem is listed.
     #[error("invalid config file {file}:\n{}", list(.errors))]

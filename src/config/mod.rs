@@ -140,7 +140,7 @@ impl Config {
             None => (PathBuf::from(EMBEDDED), Config::default()),
             Some(p) => {
                 let text = std::fs::read_to_string(p)
-                    .map_err(|source| LoadError::Read { file: p.to_path_buf(), source })?;
+                    .map_err(|cause| LoadError::Read { file: p.to_path_buf(), cause })?;
                 let cfg = Self::parse(&text)
                     .map_err(|e| LoadError::Invalid { file: p.to_path_buf(), errors: vec![e] })?;
                 (p.to_path_buf(), cfg)
@@ -172,10 +172,25 @@ impl Config {
                 e.into_inner()
             })
         })
-        .map_err(|e| ConfigError {
-            path: if path.is_empty() || path == "." { "(root)".to_string() } else { path },
-            reason: parse_reason(&e),
-            line: e.location().map(|l| l.line()),
+        .map_err(|e| {
+            let line = e.location().map(|l| l.line());
+            let mut reason = parse_reason(&e);
+            // A syntax error stops the parser inside a value it never named (`detect.?`): name
+            // the last key it knew and say it is the YAML that is broken, not the value.
+            let syntax = path.contains('?');
+            let known = path.split('.').take_while(|k| *k != "?").collect::<Vec<_>>().join(".");
+            if syntax {
+                reason = format!("YAML syntax error: {reason}");
+            } else if let Some(value) =
+                line.and_then(|l| value_at(text, l)).filter(|v| !reason.contains(v.as_str()))
+            {
+                reason = format!("{}, got {value:?}", plain_type_error(&reason));
+            }
+            ConfigError {
+                path: if known.is_empty() || known == "." { "(root)".to_string() } else { known },
+                reason,
+                line,
+            }
         })
     }
 
@@ -271,6 +286,33 @@ pub(crate) fn is_http_url(s: &str) -> bool {
 }
 
 /// The parser's message without its own location suffix (the line is reported separately).
+/// The parser's type errors in plain words (`invalid u64` → `expected a whole number >= 0`).
+fn plain_type_error(reason: &str) -> String {
+    let plain = match reason {
+        "invalid u64" | "invalid u32" | "invalid u16" | "invalid usize" => "expected a whole number >= 0",
+        "invalid i64" | "invalid i32" => "expected a whole number",
+        "invalid floating point" => "expected a number",
+        "invalid boolean" => "expected true or false",
+        "expected string scalar" => "expected a single value, not a list or mapping",
+        other => other,
+    };
+    plain.to_string()
+}
+
+/// The value written on 1-based `line` of `text` (after `key:` or `- `, without its quotes),
+/// for echoing in an error; None when the line holds no value (a block follows).
+fn value_at(text: &str, line: u64) -> Option<String> {
+    let l = text.lines().nth(line.checked_sub(1)? as usize)?.trim();
+    let l = l.split(" #").next().unwrap_or(l).trim();
+    let value = match l.split_once(": ") {
+        Some((_, v)) => v,
+        None => l.strip_prefix("- ").unwrap_or(l.strip_suffix(':').map_or(l, |_| "")),
+    };
+    let value = value.trim();
+    let unquoted = ['"', '\''].iter().find_map(|q| value.strip_prefix(*q)?.strip_suffix(*q)).unwrap_or(value);
+    (!value.is_empty()).then(|| unquoted.to_string())
+}
+
 fn parse_reason(e: &serde_saphyr::Error) -> String {
     let text = e.to_string();
     let text = text.lines().next().unwrap_or_default().to_string();

@@ -52,6 +52,16 @@ pub fn write_plots(r: &DatasetResult, threshold: f64, out: &Path) -> Result<Vec<
 
 type DrawResult = Result<(), Box<dyn std::error::Error>>;
 
+/// The x-axis label of point `x` of an axis over the points `shown`: its time (UTC), to the
+/// minute, or the date only where the axis spans more than three days.
+fn time_label(timestamps: &[i64], shown: std::ops::Range<usize>, x: f64) -> String {
+    let at = |i: usize| timestamps.get(i.min(timestamps.len().saturating_sub(1))).copied();
+    let Some(ts) = at(x.max(0.0) as usize) else { return String::new() };
+    let span = at(shown.end.saturating_sub(1)).unwrap_or(ts) - at(shown.start).unwrap_or(ts);
+    let text = crate::rfc3339::format(ts); // 2026-01-02T03:04:05Z
+    if span > 3 * 86_400_000 { text[..10].to_string() } else { text[5..16].replace('T', " ") }
+}
+
 /// Bucketed maxima so long series stay readable and small.
 fn downsample(v: &[f64]) -> Vec<(f64, f64)> {
     let step = v.len().div_ceil(MAX_POINTS).max(1);
@@ -75,7 +85,13 @@ fn timeline(r: &DatasetResult, threshold: f64, file: &Path) -> DrawResult {
         .x_label_area_size(35)
         .y_label_area_size(45)
         .build_cartesian_2d(0f64..n, 0f64..1.05f64)?;
-    chart.configure_mesh().x_desc("point").y_desc("score").light_line_style(WHITE).draw()?;
+    chart
+        .configure_mesh()
+        .x_desc("time (UTC)")
+        .y_desc("score")
+        .x_label_formatter(&|x| time_label(&t.timestamps, 0..t.timestamps.len(), *x))
+        .light_line_style(WHITE)
+        .draw()?;
     chart.draw_series(events(&t.labels).into_iter().map(|(s, e)| {
         Rectangle::new([(s as f64, 0.0), (e as f64, 1.05)], RGBColor(255, 160, 160).mix(0.45).filled())
     }))?;
@@ -108,8 +124,16 @@ fn contributions(r: &DatasetResult, file: &Path) -> DrawResult {
         events(&t.labels).into_iter().filter(|&(s, e)| (s..e).any(|i| t.flags[i])).take(3).collect();
     let root = SVGBackend::new(file, (1400, 380)).into_drawing_area();
     root.fill(&WHITE)?;
-    if detected.is_empty() {
-        root.draw(&Text::new(format!("{}: no detected event", r.name), (20, 20), ("sans-serif", 18)))?;
+    // With one feature every anomaly is all its own: a flat line at 1 says nothing.
+    let note = match (detected.is_empty(), t.features.as_slice()) {
+        (true, _) => Some(format!("{}: no detected event", r.name)),
+        (false, [only]) => {
+            Some(format!("{}: one feature ({only}), every detected event is attributed to it", r.name))
+        }
+        _ => None,
+    };
+    if let Some(note) = note {
+        root.draw(&Text::new(note, (20, 20), ("sans-serif", 18)))?;
         root.present()?;
         return Ok(());
     }
@@ -126,12 +150,22 @@ fn contributions(r: &DatasetResult, file: &Path) -> DrawResult {
         let mut top: Vec<usize> = (0..nf).collect();
         top.sort_by(|&a, &b| mass[b].total_cmp(&mass[a]));
         let mut chart = ChartBuilder::on(panel)
-            .caption(format!("event at point {s}–{e}: top features"), ("sans-serif", 14))
+            .caption(
+                format!("event at {}: top features", time_label(&t.timestamps, s..e, s as f64)),
+                ("sans-serif", 14),
+            )
             .margin(8)
             .x_label_area_size(30)
             .y_label_area_size(40)
             .build_cartesian_2d(lo as f64..hi as f64, 0f64..1.05f64)?;
-        chart.configure_mesh().x_desc("point").y_desc("share").light_line_style(WHITE).draw()?;
+        chart
+            .configure_mesh()
+            .x_desc("time (UTC)")
+            .y_desc("share")
+            .x_labels(4)
+            .x_label_formatter(&|x| time_label(&t.timestamps, lo..hi, *x))
+            .light_line_style(WHITE)
+            .draw()?;
         chart.draw_series(std::iter::once(Rectangle::new(
             [(s as f64, 0.0), (e as f64, 1.05)],
             RGBColor(255, 160, 160).mix(0.35).filled(),

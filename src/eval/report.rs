@@ -126,7 +126,9 @@ pub fn write_report(
     let all: Vec<&DatasetResult> = results.iter().collect();
     let report = Report {
         config: serde_json::json!({
+            "detectors": cfg.detect.enabled(),
             "threshold": cfg.detect.effective_threshold(),
+            "target_fpr": cfg.detect.target_fpr,
             "calibration_decades": cfg.detect.calibration_decades,
             "fit_every": humantime::format_duration(cfg.detect.fit_every).to_string(),
             "fit_window": cfg.detect.fit_window,
@@ -149,13 +151,20 @@ pub fn write_report(
     Ok(report)
 }
 
+/// Seconds as people read them (`4m 30s`); `–` when unknown.
+fn duration(seconds: Option<f64>) -> String {
+    seconds.filter(|s| s.is_finite() && *s >= 0.0).map_or("–".into(), |s| {
+        humantime::format_duration(std::time::Duration::from_secs(s.round() as u64)).to_string()
+    })
+}
+
 fn means_table(md: &mut String, m: &BTreeMap<String, Means>) {
-    md.push_str("| detector | datasets | F1 | PA-F1 | precision | recall | event recall | FPR | delay (pts, mean) | AUC-PR |\n");
-    md.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
+    md.push_str("| detector | datasets | F1 | PA-F1 | precision | recall | event recall | FPR | delay (pts, mean) | delay (mean) | AUC-PR |\n");
+    md.push_str("|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (d, x) in m {
         let _ = writeln!(
             md,
-            "| {d} | {} | {} | {} | {} | {} | {} ({}/{}) | {} | {} | {} |",
+            "| {d} | {} | {} | {} | {} | {} | {} ({}/{}) | {} | {} | {} | {} |",
             x.datasets,
             fmt(x.f1),
             fmt(x.pa_f1),
@@ -166,6 +175,7 @@ fn means_table(md: &mut String, m: &BTreeMap<String, Means>) {
             x.events,
             fmt(x.fpr),
             fmt(x.delay_mean_points),
+            duration(x.delay_mean_seconds),
             fmt(x.auc_pr)
         );
     }
@@ -173,7 +183,17 @@ fn means_table(md: &mut String, m: &BTreeMap<String, Means>) {
 
 fn markdown(r: &Report) -> String {
     let mut md = String::from("# dwcp-anomaly eval report\n\n");
-    let _ = writeln!(md, "Settings: `{}`\n", r.config);
+    let detectors = r.config["detectors"]
+        .as_array()
+        .map_or(String::new(), |d| d.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", "));
+    let target =
+        r.config["target_fpr"].as_f64().map_or("none (fixed threshold)".to_string(), |f| f.to_string());
+    let _ = writeln!(
+        md,
+        "Detectors: {detectors}. Threshold {:.3}, target_fpr {target}.\n\nSettings: `{}`\n",
+        r.config["threshold"].as_f64().unwrap_or(f64::NAN),
+        r.config
+    );
     md.push_str("## Totals (means over datasets)\n\n");
     means_table(&mut md, &r.totals);
     for (g, m) in &r.groups {
@@ -190,14 +210,15 @@ fn markdown(r: &Report) -> String {
     for d in &r.datasets {
         let _ = writeln!(
             md,
-            "\n### {}\n\n{} points scored, {} events, fitted on {} points. Plots: `{}`\n",
+            "\n### {}\n\n{} points scored, {} events, fitted on {} points. Plots: [timeline]({stem}.timeline.svg) · \
+             [contributions]({stem}.contributions.svg) · [precision–recall]({stem}.pr.svg)\n",
             d.name,
             d.points,
             d.events,
             d.fit_points,
-            super::plot::file_stem(&d.name)
+            stem = super::plot::file_stem(&d.name)
         );
-        md.push_str("| detector | F1 | PA-F1 | precision | recall | event recall | FPR | delay (pts mean / median) | delay (s, mean) | AUC-PR |\n");
+        md.push_str("| detector | F1 | PA-F1 | precision | recall | event recall | FPR | delay (pts mean / median) | delay (mean) | AUC-PR |\n");
         md.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
         for (name, m) in &d.detectors {
             let _ = writeln!(
@@ -213,7 +234,7 @@ fn markdown(r: &Report) -> String {
                 fmt(m.fpr),
                 fmt(m.delay_mean_points),
                 fmt(m.delay_median_points),
-                fmt(m.delay_mean_seconds),
+                duration(m.delay_mean_seconds),
                 fmt(m.auc_pr)
             );
         }

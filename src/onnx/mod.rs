@@ -3,8 +3,8 @@
 //! The LSTM autoencoder runs on ONNX Runtime when its shared library can be found (loaded at
 //! run time with `ort`'s `load-dynamic`: nothing is downloaded at build time) and otherwise on
 //! tract, the pure-Rust engine compiled into the binary. The library is looked for in
-//! `onnx.runtime_path`, then `ORT_DYLIB_PATH`, then an installed Python `onnxruntime`
-//! package. Which engine runs is logged once and exported as the `onnx_backend` label of
+//! `onnx.runtime_path`, then `ORT_DYLIB_PATH`, then the `onnxruntime` package of the Python
+//! named by `DWCP_ANOMALY_PYTHON` (default `python3`). Which engine runs is logged once and exported as the `onnx_backend` label of
 //! `dwcp_anomaly_build_info`. Every loading problem is an [`OnnxError`] naming the file and
 //! what was expected, never a panic. With `detect.lstm_ae` off nothing here runs.
 //!
@@ -27,7 +27,7 @@ use tracing::{info, warn};
 
 pub use metadata::{ModelMetadata, Scaler};
 use runtime::engine;
-pub use runtime::{backend_label, find_runtime};
+pub use runtime::{PYTHON_ENV, backend_label, find_runtime, python};
 
 use crate::config::{Config, OnnxConfig};
 use crate::detect::PretrainedForest;

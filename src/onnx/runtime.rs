@@ -64,8 +64,20 @@ fn log_once(f: impl FnOnce()) {
 
 const VIA_PYTHON: &str = "the Python onnxruntime package";
 
+/// Environment variable naming the Python interpreter whose `onnxruntime` package is probed
+/// (`scripts/test.sh` points it at the virtual environment it creates; the tests start their
+/// Python peers with the same interpreter).
+pub const PYTHON_ENV: &str = "DWCP_ANOMALY_PYTHON";
+
+/// The Python interpreter: `DWCP_ANOMALY_PYTHON` when set, else `python3` on `PATH`.
+pub fn python() -> PathBuf {
+    std::env::var_os(PYTHON_ENV)
+        .filter(|p| !p.is_empty())
+        .map_or_else(|| PathBuf::from("python3"), PathBuf::from)
+}
+
 /// Where ONNX Runtime's library is: `onnx.runtime_path`, `ORT_DYLIB_PATH`, or the `capi`
-/// folder of an installed Python `onnxruntime` (found without importing it).
+/// folder of the `onnxruntime` package of [`python`] (found without importing it).
 pub fn find_runtime(onnx: &OnnxConfig) -> Option<(PathBuf, &'static str)> {
     if let Some(p) = &onnx.runtime_path {
         return Some((p.clone(), "onnx.runtime_path"));
@@ -87,7 +99,7 @@ fn probe_python() -> Option<PathBuf> {
         s = u.find_spec('onnxruntime')\n\
         d = [os.path.join(p, 'capi') for p in (s.submodule_search_locations or [])] if s else []\n\
         print('\\n'.join(sorted(f for x in d for f in glob.glob(os.path.join(x, 'libonnxruntime.so*')))))";
-    let out = std::process::Command::new("python3")
+    let out = std::process::Command::new(python())
         .args(["-c", PROBE])
         .stderr(std::process::Stdio::null())
         .output()

@@ -79,6 +79,13 @@ pub fn require(binary: &str, package: &str) -> PathBuf {
     );
 }
 
+/// The Python interpreter of the tests' peers (OpenTelemetry SDK, aiosmtpd, training scripts):
+/// the one the service probes for ONNX Runtime, `DWCP_ANOMALY_PYTHON` (set by
+/// `scripts/test.sh` to its virtual environment) or `python3`.
+pub fn python() -> PathBuf {
+    dwcp_anomaly::onnx::python()
+}
+
 /// The service binary built by cargo for this test run.
 pub fn service_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_dwcp-anomaly"))
