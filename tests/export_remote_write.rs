@@ -84,6 +84,7 @@ fn check() -> CheckScores {
             score: Some(score),
             values: vec![1.0, 2.0],
         }],
+        merged: Vec::new(),
     }
 }
 

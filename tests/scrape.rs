@@ -71,3 +71,62 @@ async fn scraped_target_is_scored_and_its_spike_flagged() {
     assert!(samples >= 7.0, "{text}");
     assert!(line(format!("{SAMPLES_RECEIVED}{{protocol=\"scrape\"}}")).is_some(), "{text}\n{}", svc.tail());
 }
+
+/// The getting-started trap: `simulate serve` scraped without `honor_labels` turns its five
+/// nodes into one entity (job and instance of the scrape target). The service says so — a
+/// warning naming the labels that differ, `dwcp_anomaly_vectorize_merged_series_total`, a
+/// notice on the entity's page — and with `honor_labels: true` stays quiet.
+#[tokio::test(flavor = "multi_thread")]
+async fn series_collapsed_into_one_entity_are_reported_and_honor_labels_keeps_them_apart() {
+    use dwcp_anomaly::telemetry::names::MERGED_SERIES;
+    let dir = tempfile::tempdir().unwrap();
+    let sim_port = free_port();
+    let sim_args: Vec<String> = ["simulate", "--entities", "5", "--step", "1s", "serve", "--listen"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([format!("127.0.0.1:{sim_port}")])
+        .collect();
+    let _sim = spawn("simulate", &service_bin(), &sim_args, dir.path());
+    let target = format!("http://127.0.0.1:{sim_port}/metrics");
+    let http = dwcp_anomaly::http_client().build().unwrap();
+    let merged_total = |text: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with(MERGED_SERIES))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+
+    // Without honor_labels: one entity job="dwcp",instance="127.0.0.1:<port>" gets five series per feature.
+    let (port, honored) = (free_port(), free_port());
+    let plain = format!(
+        "check_interval: 1s\nscrape:\n  - url: {target}\n    interval: 1s\n    timeout: 900ms\n    job: dwcp\n"
+    );
+    let mut svc = start_service("plain", dir.path(), port, &plain).await;
+    let text = eventually(Duration::from_secs(30), "merged series counted", || async {
+        let text = get_ok(&http, format!("http://127.0.0.1:{port}/metrics")).await?;
+        (merged_total(&text) >= 4.0).then_some(text)
+    })
+    .await;
+    assert!(text.contains(&format!("{MERGED_SERIES}{{profile=\"dwcp\",feature=\"cpu_pct\"}}")), "{text}");
+    let entity = format!("?entity=job%3D%22dwcp%22%2Cinstance%3D%22127.0.0.1%3A{sim_port}%22");
+    eventually(Duration::from_secs(10), "the notice on the entity's page", || async {
+        let page = get_ok(&http, format!("http://127.0.0.1:{port}/{entity}")).await?;
+        page.contains("combines 5 series of this entity").then_some(())
+    })
+    .await;
+    stop(&mut svc);
+    let log = std::fs::read_to_string(&svc.log).unwrap();
+    let warning =
+        log.lines().find(|l| l.contains("Several series feed one feature of one entity")).expect(&log);
+    assert!(warning.contains("exported_instance") && warning.contains("honor_labels"), "{warning}");
+
+    // With honor_labels: five entities, nothing merged.
+    let kept = format!("{plain}    honor_labels: true\n");
+    let _svc = start_service("honored", dir.path(), honored, &kept).await;
+    let text = eventually(Duration::from_secs(30), "five entities scored apart", || async {
+        let text = get_ok(&http, format!("http://127.0.0.1:{honored}/metrics")).await?;
+        (text.matches("anomaly_model_state{").count() >= 5 * 3).then_some(text)
+    })
+    .await;
+    assert_eq!(merged_total(&text), 0.0, "{text}");
+}

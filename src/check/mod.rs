@@ -11,7 +11,7 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 
 use crate::detect::{EnsembleScore, ModelState};
-use crate::vectorize::EntityLabels;
+use crate::vectorize::{EntityLabels, MergedSeries};
 
 /// The latest check, as served on `/metrics` and the status API.
 pub type Scoreboard = Arc<RwLock<Arc<CheckScores>>>;
@@ -40,4 +40,7 @@ pub struct CheckScores {
     pub features: Arc<[String]>,
     /// Every live entity.
     pub entities: Vec<EntityScores>,
+    /// Features of entities that combined several series without the profile asking (the
+    /// entity labels do not separate them), as the vectorizer found them at this check.
+    pub merged: Vec<MergedSeries>,
 }

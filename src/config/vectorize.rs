@@ -66,6 +66,13 @@ pub struct FeatureConfig {
     /// How several matching series of one entity combine.
     #[serde(default)]
     pub aggregation: Aggregation,
+    /// Several series of one entity feed this feature on purpose (one per interface, CPU,
+    /// disk, ...) and are combined by `aggregation`. Off (the default), several series of one
+    /// entity in a feature mean the entity labels do not separate what should be entities
+    /// (`honor_labels` missing on a scrape job, say): they are still combined, but warned about
+    /// and counted in `dwcp_anomaly_vectorize_merged_series_total`.
+    #[serde(default)]
+    pub merge_series: bool,
     /// Multiplier applied after aggregation.
     #[serde(default = "one")]
     pub scale: f64,

@@ -31,7 +31,7 @@ use crate::export;
 use crate::ingest::SampleSink;
 use crate::sample::{LabelRef, SelectorError};
 use crate::telemetry::Telemetry;
-use crate::vectorize::{Vectorizer, VectorizerSink};
+use crate::vectorize::{Vectorizer, VectorizerSink, entity_string};
 
 pub use scorer::{CheckStats, Scorer};
 
@@ -180,6 +180,7 @@ impl Pipeline {
                 };
                 scorer = Some((sc, alerts));
                 record(&telemetry, &stats);
+                report_merged(&telemetry, &check);
                 let check = Arc::new(check);
                 *scoreboard.write() = Arc::clone(&check);
                 history.lock().record(&check);
@@ -263,6 +264,27 @@ fn save_state(scorer: &Scorer, alerts: &AlertTracker, dir: &std::path::Path) {
     }
     if let Err(error) = crate::alert::state::save(dir, &alerts.snapshot(now_ms())) {
         warn!(%error, "Cannot save alert state.");
+    }
+}
+
+/// Counts every feature that combined several series of one entity without the profile asking,
+/// and warns once per entity and feature, naming the labels that set the series apart.
+fn report_merged(t: &Telemetry, check: &CheckScores) {
+    for m in &check.merged {
+        let feature = check.features.get(m.feature as usize).map_or("?", String::as_str);
+        t.merged_series.with(&[&check.profile, feature]).add(f64::from(m.series - 1));
+        if let Some(apart) = &m.first {
+            warn!(
+                entity = %entity_string(&m.labels),
+                feature,
+                series = m.series,
+                apart = %entity_string(apart),
+                "Several series feed one feature of one entity and are merged: the entity labels do not \
+                 separate them. Keep the sender's labels (honor_labels: true on a scrape job), add the \
+                 label that differs to vectorize.entity_labels, or set merge_series: true on the feature \
+                 if one entity really has several (docs/troubleshooting.md)."
+            );
+        }
     }
 }
 

@@ -44,6 +44,7 @@ pub fn replay_config(cfg: &Config, columns: &[String]) -> Config {
             per: None,
             kind: FeatureKind::Gauge,
             aggregation: Default::default(),
+            merge_series: false,
             scale: 1.0,
             offset: 0.0,
         })

@@ -250,6 +250,7 @@ impl Scorer {
             profile: Arc::clone(&self.profile),
             features: Arc::clone(&self.features),
             entities,
+            merged: assembled.merged,
         };
         (check, events, stats)
     }

@@ -201,6 +201,8 @@ pub struct Telemetry {
     pub samples_rejected: Family,
     /// See [`names::SAMPLES_UNMATCHED`].
     pub samples_unmatched: Family,
+    /// See [`names::MERGED_SERIES`].
+    pub merged_series: Family,
     /// See [`names::REQUESTS`].
     pub requests: Family,
     /// See [`names::ENTITIES`].
@@ -261,6 +263,12 @@ impl Default for Telemetry {
                 "Samples of series that no feature of the profile selects.",
                 Counter,
                 &[],
+            ),
+            merged_series: Family::new(
+                MERGED_SERIES,
+                "Series merged into another series of the same entity and feature at a check without the profile's merge_series: the entity labels do not separate them.",
+                Counter,
+                &["profile", "feature"],
             ),
             requests: Family::new(
                 REQUESTS,
@@ -380,7 +388,7 @@ impl Telemetry {
 
     /// Every counter and gauge family, in exposition order; the check-duration histogram
     /// goes after the first [`Self::PRE_HISTOGRAM`] of them.
-    pub fn families(&self) -> [&Family; 20] {
+    pub fn families(&self) -> [&Family; 21] {
         [
             &self.build_info,
             &self.samples_received,
@@ -402,6 +410,7 @@ impl Telemetry {
             &self.scrape_up,
             &self.scrape_duration,
             &self.scrape_samples,
+            &self.merged_series,
         ]
     }
 

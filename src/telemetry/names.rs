@@ -6,6 +6,9 @@ pub const SAMPLES_RECEIVED: &str = "dwcp_anomaly_ingest_samples_received_total";
 pub const SAMPLES_REJECTED: &str = "dwcp_anomaly_samples_rejected_total";
 /// Samples of series that no profile feature selects.
 pub const SAMPLES_UNMATCHED: &str = "dwcp_anomaly_ingest_samples_unmatched_total";
+/// Series merged into another series of the same entity and feature at a check, without the
+/// profile asking (`merge_series`): the entity labels do not separate them.
+pub const MERGED_SERIES: &str = "dwcp_anomaly_vectorize_merged_series_total";
 /// Ingest requests, by protocol and HTTP status code.
 pub const REQUESTS: &str = "dwcp_anomaly_ingest_requests_total";
 /// Live entities.

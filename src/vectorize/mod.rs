@@ -75,6 +75,23 @@ pub struct EntityStatus {
     pub stale: bool,
 }
 
+/// Several series of one entity feeding one feature whose profile does not merge series on
+/// purpose (see `FeatureConfig::merge_series`): the entity labels do not separate them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MergedSeries {
+    /// The entity.
+    pub entity: u64,
+    /// Its labels.
+    pub labels: EntityLabels,
+    /// The feature's index in the profile.
+    pub feature: u16,
+    /// How many series were combined into the feature's value at this check.
+    pub series: u32,
+    /// First time seen for this entity and feature: the labels outside the entity labels of
+    /// the series that joined (what differs between them), for the one warning to name.
+    pub first: Option<LabelPairs>,
+}
+
 /// What one check produced.
 #[derive(Debug, Default)]
 pub struct Assembled {
@@ -84,6 +101,8 @@ pub struct Assembled {
     pub status: Vec<EntityStatus>,
     /// Entities dropped at this check (silent beyond the staleness window).
     pub dropped: Vec<u64>,
+    /// Features of entities that combined several series without the profile asking.
+    pub merged: Vec<MergedSeries>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,7 +136,13 @@ struct Entity {
     last_seen_ms: i64,
     interval_ms: f64,
     dirty: bool,
+    /// Features already reported as merging several series, with the labels outside the
+    /// entity labels of the series that joined until the report is taken (empty normally).
+    merged: Vec<(u16, Option<LabelPairs>)>,
 }
+
+/// Owned label pairs, e.g. the labels that set one series apart from another.
+pub type LabelPairs = Vec<(String, String)>;
 
 /// Groups samples into per-entity vectors for one profile.
 #[derive(Debug)]
@@ -216,8 +241,13 @@ impl Vectorizer {
                     Ok(e) => {
                         for (k, (feature, role)) in matched.into_iter().enumerate() {
                             let key = series.wrapping_add(k as u64);
-                            let kind = profile.features[feature as usize].kind;
-                            e.slots.entry(key).or_insert_with(|| Slot::new(feature, role, kind));
+                            let f = &profile.features[feature as usize];
+                            if !e.slots.contains_key(&key) {
+                                if !f.merge_series && role == Role::Numerator {
+                                    note_merge(e, feature, &profile.entity_labels, labels);
+                                }
+                                e.slots.insert(key, Slot::new(feature, role, f.kind));
+                            }
                             store(e, key, samples, stats);
                         }
                     }
@@ -246,6 +276,7 @@ impl Vectorizer {
                     last_seen_ms: i64::MIN,
                     interval_ms: 0.0,
                     dirty: false,
+                    merged: Vec::new(),
                 }))
             }
         }
@@ -280,6 +311,18 @@ impl Vectorizer {
                 };
                 a.add(s.value);
             }
+            for (feature, first) in e.merged.iter_mut() {
+                let n = num[*feature as usize].n;
+                if n > 1 {
+                    out.merged.push(MergedSeries {
+                        entity: id,
+                        labels: Arc::clone(&e.labels),
+                        feature: *feature,
+                        series: n,
+                        first: first.take(),
+                    });
+                }
+            }
             let values = self
                 .profile
                 .features
@@ -303,6 +346,23 @@ impl Vectorizer {
             true
         });
         out
+    }
+}
+
+/// A new series joins `feature` of entity `e`: when another series of the entity feeds the
+/// feature already, remember it (once per feature) with the labels that set the new one apart.
+fn note_merge(e: &mut Entity, feature: u16, entity_labels: &[String], labels: &[LabelRef<'_>]) {
+    if e.merged.iter().any(|(f, _)| *f == feature) {
+        return;
+    }
+    let shared = e.slots.values().any(|s| s.feature == feature && s.role == Role::Numerator);
+    if shared {
+        let apart = labels
+            .iter()
+            .filter(|l| l.name != LABEL_NAME && !entity_labels.iter().any(|k| k == l.name))
+            .map(|l| (l.name.to_string(), l.value.to_string()))
+            .collect();
+        e.merged.push((feature, Some(apart)));
     }
 }
 

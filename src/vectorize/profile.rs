@@ -30,6 +30,8 @@ pub struct Feature {
     pub kind: FeatureKind,
     /// Aggregation across series.
     pub aggregation: Aggregation,
+    /// Several series per entity are expected (see `FeatureConfig::merge_series`).
+    pub merge_series: bool,
     /// Applied after aggregation: `offset + scale * value`.
     pub scale: f64,
     /// See `scale`.
@@ -66,6 +68,7 @@ impl Profile {
                     per: None,
                     kind: FeatureKind::Gauge,
                     aggregation: Aggregation::Sum,
+                    merge_series: false,
                     scale: 1.0,
                     offset: 0.0,
                 }],
@@ -96,6 +99,7 @@ impl Profile {
                     per: f.per.as_deref().map(Selector::parse).transpose()?,
                     kind: f.kind,
                     aggregation: f.aggregation,
+                    merge_series: f.merge_series,
                     scale: f.scale,
                     offset: f.offset,
                 })
@@ -129,9 +133,16 @@ fn feature(
         per: None,
         kind,
         aggregation,
+        merge_series: false,
         scale: 1.0,
         offset: 0.0,
     }
+}
+
+/// [`feature`] whose several series per entity are meant (one per CPU, interface, disk).
+fn merged(mut f: FeatureConfig) -> FeatureConfig {
+    f.merge_series = true;
+    f
 }
 
 /// The DWCP link/host profile (default): the seed's seven metrics.
@@ -156,28 +167,29 @@ pub fn dwcp() -> ProfileConfig {
 pub fn node() -> ProfileConfig {
     use Aggregation::*;
     use FeatureKind::{Counter, Gauge};
-    let mut cpu = feature("cpu_busy_pct", "%", &[r#"node_cpu_seconds_total{mode="idle"}"#], Counter, Avg);
+    let mut cpu =
+        merged(feature("cpu_busy_pct", "%", &[r#"node_cpu_seconds_total{mode="idle"}"#], Counter, Avg));
     (cpu.scale, cpu.offset) = (-100.0, 100.0);
     let mut mem = feature("memory_used_pct", "%", &["node_memory_MemAvailable_bytes"], Gauge, Sum);
     mem.per = Some("node_memory_MemTotal_bytes".into());
     (mem.scale, mem.offset) = (-100.0, 100.0);
-    let mut rx = feature(
+    let mut rx = merged(feature(
         "network_receive_mbps",
         "Mbps",
         &[r#"node_network_receive_bytes_total{device!="lo"}"#],
         Counter,
         Sum,
-    );
+    ));
     rx.scale = 8e-6;
-    let mut tx = feature(
+    let mut tx = merged(feature(
         "network_transmit_mbps",
         "Mbps",
         &[r#"node_network_transmit_bytes_total{device!="lo"}"#],
         Counter,
         Sum,
-    );
+    ));
     tx.scale = 8e-6;
-    let errs = feature(
+    let errs = merged(feature(
         "network_errors_per_s",
         "1/s",
         &[
@@ -186,8 +198,8 @@ pub fn node() -> ProfileConfig {
         ],
         Counter,
         Sum,
-    );
-    let mut disk = feature("disk_busy_pct", "%", &["node_disk_io_time_seconds_total"], Counter, Max);
+    ));
+    let mut disk = merged(feature("disk_busy_pct", "%", &["node_disk_io_time_seconds_total"], Counter, Max));
     disk.scale = 100.0;
     ProfileConfig {
         entity_labels: vec![LABEL_JOB.into(), LABEL_INSTANCE.into()],

@@ -152,3 +152,58 @@ fn unmatched_metrics_are_counted() {
     assert_eq!(s.unmatched, 1);
     assert_eq!(v.entity_count(), 0);
 }
+
+#[test]
+fn series_the_entity_labels_do_not_separate_are_reported_once_with_what_differs() {
+    let mut v = Vectorizer::new(&cfg("dwcp")).unwrap();
+    // Two nodes scraped through one target without honor_labels: same job and instance.
+    for node in ["n1", "n2"] {
+        let labels = [
+            ("__name__", "dwcp_cpu_usage_percent"),
+            ("exported_instance", node),
+            ("instance", "t:9"),
+            ("job", "dwcp"),
+        ];
+        obs(&mut v, &labels, &[(10.0, T0)]);
+    }
+    let out = v.assemble(T0 + 1000);
+    assert_eq!(out.vectors.len(), 1, "one entity");
+    assert_eq!(out.merged.len(), 1, "{:?}", out.merged);
+    let m = &out.merged[0];
+    assert_eq!((m.feature, m.series), (4, 2), "cpu_pct merges two series");
+    let first = m.first.as_ref().expect("the first report names what differs");
+    assert_eq!(first, &[("exported_instance".to_string(), "n2".to_string())]);
+    // Still merged at the next check, but named only once.
+    for node in ["n1", "n2"] {
+        let labels = [
+            ("__name__", "dwcp_cpu_usage_percent"),
+            ("exported_instance", node),
+            ("instance", "t:9"),
+            ("job", "dwcp"),
+        ];
+        obs(&mut v, &labels, &[(11.0, T0 + 1000)]);
+    }
+    let out = v.assemble(T0 + 2000);
+    assert_eq!((out.merged.len(), out.merged[0].series, out.merged[0].first.is_none()), (1, 2, true));
+}
+
+#[test]
+fn features_that_merge_series_on_purpose_stay_quiet() {
+    // node's CPU feature averages every core's idle counter by design.
+    let mut v = Vectorizer::new(&cfg("node")).unwrap();
+    for (ts, idle) in [(T0, 100.0), (T0 + 10_000, 109.0)] {
+        for cpu in ["0", "1"] {
+            let labels = [
+                ("__name__", "node_cpu_seconds_total"),
+                ("cpu", cpu),
+                ("instance", "h:9100"),
+                ("job", "node"),
+                ("mode", "idle"),
+            ];
+            obs(&mut v, &labels, &[(idle, ts)]);
+        }
+    }
+    let out = v.assemble(T0 + 11_000);
+    assert_eq!(out.vectors.len(), 1);
+    assert!(out.merged.is_empty(), "{:?}", out.merged);
+}

@@ -355,6 +355,17 @@ last check {}</p>",
         time(check.timestamp_ms),
         st = e.state.as_str(),
     );
+    for m in check.merged.iter().filter(|m| m.labels == e.labels) {
+        let _ = write!(
+            b,
+            "<p class=\"notice\">Feature <b>{}</b> combines {} series of this entity: the entity labels \
+             do not separate them. Keep the sender's labels (<code>honor_labels: true</code> on the scrape \
+             job), add the label that differs to <code>vectorize.entity_labels</code>, or set \
+             <code>merge_series: true</code> on the feature if this entity really has several.</p>",
+            esc(check.features.get(m.feature as usize).map_or("?", String::as_str)),
+            m.series
+        );
+    }
     b.push_str("<h2>Scores</h2><table><tr><th>detector</th><th>score</th><th>recent</th></tr>");
     let _ = write!(
         b,

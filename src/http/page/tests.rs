@@ -51,6 +51,7 @@ fn check(entities: Vec<EntityScores>) -> CheckScores {
         profile: "dwcp".into(),
         features: FEATURES.iter().map(|s| s.to_string()).collect::<Vec<_>>().into(),
         entities,
+        merged: Vec::new(),
     }
 }
 
