@@ -44,6 +44,14 @@ fn invalid_configs_name_file_key_and_line() {
             "line 3: detect.zscore.window: expected a whole number >= 0, got \"a few hundred\"",
         ),
         ("syntax_error.yaml", "line 3: detect.zscore: YAML syntax error: unclosed bracket '{'"),
+        (
+            "mis_indented.yaml",
+            "line 3: (root): YAML structure error: this line's indentation matches no key above it",
+        ),
+        (
+            "flat_block.yaml",
+            "line 2: detect.zscore: YAML structure error: expected the keys of `zscore` on the following lines",
+        ),
         ("bare_duration.yaml", "check_interval: invalid duration \"10\""),
         (
             "invalid_values.yaml",

@@ -31,7 +31,7 @@ async fn scraped_target_is_scored_and_its_spike_flagged() {
     .map(|s| s.to_string())
     .chain([format!("127.0.0.1:{sim_port}")])
     .collect();
-    let _sim = spawn("simulate", &service_bin(), &sim_args, dir.path());
+    let sim = spawn("simulate", &service_bin(), &sim_args, dir.path());
 
     let (port, dead) = (free_port(), free_port());
     let target = format!("http://127.0.0.1:{sim_port}/metrics");
@@ -70,6 +70,14 @@ async fn scraped_target_is_scored_and_its_spike_flagged() {
         .unwrap();
     assert!(samples >= 7.0, "{text}");
     assert!(line(format!("{SAMPLES_RECEIVED}{{protocol=\"scrape\"}}")).is_some(), "{text}\n{}", svc.tail());
+    // The simulator logs the injection it serves, as the demo does.
+    let sim_log = std::fs::read_to_string(&sim.log).unwrap();
+    assert!(
+        sim_log.lines().any(|l| l.contains("Injecting an anomaly.")
+            && l.contains("dwcp-node-01")
+            && l.contains("spike")),
+        "{sim_log}"
+    );
 }
 
 /// The getting-started trap: `simulate serve` scraped without `honor_labels` turns its five

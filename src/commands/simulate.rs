@@ -28,7 +28,8 @@ pub(crate) struct SimulateArgs {
     /// Length of the load cycle (seasonality).
     #[arg(long, default_value = "1h", value_parser = humantime::parse_duration, global = true)]
     pub(crate) period: Duration,
-    /// Inject an anomaly: ENTITY:KIND:START:DURATION (e.g. 2:spike:5m:1m); repeatable.
+    /// Inject an anomaly: ENTITY:KIND:START:DURATION (e.g. 2:spike:5m:1m); repeatable. START
+    /// counts simulated time from the first point: from process start for `serve` and `push`.
     /// Kinds: spike, level_shift, drift, packet_loss_burst, latency_jitter, cpu_saturation.
     #[arg(long = "anomaly", global = true)]
     pub(crate) anomalies: Vec<String>,

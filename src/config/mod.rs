@@ -179,8 +179,18 @@ impl Config {
             // the last key it knew and say it is the YAML that is broken, not the value.
             let syntax = path.contains('?');
             let known = path.split('.').take_while(|k| *k != "?").collect::<Vec<_>>().join(".");
-            if syntax {
+            if syntax && reason.contains("did not find expected key") {
+                reason = "YAML structure error: this line's indentation matches no key above it \
+                          (keys of one mapping must start in the same column)"
+                    .to_string();
+            } else if syntax {
                 reason = format!("YAML syntax error: {reason}");
+            } else if reason == "expected mapping start" {
+                let key = known.rsplit('.').next().unwrap_or("");
+                reason = format!(
+                    "YAML structure error: expected the keys of `{key}` on the following lines, \
+                     indented further than `{key}:` itself"
+                );
             } else if let Some(value) =
                 line.and_then(|l| value_at(text, l)).filter(|v| !reason.contains(v.as_str()))
             {

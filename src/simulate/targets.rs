@@ -103,6 +103,7 @@ pub async fn serve(
                 let mut guard = state.lock();
                 let (sim, last) = &mut *guard;
                 while sim.step() <= due {
+                    log_injections(sim, crate::rfc3339::now_ms(), step);
                     *last = sim.next_step();
                 }
                 render_exposition(last)
@@ -116,6 +117,20 @@ pub async fn serve(
             let _ = shutdown.wait_for(|s| *s).await;
         })
         .await
+}
+
+/// Logs the injections that start at the simulator's next step (at `ts`, steps of `step`), as
+/// `serve --demo` does, so detections can be checked against them.
+fn log_injections(sim: &Simulator, ts: i64, step: Duration) {
+    for inj in sim.injections().iter().filter(|i| i.start_step == sim.step()) {
+        info!(
+            kind = %inj.kind,
+            entity = %Simulator::entity_name(inj.entity),
+            start = %rfc3339::format(ts),
+            duration = ?step * inj.steps as u32,
+            "Injecting an anomaly."
+        );
+    }
 }
 
 /// Options of [`push`].
@@ -149,15 +164,7 @@ pub async fn push(
             return Ok(());
         }
         let ts = crate::rfc3339::now_ms();
-        for inj in sim.injections().iter().filter(|i| i.start_step == sim.step()) {
-            info!(
-                kind = %inj.kind,
-                entity = %Simulator::entity_name(inj.entity),
-                start = %rfc3339::format(ts),
-                duration = ?opts.interval * inj.steps as u32,
-                "Injecting an anomaly."
-            );
-        }
+        log_injections(&sim, ts, opts.interval);
         for (i, p) in sim.next_step().iter().enumerate() {
             let instance = Simulator::entity_name(i);
             for (f, metric) in METRICS.iter().enumerate() {
