@@ -51,8 +51,8 @@ cargo test --all-targets --quiet
 echo "==> promtool and amtool: rules and example configs"
 promtool check rules rules/dwcp-anomaly.rules.yml
 promtool test rules rules/tests.yml
-promtool check config --syntax-only examples/prometheus.yml examples/prometheus-scores.yml
-amtool check-config examples/alertmanager.yml
+promtool check config --syntax-only examples/prometheus.yml examples/prometheus-scores.yml examples/local/prometheus.yml
+amtool check-config examples/alertmanager.yml examples/local/alertmanager.yml
 if [ -d training/tests ]; then
   echo "==> pytest training/tests"
   "$DWCP_ANOMALY_PYTHON" -m pytest -q training/tests
