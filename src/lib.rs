@@ -4,7 +4,23 @@
 //! The modules below follow that flow, each listed after everything it imports (`pipeline`,
 //! which wires the stages, after the stages it starts); `tests/architecture.rs` checks the
 //! order and the arrows, docs/architecture.md draws them.
+//!
+//! # Use it as a library
+//!
+//! The API meant for embedding is re-exported here: [`Config`] to load the configuration,
+//! [`AnomalyDetector`], [`AlertManager`] and [`MonitoringPipeline`] to train, start, feed
+//! [`MetricVector`]s (or any profile's [`Vector`]) and stop, and the [`AlertEvent`]s it reports
+//! with their [`Severity`] and top features ([`FeatureContribution`]: observed vs expected).
+//! See [`embed`] and `examples/embedded.rs`. The modules below are the service's parts, public
+//! for the binary, the tests and the benchmarks; they are not a stable API.
 #![deny(missing_docs)]
+
+pub use alert::{AlertEvent, AlertKind, FeatureContribution};
+pub use config::Config;
+pub use detect::{ModelState, Severity};
+pub use embed::{
+    AlertManager, AnomalyDetector, EmbedError, MetricVector, MonitoringPipeline, TrainReport, Vector,
+};
 
 // Leaves: the data model and small utilities; they import no other module.
 pub mod sample; // labels, samples, series views, reserved names, selectors, reject reasons
@@ -27,6 +43,7 @@ pub mod export; // the score series: /metrics, remote-write out, OTLP out
 pub mod alert; // alert state machine and the channels (Alertmanager, Slack, ...)
 pub mod dataset; // the labelled CSV format of ../shared/datasets (train and eval read it)
 pub mod pipeline; // the stages wired together: ticks, scoring, alert state, saved state
+pub mod embed; // the library API: detector, alert manager and pipeline without HTTP
 pub mod http; // the HTTP listener: ingest endpoints, /metrics, API, live page
 
 // Offline commands.

@@ -9,9 +9,10 @@
 //! what was expected, never a panic. With `detect.lstm_ae` off nothing here runs.
 //!
 //! Model import, used by `pipeline`: it reads ONNX files (with `proto::onnx`) and builds
-//! `detect`'s types from them — a [`LstmModel`] whose network is a [`SequenceModel`] trait
-//! object, and the scikit-learn forest as a native `Forest` (`forest`) — so the detect stage
-//! never sees a file format or an engine.
+//! `detect`'s types from them — a [`LstmModel`] whose network is a
+//! [`SequenceModel`](crate::detect::lstm_ae::SequenceModel) trait object, and the scikit-learn
+//! forest as a native `Forest` (`forest`) — so the detect stage never sees a file format or an
+//! engine.
 
 pub mod forest;
 mod metadata;

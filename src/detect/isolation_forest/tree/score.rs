@@ -43,7 +43,7 @@ impl Forest {
 
     /// Scores many vectors: `rows` holds them back to back (row-major, `n_features` each)
     /// and `out` receives one score per row. Does not allocate (a block of rows is copied to
-    /// the stack). Walks one tree for [`LANES`] rows at a time so each tree stays in L1
+    /// the stack). Walks one tree for `LANES` (8) rows at a time so each tree stays in L1
     /// while a block of rows passes; at 100 trees x 256 samples the whole forest (~190 KB)
     /// fits L2 anyway and this is ~15 % faster per vector than [`score`](Self::score) (see
     /// `benches/README.md`).
