@@ -73,6 +73,15 @@ pub struct FeatureConfig {
     /// and counted in `dwcp_anomaly_vectorize_merged_series_total`.
     #[serde(default)]
     pub merge_series: bool,
+    /// Smallest valid value: expected values and normal bands never go below it. Default: 0
+    /// for percentages (unit `%`, names ending in `_pct` or holding `percent`), counters'
+    /// rates, and bandwidth, latency, jitter, error and byte metrics; none otherwise.
+    #[serde(default)]
+    pub min: Option<f64>,
+    /// Largest valid value: expected values and bands never go above it. Default: 100 for
+    /// percentages; none otherwise.
+    #[serde(default)]
+    pub max: Option<f64>,
     /// Multiplier applied after aggregation.
     #[serde(default = "one")]
     pub scale: f64,

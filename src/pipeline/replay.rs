@@ -45,6 +45,8 @@ pub fn replay_config(cfg: &Config, columns: &[String]) -> Config {
             kind: FeatureKind::Gauge,
             aggregation: Default::default(),
             merge_series: false,
+            min: None,
+            max: None,
             scale: 1.0,
             offset: 0.0,
         })

@@ -39,6 +39,8 @@ pub struct Scorer {
     models: FxHashMap<u64, EntityModel>,
     profile: Arc<str>,
     features: Arc<[String]>,
+    /// Each feature's valid range: expected values and bands are clamped to it.
+    ranges: Vec<(f64, f64)>,
     enabled: bool,
     last: FxHashMap<u64, EntityScores>,
     labels: FxHashMap<u64, EntityLabels>,
@@ -74,6 +76,7 @@ impl Scorer {
             models: FxHashMap::default(),
             profile: profile.name.as_str().into(),
             features: features.into(),
+            ranges: profile.features.iter().map(|f| f.range).collect(),
             enabled: cfg.enabled,
             last: FxHashMap::default(),
             labels: FxHashMap::default(),
@@ -193,7 +196,10 @@ impl Scorer {
             let step =
                 self.model(v.entity).step(FeatureVector { timestamp_ms: v.timestamp_ms, values: v.values });
             let entry = match step {
-                Ok(step) => {
+                Ok(mut step) => {
+                    if let Some(score) = step.score.as_mut() {
+                        clamp_expected(&mut score.expected, &self.ranges);
+                    }
                     if let Some(score) = &step.score {
                         stats.scored += 1;
                         if score.severity != Severity::None {
@@ -253,6 +259,18 @@ impl Scorer {
             merged: assembled.merged,
         };
         (check, events, stats)
+    }
+}
+
+/// Clamps expected values and normal bands to each feature's valid range (a packet-loss band
+/// never reaches below 0 %, a CPU band never above 100 %), for every output that shows them.
+fn clamp_expected(expected: &mut [crate::detect::Expected], ranges: &[(f64, f64)]) {
+    for (e, &(lo, hi)) in expected.iter_mut().zip(ranges) {
+        for v in [&mut e.value, &mut e.lower, &mut e.upper] {
+            if v.is_finite() {
+                *v = v.clamp(lo, hi);
+            }
+        }
     }
 }
 
@@ -318,5 +336,63 @@ mod tests {
             let diff = split.iter().zip(&one_call).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
             assert!(diff < 1e-9, "max_batch {max_batch}: max |diff| {diff}");
         }
+    }
+
+    #[test]
+    fn expected_values_and_bands_stay_inside_each_features_valid_range() {
+        // The dwcp profile, every native detector that models an expected value, and data
+        // hugging the edges: packet loss and errors near 0 %, CPU and memory near 100 %.
+        let mut cfg = Config::default();
+        cfg.detect.kmeans.enabled = true;
+        cfg.detect.sesd.enabled = true;
+        let profile = crate::vectorize::Profile::from_config(&cfg.vectorize).unwrap();
+        let mut scorer = Scorer::new(&cfg, &profile).unwrap();
+        let ranges: Vec<(f64, f64)> = profile.features.iter().map(|f| f.range).collect();
+        assert_eq!(ranges[2], (0.0, 100.0), "packet_loss_pct");
+        assert_eq!(ranges[1], (0.0, f64::INFINITY), "latency_ms");
+        let labels: crate::vectorize::EntityLabels = vec![("instance".to_string(), "n".to_string())].into();
+        let mut rng = crate::rng::Rng::new(5);
+        let (mut checked, mut lo_min, mut hi_max) = (0, f64::INFINITY, f64::NEG_INFINITY);
+        for i in 0..400i64 {
+            let n = |r: &mut crate::rng::Rng, mean: f64, sd: f64| mean + sd * r.normal();
+            let values = vec![
+                n(&mut rng, 900.0, 200.0),
+                n(&mut rng, 2.0, 3.0).abs(),
+                n(&mut rng, 0.05, 0.2).abs(),
+                n(&mut rng, 0.5, 1.0).abs(),
+                n(&mut rng, 98.0, 3.0).min(100.0),
+                n(&mut rng, 97.0, 4.0).min(100.0),
+                n(&mut rng, 0.1, 0.3).abs(),
+            ];
+            let ts = 1_700_000_000_000 + i * 10_000;
+            let assembled = Assembled {
+                vectors: vec![crate::vectorize::EntityVector {
+                    entity: 1,
+                    labels: Arc::clone(&labels),
+                    timestamp_ms: ts,
+                    values,
+                }],
+                status: vec![crate::vectorize::EntityStatus {
+                    entity: 1,
+                    labels: Arc::clone(&labels),
+                    stale: false,
+                }],
+                ..Assembled::default()
+            };
+            let (check, _, _) = scorer.check(assembled, ts, None);
+            for score in check.entities.iter().filter_map(|e| e.score.as_ref()) {
+                for (e, &(lo, hi)) in score.expected.iter().zip(&ranges) {
+                    for v in [e.value, e.lower, e.upper].into_iter().filter(|v| v.is_finite()) {
+                        assert!(v >= lo && v <= hi, "{v} outside [{lo}, {hi}] in {:?}", score.expected);
+                    }
+                    checked += 1;
+                }
+                lo_min = lo_min.min(score.expected[2].lower);
+                hi_max = hi_max.max(score.expected[4].upper);
+            }
+        }
+        assert!(checked > 1000, "expected values were checked: {checked}");
+        // The clamp did work here: unclamped, these bands cross 0 % and 100 %.
+        assert_eq!((lo_min, hi_max), (0.0, 100.0));
     }
 }

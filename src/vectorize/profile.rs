@@ -32,6 +32,9 @@ pub struct Feature {
     pub aggregation: Aggregation,
     /// Several series per entity are expected (see `FeatureConfig::merge_series`).
     pub merge_series: bool,
+    /// Valid range: expected values and normal bands are clamped to it (`FeatureConfig::min`,
+    /// `max`, or the defaults of [`default_range`]).
+    pub range: (f64, f64),
     /// Applied after aggregation: `offset + scale * value`.
     pub scale: f64,
     /// See `scale`.
@@ -69,6 +72,7 @@ impl Profile {
                     kind: FeatureKind::Gauge,
                     aggregation: Aggregation::Sum,
                     merge_series: false,
+                    range: (f64::NEG_INFINITY, f64::INFINITY),
                     scale: 1.0,
                     offset: 0.0,
                 }],
@@ -100,6 +104,10 @@ impl Profile {
                     kind: f.kind,
                     aggregation: f.aggregation,
                     merge_series: f.merge_series,
+                    range: {
+                        let (lo, hi) = default_range(&f.name, &f.unit, f.kind);
+                        (f.min.unwrap_or(lo), f.max.unwrap_or(hi))
+                    },
                     scale: f.scale,
                     offset: f.offset,
                 })
@@ -134,9 +142,27 @@ fn feature(
         kind,
         aggregation,
         merge_series: false,
+        min: None,
+        max: None,
         scale: 1.0,
         offset: 0.0,
     }
+}
+
+/// The valid range of a feature the profile gives none: `[0, 100]` for percentages (unit `%`,
+/// a name ending in `_pct` or holding `percent`), `[0, ∞)` for counters' rates and for
+/// bandwidth, latency, jitter, error, byte and load metrics, unbounded otherwise.
+pub fn default_range(name: &str, unit: &str, kind: FeatureKind) -> (f64, f64) {
+    let name = name.to_ascii_lowercase();
+    if unit == "%" || name.ends_with("_pct") || name.contains("percent") {
+        return (0.0, 100.0);
+    }
+    const NON_NEGATIVE: [&str; 9] =
+        ["bandwidth", "latency", "jitter", "error", "bytes", "mbps", "_ms", "_per_s", "load"];
+    if kind == FeatureKind::Counter || NON_NEGATIVE.iter().any(|w| name.contains(w)) {
+        return (0.0, f64::INFINITY);
+    }
+    (f64::NEG_INFINITY, f64::INFINITY)
 }
 
 /// [`feature`] whose several series per entity are meant (one per CPU, interface, disk).
