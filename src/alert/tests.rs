@@ -11,6 +11,7 @@ fn score(confidence: f64, severity: Severity) -> EnsembleScore {
         confidence,
         anomalous: severity != Severity::None,
         voted: severity != Severity::None,
+        threshold: 0.5,
         severity,
         contributions: vec![0.1, 0.9],
         expected: vec![Expected { value: 1.0, lower: 0.0, upper: 2.0 }; 2],

@@ -81,6 +81,10 @@ pub struct EnsembleScore {
     pub confidence: f64,
     /// `confidence >= threshold`.
     pub anomalous: bool,
+    /// The confidence this vector had to reach to be flagged: `detect.threshold` (or the one
+    /// `target_fpr` gives), or its hysteresis level while a flag was held from the previous
+    /// vector. Exported as `anomaly_threshold`, which dashboards draw instead of fixed lines.
+    pub threshold: f64,
     /// The weighted vote alone reached the threshold (without members flagging alone or
     /// hysteresis).
     pub voted: bool,
@@ -239,6 +243,7 @@ impl Ensemble {
                 confidence = confidence.max(self.threshold + share * (1.0 - self.threshold));
             }
         }
+        let threshold = if self.holding { self.hold } else { self.threshold };
         let mut severity = self.severity(confidence);
         if severity == Severity::None && self.holding && confidence >= self.hold {
             severity = Severity::Info;
@@ -247,6 +252,7 @@ impl Ensemble {
         Ok(EnsembleScore {
             confidence,
             anomalous: severity != Severity::None,
+            threshold,
             voted,
             severity,
             contributions,

@@ -13,6 +13,7 @@
 //! | `anomaly_feature_score` | `feature` | the feature's share of the anomaly |
 //! | `anomaly_expected`, `_lower`, `_upper` | `feature` | expected value and normal band |
 //! | `anomaly_model_state` | `state` (`warming`, `ready`, `stale`) | 1 for the current state |
+//! | `anomaly_threshold` | `detector` (`ensemble`) | the confidence that flags: the live threshold, hysteresis included |
 
 pub mod otlp;
 pub mod prometheus;
@@ -95,11 +96,13 @@ pub enum Series {
     ExpectedUpper,
     /// `anomaly_model_state`.
     ModelState,
+    /// `anomaly_threshold`.
+    Threshold,
 }
 
 impl Series {
     /// All families, in exposition order.
-    pub const ALL: [Series; 8] = [
+    pub const ALL: [Series; 9] = [
         Series::Score,
         Series::Flag,
         Series::Severity,
@@ -108,6 +111,7 @@ impl Series {
         Series::ExpectedLower,
         Series::ExpectedUpper,
         Series::ModelState,
+        Series::Threshold,
     ];
 
     /// Metric name.
@@ -121,6 +125,7 @@ impl Series {
             Series::ExpectedLower => "anomaly_expected_lower",
             Series::ExpectedUpper => "anomaly_expected_upper",
             Series::ModelState => "anomaly_model_state",
+            Series::Threshold => "anomaly_threshold",
         }
     }
 
@@ -135,6 +140,9 @@ impl Series {
             Series::ExpectedLower => "Lower edge of the feature's expected band.",
             Series::ExpectedUpper => "Upper edge of the feature's expected band.",
             Series::ModelState => "1 for the entity's current model state (warming, ready, stale).",
+            Series::Threshold => {
+                "Confidence the entity's vector had to reach to be flagged (the live threshold, hysteresis included)."
+            }
         }
     }
 }
@@ -164,6 +172,7 @@ pub fn for_each_series(check: &CheckScores, which: Series, mut f: impl FnMut(&[(
                 }
             }
             Series::Flag => emit!(None, f64::from(u8::from(score.anomalous))),
+            Series::Threshold => emit!(Some((LABEL_DETECTOR, ENSEMBLE)), score.threshold),
             Series::Severity => emit!(None, score.severity as u8 as f64),
             Series::FeatureScore => {
                 for (name, c) in check.features.iter().zip(&score.contributions) {

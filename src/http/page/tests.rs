@@ -22,6 +22,7 @@ fn entity(instance: &str, conf: Option<f64>) -> EntityScores {
             confidence: c,
             anomalous: c >= 0.5,
             voted: c >= 0.5,
+            threshold: 0.5,
             severity,
             contributions: vec![0.8, 0.2],
             expected: vec![
