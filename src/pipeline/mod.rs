@@ -23,7 +23,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
-use crate::alert::AlertTracker;
+use crate::alert::{AlertKind, AlertTracker};
 use crate::check::history::{PageHistory, SharedHistory};
 use crate::check::{CheckScores, Scoreboard};
 use crate::config::Config;
@@ -197,6 +197,10 @@ impl Pipeline {
                     }
                 }
                 for ev in &events {
+                    if ev.kind != AlertKind::Resolved {
+                        let severity = ev.severity.as_str();
+                        telemetry.events.with(&[&ev.profile, ev.top_feature(), severity]).inc();
+                    }
                     dispatcher.dispatch(ev);
                 }
                 telemetry.check_duration.observe(started.elapsed().as_secs_f64());

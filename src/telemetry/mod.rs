@@ -203,6 +203,8 @@ pub struct Telemetry {
     pub samples_unmatched: Family,
     /// See [`names::MERGED_SERIES`].
     pub merged_series: Family,
+    /// See [`names::EVENTS`].
+    pub events: Family,
     /// See [`names::REQUESTS`].
     pub requests: Family,
     /// See [`names::ENTITIES`].
@@ -263,6 +265,12 @@ impl Default for Telemetry {
                 "Samples of series that no feature of the profile selects.",
                 Counter,
                 &[],
+            ),
+            events: Family::new(
+                EVENTS,
+                "Anomaly events (an entity's alert firing or escalating), by profile, top feature and severity.",
+                Counter,
+                &["profile", "feature", "severity"],
             ),
             merged_series: Family::new(
                 MERGED_SERIES,
@@ -388,7 +396,7 @@ impl Telemetry {
 
     /// Every counter and gauge family, in exposition order; the check-duration histogram
     /// goes after the first [`Self::PRE_HISTOGRAM`] of them.
-    pub fn families(&self) -> [&Family; 21] {
+    pub fn families(&self) -> [&Family; 22] {
         [
             &self.build_info,
             &self.samples_received,
@@ -411,6 +419,7 @@ impl Telemetry {
             &self.scrape_duration,
             &self.scrape_samples,
             &self.merged_series,
+            &self.events,
         ]
     }
 

@@ -17,6 +17,9 @@ pub const ENTITIES: &str = "dwcp_anomaly_entities";
 pub const VECTORS_SCORED: &str = "dwcp_anomaly_vectors_scored_total";
 /// Anomalous vectors, by severity.
 pub const ANOMALIES: &str = "dwcp_anomaly_anomalies_total";
+/// Anomaly events (an entity's alert firing or escalating), by profile, top feature and
+/// severity: the dashboard's count by metric and severity distribution.
+pub const EVENTS: &str = "dwcp_anomaly_events_total";
 /// Errors inside running components, by stage.
 pub const ERRORS: &str = "dwcp_anomaly_errors_total";
 /// Duration of one check (assemble + score + publish).
