@@ -157,15 +157,18 @@ fn unmatched_metrics_are_counted() {
 fn series_the_entity_labels_do_not_separate_are_reported_once_with_what_differs() {
     let mut v = Vectorizer::new(&cfg("dwcp")).unwrap();
     // Two nodes scraped through one target without honor_labels: same job and instance.
-    for node in ["n1", "n2"] {
-        let labels = [
-            ("__name__", "dwcp_cpu_usage_percent"),
-            ("exported_instance", node),
-            ("instance", "t:9"),
-            ("job", "dwcp"),
-        ];
-        obs(&mut v, &labels, &[(10.0, T0)]);
-    }
+    let both_nodes = |v: &mut Vectorizer, value: f64, ts: i64| {
+        for node in ["n1", "n2"] {
+            let labels = [
+                ("__name__", "dwcp_cpu_usage_percent"),
+                ("exported_instance", node),
+                ("instance", "t:9"),
+                ("job", "dwcp"),
+            ];
+            obs(v, &labels, &[(value, ts)]);
+        }
+    };
+    both_nodes(&mut v, 10.0, T0);
     let out = v.assemble(T0 + 1000);
     assert_eq!(out.vectors.len(), 1, "one entity");
     assert_eq!(out.merged.len(), 1, "{:?}", out.merged);
@@ -174,15 +177,7 @@ fn series_the_entity_labels_do_not_separate_are_reported_once_with_what_differs(
     let first = m.first.as_ref().expect("the first report names what differs");
     assert_eq!(first, &[("exported_instance".to_string(), "n2".to_string())]);
     // Still merged at the next check, but named only once.
-    for node in ["n1", "n2"] {
-        let labels = [
-            ("__name__", "dwcp_cpu_usage_percent"),
-            ("exported_instance", node),
-            ("instance", "t:9"),
-            ("job", "dwcp"),
-        ];
-        obs(&mut v, &labels, &[(11.0, T0 + 1000)]);
-    }
+    both_nodes(&mut v, 11.0, T0 + 1000);
     let out = v.assemble(T0 + 2000);
     assert_eq!((out.merged.len(), out.merged[0].series, out.merged[0].first.is_none()), (1, 2, true));
 }
