@@ -50,9 +50,10 @@ async fn demo_mode_serves_scores_and_logs_a_detected_anomaly() {
     .await;
     // The dashboard's count by metric and severity distribution read this counter.
     let metrics = get_ok(&client, format!("{base}/metrics")).await.expect("/metrics");
-    let events =
-        metrics.lines().find(|l| l.starts_with("dwcp_anomaly_events_total{profile=\"dwcp\",feature=\""));
-    assert!(events.is_some_and(|l| l.contains("severity=\"")), "{metrics}");
+    let counted =
+        metrics.lines().filter(|l| l.starts_with("dwcp_anomaly_events_total{profile=\"dwcp\",feature=\""));
+    let counted: Vec<&str> = counted.filter(|l| l.rsplit(' ').next().is_some_and(|v| v != "0")).collect();
+    assert!(!counted.is_empty() && counted.iter().all(|l| l.contains("severity=\"")), "{metrics}");
     stop(&mut p);
     let log = std::fs::read_to_string(&p.log).unwrap();
     assert!(log.contains("Demo mode: 1 s checks"), "{log}");

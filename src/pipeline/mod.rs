@@ -27,6 +27,7 @@ use crate::alert::{AlertKind, AlertTracker};
 use crate::check::history::{PageHistory, SharedHistory};
 use crate::check::{CheckScores, Scoreboard};
 use crate::config::Config;
+use crate::detect::Severity;
 use crate::export;
 use crate::ingest::SampleSink;
 use crate::sample::{LabelRef, SelectorError};
@@ -76,6 +77,13 @@ impl Pipeline {
         let mut scorer = Scorer::new(cfg, vectorizer.profile())?;
         telemetry.set_onnx_backend(scorer.onnx_backend());
         let mut alerts = AlertTracker::new(&cfg.alert);
+        // Every feature and severity at 0, so that increase() sees an event's first count.
+        let profile = vectorizer.profile();
+        for feature in profile.feature_names() {
+            for severity in [Severity::Info, Severity::Warning, Severity::Critical] {
+                telemetry.events.with(&[&profile.name, &feature, severity.as_str()]);
+            }
+        }
         if let Some(dir) = &cfg.state_dir {
             restore(&mut scorer, &vectorizer, dir, cfg.detect.fit_every);
             match crate::alert::state::load(dir) {
