@@ -64,14 +64,45 @@ fn used(text: &str) -> BTreeSet<String> {
 #[test]
 fn dashboard_and_rules_query_only_series_the_service_writes() {
     let known = written();
-    for file in ["dashboards/dwcp-anomaly.json", "rules/dwcp-anomaly.rules.yml", "rules/tests.yml"] {
+    for file in [
+        "dashboards/dwcp-anomaly.json",
+        "dashboards/dwcp-anomaly-self.json",
+        "rules/dwcp-anomaly.rules.yml",
+        "rules/tests.yml",
+    ] {
         let names = used(&read(file));
         assert!(names.len() >= 3, "{file}: too few series found: {names:?}");
         let unknown: Vec<&String> = names.iter().filter(|n| !known.contains(*n)).collect();
         assert!(unknown.is_empty(), "{file} queries series the service never writes: {unknown:?}");
     }
-    let dash: serde_json::Value = serde_json::from_str(&read("dashboards/dwcp-anomaly.json")).unwrap();
-    assert!(dash["schemaVersion"].as_u64().unwrap() >= 39);
+    for file in ["dashboards/dwcp-anomaly.json", "dashboards/dwcp-anomaly-self.json"] {
+        let dash: serde_json::Value = serde_json::from_str(&read(file)).unwrap();
+        assert!(dash["schemaVersion"].as_u64().unwrap() >= 39, "{file}");
+        let mut ids: Vec<u64> =
+            dash["panels"].as_array().unwrap().iter().filter_map(|p| p["id"].as_u64()).collect();
+        let n = ids.len();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), n, "{file}: panel ids repeat");
+        // Every target reads the data source chosen in the template variable.
+        for panel in dash["panels"].as_array().unwrap() {
+            for t in panel["targets"].as_array().into_iter().flatten() {
+                let uid = t["datasource"]["uid"].as_str().unwrap_or_default();
+                assert!(
+                    uid.starts_with("${"),
+                    "{file}: panel {:?} has a fixed data source {uid:?}",
+                    panel["title"]
+                );
+            }
+            // No fixed threshold lines: the live threshold is a series.
+            let style = &panel["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"]["mode"];
+            assert!(
+                style.is_null() || style == "off",
+                "{file}: panel {:?} draws fixed thresholds",
+                panel["title"]
+            );
+        }
+    }
 }
 
 #[test]

@@ -77,9 +77,11 @@ impl Pipeline {
         let mut scorer = Scorer::new(cfg, vectorizer.profile())?;
         telemetry.set_onnx_backend(scorer.onnx_backend());
         let mut alerts = AlertTracker::new(&cfg.alert);
-        // Every feature and severity at 0, so that increase() sees an event's first count.
+        // Every feature (and severity) at 0, so that increase() sees an event's first count
+        // and a dashboard shows 0 rather than no data.
         let profile = vectorizer.profile();
         for feature in profile.feature_names() {
+            telemetry.merged_series.with(&[&profile.name, &feature]);
             for severity in [Severity::Info, Severity::Warning, Severity::Critical] {
                 telemetry.events.with(&[&profile.name, &feature, severity.as_str()]);
             }
