@@ -48,19 +48,6 @@ fn substitute(q: &str) -> String {
         .replace("$job", "dwcp")
 }
 
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-async fn get_json(client: &reqwest::Client, url: &str) -> Option<Value> {
-    client.get(url).send().await.ok()?.json().await.ok()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_dashboard_query_returns_data_from_a_real_prometheus() {
     let dir = tempfile::tempdir().unwrap();
@@ -122,8 +109,8 @@ async fn every_dashboard_query_returns_data_from_a_real_prometheus() {
     let instant = |q: String| {
         let (client, prom) = (client.clone(), prom.clone());
         async move {
-            let v = get_json(&client, &format!("{prom}/api/v1/query?query={}", urlencode(&q))).await?;
-            v["data"]["result"].as_array().cloned().filter(|r| !r.is_empty())
+            let r = prom_query(&client, &prom, &q).await;
+            (!r.is_empty()).then_some(r)
         }
     };
     // The anomaly's event counted, its alert's delivery failed, and the critical severity seen.
@@ -137,6 +124,7 @@ async fn every_dashboard_query_returns_data_from_a_real_prometheus() {
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     let now = dwcp_anomaly::rfc3339::now_ms() / 1000;
+    let (start, end) = ((now - 600).to_string(), now.to_string());
     let root = env!("CARGO_MANIFEST_DIR");
     let mut checked = 0;
     for file in ["dashboards/dwcp-anomaly.json", "dashboards/dwcp-anomaly-self.json"] {
@@ -147,12 +135,9 @@ async fn every_dashboard_query_returns_data_from_a_real_prometheus() {
         let mut empty = Vec::new();
         for e in &exprs {
             let q = substitute(e);
-            let url = format!(
-                "{prom}/api/v1/query_range?query={}&start={}&end={now}&step=2",
-                urlencode(&q),
-                now - 600
-            );
-            let v = get_json(&client, &url).await.unwrap_or_default();
+            let params = [("query", q.as_str()), ("start", &start), ("end", &end), ("step", "2")];
+            let v =
+                get_json(&client, &format!("{prom}/api/v1/query_range"), &params).await.unwrap_or_default();
             let n = v["data"]["result"].as_array().map_or(0, Vec::len);
             if n == 0 {
                 empty.push(format!("{q}\n  → {v}"));
@@ -163,13 +148,10 @@ async fn every_dashboard_query_returns_data_from_a_real_prometheus() {
             // label_values(selector, label) → the label API with match[].
             let inner = var.trim_start_matches("label_values(").trim_end_matches(')');
             let (selector, label) = inner.rsplit_once(',').unwrap();
-            let url = format!(
-                "{prom}/api/v1/label/{}/values?match[]={}&start={}&end={now}",
-                label.trim(),
-                urlencode(&substitute(selector.trim())),
-                now - 600
-            );
-            let v = get_json(&client, &url).await.unwrap_or_default();
+            let url = format!("{prom}/api/v1/label/{}/values", label.trim());
+            let selector = substitute(selector.trim());
+            let params = [("match[]", selector.as_str()), ("start", &start), ("end", &end)];
+            let v = get_json(&client, &url, &params).await.unwrap_or_default();
             if v["data"].as_array().is_none_or(Vec::is_empty) {
                 empty.push(format!("variable {var}\n  → {v}"));
             }
@@ -184,12 +166,11 @@ async fn every_dashboard_query_returns_data_from_a_real_prometheus() {
             .await
             .unwrap_or_default();
     // A CPU saturation raises CPU, memory and latency (src/simulate): one of them leads.
-    let counted = |r: &Value| r["value"][1].as_str().and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) > 0.0;
     assert!(
-        by_feature
+        by_feature.iter().any(|(labels, n)| ["cpu_pct", "memory_pct", "latency_ms"]
             .iter()
-            .any(|r| ["cpu_pct", "memory_pct", "latency_ms"].iter().any(|f| r["metric"]["feature"] == *f)
-                && counted(r)),
+            .any(|f| labels["feature"] == *f)
+            && *n > 0.0),
         "{by_feature:?}"
     );
     let by_severity =
@@ -197,7 +178,7 @@ async fn every_dashboard_query_returns_data_from_a_real_prometheus() {
             .await
             .unwrap_or_default();
     assert!(
-        by_severity.iter().any(|r| r["metric"]["severity"] == "critical" && counted(r)),
+        by_severity.iter().any(|(labels, n)| labels["severity"] == "critical" && *n > 0.0),
         "{by_severity:?}"
     );
 }

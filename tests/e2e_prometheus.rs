@@ -34,25 +34,8 @@ async fn flags_reach_prometheus_b_for_the_anomalous_entity_only() {
     let svc = spawn("service", &service_bin(), &serve_args(&svc_cfg, 0), dir.path());
 
     // The anomaly starts 60 s after the simulator and lasts 30 s.
-    let sim = spawn(
-        "simulate",
-        &service_bin(),
-        &[
-            "simulate".into(),
-            "serve".into(),
-            "--listen".into(),
-            format!("127.0.0.1:{sim_port}"),
-            "--entities".into(),
-            "3".into(),
-            "--step".into(),
-            "1s".into(),
-            "--seed".into(),
-            "7".into(),
-            "--anomaly".into(),
-            "2:latency_jitter:60s:30s".into(),
-        ],
-        dir.path(),
-    );
+    let args = ["--entities", "3", "--step", "1s", "--seed", "7", "--anomaly", "2:latency_jitter:60s:30s"];
+    let sim = spawn_simulator(dir.path(), sim_port, &args);
 
     let a_cfg = format!(
         "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: dwcp\n    honor_labels: true\n    \

@@ -39,21 +39,7 @@ async fn a_hashmod_split_gives_every_entity_to_exactly_one_instance() {
     let client = dwcp_anomaly::http_client().timeout(Duration::from_secs(5)).build().unwrap();
     let svc0 = start_service("shard0", dir.path(), p0, "check_interval: 1s\n").await;
     let svc1 = start_service("shard1", dir.path(), p1, "check_interval: 1s\n").await;
-    let sim = spawn(
-        "simulate",
-        &service_bin(),
-        &[
-            "simulate".into(),
-            "--entities".into(),
-            ENTITIES.to_string(),
-            "--step".into(),
-            "1s".into(),
-            "serve".into(),
-            "--listen".into(),
-            format!("127.0.0.1:{sim_port}"),
-        ],
-        dir.path(),
-    );
+    let sim = spawn_simulator(dir.path(), sim_port, &["--entities", &ENTITIES.to_string(), "--step", "1s"]);
     let a_cfg = format!(
         "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: dwcp\n    honor_labels: true\n    \
          static_configs:\n      - targets: ['127.0.0.1:{sim_port}']\nremote_write:\n{}{}",

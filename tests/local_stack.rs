@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::*;
-use serde_json::Value;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -77,10 +76,6 @@ impl Stack {
     }
 }
 
-async fn get_json(client: &reqwest::Client, url: String) -> Option<Value> {
-    client.get(url).send().await.ok()?.json().await.ok()
-}
-
 // One test, two stacks one after the other: side by side on two cores they slowed each other
 // past the waits.
 #[tokio::test(flavor = "multi_thread")]
@@ -94,29 +89,22 @@ async fn the_local_stack_of_getting_started_scores_alerts_and_keeps_entities_apa
     let _procs: Vec<Proc> = commands.iter().map(|c| stack.start(c)).collect();
     let client = dwcp_anomaly::http_client().build().unwrap();
     let prom = format!("http://127.0.0.1:{}", stack.port(9090));
-    let query = |q: &'static str| {
-        let (client, prom) = (client.clone(), prom.clone());
-        async move {
-            let v = get_json(&client, format!("{prom}/api/v1/query?query={}", urlencode(q))).await?;
-            v["data"]["result"].as_array().cloned()
-        }
-    };
-
     // The page's first check: scores of every entity in Prometheus.
     let scores =
         eventually(Duration::from_secs(240), "ensemble scores of the three nodes in Prometheus", || async {
-            let r = query("anomaly_score{detector=\"ensemble\"}").await?;
+            let r = prom_query(&client, &prom, "anomaly_score{detector=\"ensemble\"}").await;
             (r.len() == 3).then_some(r)
         })
         .await;
-    let mut instances: Vec<&str> = scores.iter().filter_map(|s| s["metric"]["instance"].as_str()).collect();
+    let mut instances: Vec<&str> =
+        scores.iter().filter_map(|(labels, _)| labels["instance"].as_str()).collect();
     instances.sort();
     assert_eq!(instances, ["dwcp-node-01", "dwcp-node-02", "dwcp-node-03"], "{scores:?}");
 
     // The second: the injected CPU saturation's alert in Alertmanager, with its severity.
     let am = format!("http://127.0.0.1:{}", stack.port(9093));
     let alert = eventually(Duration::from_secs(180), "the DWCPAnomaly alert of dwcp-node-02", || async {
-        let alerts = get_json(&client, format!("{am}/api/v2/alerts")).await?;
+        let alerts = get_json(&client, &format!("{am}/api/v2/alerts"), &[]).await?;
         alerts.as_array()?.iter().find(|a| a["labels"]["instance"] == "dwcp-node-02").cloned()
     })
     .await;
@@ -124,8 +112,8 @@ async fn the_local_stack_of_getting_started_scores_alerts_and_keeps_entities_apa
     let severity = alert["labels"]["severity"].as_str().unwrap_or_default();
     assert!(["warning", "critical"].contains(&severity), "{alert}");
     assert!(section.contains("critical") && section.contains("pager"), "the page says where critical goes");
-    let merged = query("sum(dwcp_anomaly_vectorize_merged_series_total)").await.unwrap_or_default();
-    let merged: f64 = merged.first().and_then(|r| r["value"][1].as_str()?.parse().ok()).unwrap_or(0.0);
+    let merged = prom_query(&client, &prom, "sum(dwcp_anomaly_vectorize_merged_series_total)").await;
+    let merged: f64 = merged.first().map_or(0.0, |(_, v)| *v);
     assert_eq!(merged, 0.0, "honor_labels keeps the nodes apart");
 }
 
@@ -152,13 +140,4 @@ async fn without_honor_labels_the_service_reports_the_merged_nodes() {
     let log = std::fs::read_to_string(&procs[1].log).unwrap();
     assert!(log.contains("Several series feed one feature of one entity"), "{log}");
     drop(procs);
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

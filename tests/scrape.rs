@@ -14,24 +14,8 @@ async fn scraped_target_is_scored_and_its_spike_flagged() {
     let dir = tempfile::tempdir().unwrap();
     let state = trained_state(dir.path());
     let sim_port = free_port();
-    let sim_args: Vec<String> = [
-        "simulate",
-        "--entities",
-        "1",
-        "--step",
-        "1s",
-        "--seed",
-        "3",
-        "--anomaly",
-        "1:spike:6s:60s",
-        "serve",
-        "--listen",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .chain([format!("127.0.0.1:{sim_port}")])
-    .collect();
-    let sim = spawn("simulate", &service_bin(), &sim_args, dir.path());
+    let args = ["--entities", "1", "--step", "1s", "--seed", "3", "--anomaly", "1:spike:6s:60s"];
+    let sim = spawn_simulator(dir.path(), sim_port, &args);
 
     let (port, dead) = (free_port(), free_port());
     let target = format!("http://127.0.0.1:{sim_port}/metrics");
@@ -89,12 +73,7 @@ async fn series_collapsed_into_one_entity_are_reported_and_honor_labels_keeps_th
     use dwcp_anomaly::telemetry::names::MERGED_SERIES;
     let dir = tempfile::tempdir().unwrap();
     let sim_port = free_port();
-    let sim_args: Vec<String> = ["simulate", "--entities", "5", "--step", "1s", "serve", "--listen"]
-        .iter()
-        .map(|s| s.to_string())
-        .chain([format!("127.0.0.1:{sim_port}")])
-        .collect();
-    let _sim = spawn("simulate", &service_bin(), &sim_args, dir.path());
+    let _sim = spawn_simulator(dir.path(), sim_port, &["--entities", "5", "--step", "1s"]);
     let target = format!("http://127.0.0.1:{sim_port}/metrics");
     let http = dwcp_anomaly::http_client().build().unwrap();
     let merged_total = |text: &str| -> f64 {

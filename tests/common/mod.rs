@@ -116,13 +116,20 @@ pub async fn get_ok(client: &reqwest::Client, url: impl AsRef<str>) -> Option<St
     r.text().await.ok()
 }
 
+/// GETs `url` with `query` parameters (encoded by reqwest) and parses the JSON answer; None
+/// when the request or the body fails.
+pub async fn get_json(
+    client: &reqwest::Client,
+    url: &str,
+    query: &[(&str, &str)],
+) -> Option<serde_json::Value> {
+    client.get(url).query(query).send().await.ok()?.json().await.ok()
+}
+
 /// Runs an instant PromQL query; returns `(labels, value)` pairs.
 pub async fn prom_query(client: &reqwest::Client, base: &str, q: &str) -> Vec<(serde_json::Value, f64)> {
     let url = format!("{base}/api/v1/query");
-    let v: serde_json::Value = match client.get(&url).query(&[("query", q)]).send().await {
-        Ok(r) => r.json().await.unwrap_or_default(),
-        Err(_) => return Vec::new(),
-    };
+    let v = get_json(client, &url, &[("query", q)]).await.unwrap_or_default();
     v["data"]["result"]
         .as_array()
         .map(|a| {
@@ -147,16 +154,9 @@ pub async fn prom_range(
     end: f64,
 ) -> Vec<(serde_json::Value, Vec<(f64, f64)>)> {
     let url = format!("{base}/api/v1/query_range");
-    let params = [
-        ("query", q.to_string()),
-        ("start", start.to_string()),
-        ("end", end.to_string()),
-        ("step", "1".into()),
-    ];
-    let v: serde_json::Value = match client.get(&url).query(&params).send().await {
-        Ok(r) => r.json().await.unwrap_or_default(),
-        Err(_) => return Vec::new(),
-    };
+    let (start, end) = (start.to_string(), end.to_string());
+    let params = [("query", q), ("start", &start), ("end", &end), ("step", "1")];
+    let v = get_json(client, &url, &params).await.unwrap_or_default();
     v["data"]["result"]
         .as_array()
         .map(|a| {
@@ -180,6 +180,15 @@ pub async fn prom_range(
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// Starts `dwcp-anomaly simulate ARGS serve` listening on loopback `port` (the scrape target
+/// standing in for exporters).
+pub fn spawn_simulator(dir: &Path, port: u16, args: &[&str]) -> Proc {
+    let mut all: Vec<String> =
+        std::iter::once("simulate").chain(args.iter().copied()).map(String::from).collect();
+    all.extend(["serve".to_string(), "--listen".to_string(), format!("127.0.0.1:{port}")]);
+    spawn("simulate", &service_bin(), &all, dir)
 }
 
 /// Starts Prometheus on `port` with `config` (YAML text); `receiver` enables remote-write in.
