@@ -290,7 +290,7 @@ impl Config {
     }
 }
 
-pub(crate) fn is_http_url(s: &str) -> bool {
+fn is_http_url(s: &str) -> bool {
     let rest = s.strip_prefix("http://").or_else(|| s.strip_prefix("https://"));
     rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/'))
 }

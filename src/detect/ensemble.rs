@@ -46,6 +46,9 @@ pub enum Severity {
 }
 
 impl Severity {
+    /// The severities of an anomaly, in rising order (`CheckStats::anomalies` is indexed so).
+    pub const ANOMALOUS: [Severity; 3] = [Severity::Info, Severity::Warning, Severity::Critical];
+
     /// Lowercase name, the `severity` label value.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -82,7 +82,7 @@ impl Pipeline {
         let profile = vectorizer.profile();
         for feature in profile.feature_names() {
             telemetry.merged_series.with(&[&profile.name, &feature]);
-            for severity in [Severity::Info, Severity::Warning, Severity::Critical] {
+            for severity in Severity::ANOMALOUS {
                 telemetry.events.with(&[&profile.name, &feature, severity.as_str()]);
             }
         }
@@ -304,9 +304,9 @@ fn report_merged(t: &Telemetry, check: &CheckScores) {
 
 fn record(t: &Telemetry, s: &CheckStats) {
     t.vectors_scored.with(&[]).add(s.scored as f64);
-    for (i, sev) in ["info", "warning", "critical"].iter().enumerate() {
-        if s.anomalies[i] > 0 {
-            t.anomalies.with(&[sev]).add(s.anomalies[i] as f64);
+    for (sev, n) in Severity::ANOMALOUS.iter().zip(s.anomalies) {
+        if n > 0 {
+            t.anomalies.with(&[sev.as_str()]).add(n as f64);
         }
     }
     if s.errors > 0 {

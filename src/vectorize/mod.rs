@@ -79,9 +79,7 @@ pub struct EntityStatus {
 /// purpose (see `FeatureConfig::merge_series`): the entity labels do not separate them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MergedSeries {
-    /// The entity.
-    pub entity: u64,
-    /// Its labels.
+    /// The entity's labels.
     pub labels: EntityLabels,
     /// The feature's index in the profile.
     pub feature: u16,
@@ -315,7 +313,6 @@ impl Vectorizer {
                 let n = num[*feature as usize].n;
                 if n > 1 {
                     out.merged.push(MergedSeries {
-                        entity: id,
                         labels: Arc::clone(&e.labels),
                         feature: *feature,
                         series: n,
