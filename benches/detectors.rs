@@ -7,12 +7,12 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use dwcp_anomaly::config::ZScoreConfig;
-use dwcp_anomaly::detect::{
+use dwcp_anomaly::internals::config::ZScoreConfig;
+use dwcp_anomaly::internals::detect::{
     Detector, FeatureVector, Forest, ForestParams, IsolationForestConfig, IsolationForestDetector,
     ZScoreDetector,
 };
-use dwcp_anomaly::rng::Rng;
+use dwcp_anomaly::internals::rng::Rng;
 
 const FEATURES: usize = 7;
 const VECTORS: usize = 1024;
@@ -97,10 +97,10 @@ fn zscore(c: &mut Criterion) {
 /// the vote combines, then every detector learns (`EntityModel::step`; refits excluded by a
 /// `fit_every` longer than the run). Goal: < 20 µs per vector.
 fn ensemble(c: &mut Criterion) {
-    let mut cfg = dwcp_anomaly::config::DetectConfig::default();
-    cfg.enable_only(&dwcp_anomaly::config::DETECTORS).expect("known detectors");
+    let mut cfg = dwcp_anomaly::internals::config::DetectConfig::default();
+    cfg.enable_only(&dwcp_anomaly::internals::config::DETECTORS).expect("known detectors");
     cfg.fit_every = std::time::Duration::from_secs(1 << 30);
-    let spec = dwcp_anomaly::detect::ModelSpec::new(&cfg, FEATURES);
+    let spec = dwcp_anomaly::internals::detect::ModelSpec::new(&cfg, FEATURES);
     let mut model = spec.build();
     let train = gaussian(2000, 5);
     model.fit_on(&train).expect("training data is valid");

@@ -10,14 +10,14 @@ use std::sync::Arc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
-use dwcp_anomaly::config::Config;
-use dwcp_anomaly::ingest::otlp::{self, MapOptions};
-use dwcp_anomaly::ingest::remote_write::{Limits, ingest};
-use dwcp_anomaly::ingest::{SampleSink, otlp::Encoding};
-use dwcp_anomaly::pipeline::Pipeline;
-use dwcp_anomaly::proto::remote_write::{Encoder, compress, decode};
-use dwcp_anomaly::simulate::METRICS;
-use dwcp_anomaly::telemetry::Telemetry;
+use dwcp_anomaly::internals::config::Config;
+use dwcp_anomaly::internals::ingest::otlp::{self, MapOptions};
+use dwcp_anomaly::internals::ingest::remote_write::{Limits, ingest};
+use dwcp_anomaly::internals::ingest::{SampleSink, otlp::Encoding};
+use dwcp_anomaly::internals::pipeline::Pipeline;
+use dwcp_anomaly::internals::proto::remote_write::{Encoder, compress, decode};
+use dwcp_anomaly::internals::simulate::METRICS;
+use dwcp_anomaly::internals::telemetry::Telemetry;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
 use opentelemetry_proto::tonic::metrics::v1::{
@@ -143,8 +143,11 @@ fn otlp_bodies() -> Vec<Vec<u8>> {
 struct Discard;
 
 impl SampleSink for Discard {
-    fn accept(&self, series: &[&dwcp_anomaly::sample::SeriesRef<'_>]) -> dwcp_anomaly::ingest::ObserveStats {
-        dwcp_anomaly::ingest::ObserveStats { accepted: series.len() as u64, ..Default::default() }
+    fn accept(
+        &self,
+        series: &[&dwcp_anomaly::internals::sample::SeriesRef<'_>],
+    ) -> dwcp_anomaly::internals::ingest::ObserveStats {
+        dwcp_anomaly::internals::ingest::ObserveStats { accepted: series.len() as u64, ..Default::default() }
     }
 }
 

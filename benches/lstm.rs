@@ -15,10 +15,10 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use dwcp_anomaly::config::{Config, OnnxBackend};
-use dwcp_anomaly::detect::{Detector, FeatureVector, LstmAeDetector, LstmModel};
-use dwcp_anomaly::rng::Rng;
-use dwcp_anomaly::simulate::FEATURES;
+use dwcp_anomaly::internals::config::{Config, OnnxBackend};
+use dwcp_anomaly::internals::detect::{Detector, FeatureVector, LstmAeDetector, LstmModel};
+use dwcp_anomaly::internals::rng::Rng;
+use dwcp_anomaly::internals::simulate::FEATURES;
 
 const ENTITIES: usize = 1000;
 const BATCH: usize = 256;
@@ -32,7 +32,7 @@ fn config(backend: OnnxBackend) -> Config {
 
 fn load(cfg: &Config) -> Option<Arc<LstmModel>> {
     let features: Vec<String> = FEATURES.iter().map(|s| s.to_string()).collect();
-    match dwcp_anomaly::onnx::load_lstm(cfg, "dwcp", &features) {
+    match dwcp_anomaly::internals::onnx::load_lstm(cfg, "dwcp", &features) {
         Ok(m) => m,
         Err(e) => {
             eprintln!("skipping {:?}: {e}", cfg.onnx.backend);

@@ -7,8 +7,8 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use dwcp_anomaly::detect::{Forest, ForestParams};
-use dwcp_anomaly::rng::Rng;
+use dwcp_anomaly::internals::detect::{Forest, ForestParams};
+use dwcp_anomaly::internals::rng::Rng;
 
 const FEATURES: usize = 7;
 const TRAIN: usize = 10_000;

@@ -48,6 +48,9 @@ echo "==> cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --quiet -- -D warnings
 echo "==> cargo test"
 cargo test --all-targets --quiet
+echo "==> doc tests and cargo doc (warnings are errors)"
+cargo test --doc --quiet
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet
 echo "==> promtool and amtool: rules and example configs"
 promtool check rules rules/dwcp-anomaly.rules.yml
 promtool test rules rules/tests.yml

@@ -17,8 +17,8 @@
 //! pipeline.train("link-1", &normal)?;
 //!
 //! let mut anomalies = pipeline.start()?; // alert channels of the config start here
-//! let now = dwcp_anomaly::rfc3339::now_ms();
-//! pipeline.process(MetricVector { timestamp_ms: now, entity: "link-1".into(), latency_ms: 480.0, ..MetricVector::default() });
+//! let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64;
+//! pipeline.process(MetricVector { timestamp_ms: now_ms, entity: "link-1".into(), latency_ms: 480.0, ..MetricVector::default() });
 //! while let Ok(anomaly) = anomalies.try_recv() {
 //!     println!("{} {:?} {:.2}", anomaly.entity(), anomaly.severity, anomaly.confidence);
 //! }
@@ -187,6 +187,37 @@ pub struct TrainReport {
 }
 
 /// Detector + alert manager (the seed's `NewMonitoringPipeline`): train, start, process, stop.
+///
+/// Trained on a quiet hour, it stays quiet on normal vectors and reports a latency spike with
+/// its severity and the feature that moved:
+///
+/// ```
+/// use dwcp_anomaly::{AlertManager, AnomalyDetector, Config, MetricVector, MonitoringPipeline};
+///
+/// let config = Config::load(None).unwrap(); // the embedded defaults
+/// let mut pipeline =
+///     MonitoringPipeline::new(AnomalyDetector::new(&config).unwrap(), AlertManager::new(&config));
+/// let link = |s: i64, latency_ms: f64| MetricVector {
+///     timestamp_ms: 1_700_000_000_000 + s * 1000,
+///     entity: "link-1".into(),
+///     bandwidth_mbps: 900.0 + (s % 7) as f64,
+///     latency_ms,
+///     packet_loss_pct: 0.1 + (s % 3) as f64 * 0.01,
+///     jitter_ms: 2.0 + (s % 5) as f64 * 0.1,
+///     cpu_pct: 40.0 + (s % 11) as f64,
+///     memory_pct: 60.0 + (s % 4) as f64,
+///     error_rate_pct: 0.01 * (s % 2) as f64,
+/// };
+/// let normal: Vec<MetricVector> = (0..3600).map(|s| link(s, 20.0 + (s % 9) as f64 * 0.5)).collect();
+/// let report = pipeline.train("link-1", &normal).unwrap();
+/// assert_eq!(report.used, 3600);
+///
+/// assert!(pipeline.process(link(3600, 21.0)).is_empty());
+/// let events = pipeline.process(link(3601, 480.0));
+/// let spike = events.first().expect("the spike is reported");
+/// assert!(spike.confidence > 0.7);
+/// assert_eq!(spike.features[0].feature, "latency_ms");
+/// ```
 pub struct MonitoringPipeline {
     detector: AnomalyDetector,
     alerts: AlertManager,

@@ -1,4 +1,5 @@
-//! One retry policy for everything that sends: remote-write out, OTLP out, alert channels.
+//! Outgoing requests: one HTTP client builder and one retry policy for everything that sends
+//! (remote-write out, OTLP out, alert channels, the scraper, the simulator).
 
 use std::time::Duration;
 
@@ -23,6 +24,27 @@ impl RetryPolicy {
         let jittered = base.mul_f64(0.8 + 0.4 * rng.uniform());
         after.map_or(jittered, |a| a.min(self.max_backoff).max(jittered))
     }
+}
+
+/// An HTTP client builder with TLS ready: installs rustls's `ring` provider for the process
+/// once (reqwest is built without a default provider to keep aws-lc out of the build).
+pub fn http_client() -> reqwest::ClientBuilder {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        // An error means another provider is installed already, which serves as well.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+    reqwest::Client::builder()
+}
+
+/// A response's `Retry-After` in seconds (the HTTP-date form is not used by the receivers
+/// this service talks to and is ignored).
+pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<std::time::Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(std::time::Duration::from_secs)
 }
 
 #[cfg(test)]

@@ -8,15 +8,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{ALERT_T0, alert_event};
-use dwcp_anomaly::alert::dispatch::Dispatcher;
-use dwcp_anomaly::alert::pagerduty::PagerDuty;
-use dwcp_anomaly::alert::slack::Slack;
-use dwcp_anomaly::alert::webhook::{SIGNATURE_HEADER, Webhook, signature};
-use dwcp_anomaly::alert::{AlertEvent, AlertKind, Links};
-use dwcp_anomaly::config::{AlertConfig, MinSeverity};
-use dwcp_anomaly::detect::Severity;
-use dwcp_anomaly::rfc3339;
-use dwcp_anomaly::telemetry::Telemetry;
+use dwcp_anomaly::internals::alert::dispatch::Dispatcher;
+use dwcp_anomaly::internals::alert::pagerduty::PagerDuty;
+use dwcp_anomaly::internals::alert::slack::Slack;
+use dwcp_anomaly::internals::alert::webhook::{SIGNATURE_HEADER, Webhook, signature};
+use dwcp_anomaly::internals::alert::{AlertEvent, AlertKind, Links};
+use dwcp_anomaly::internals::config::{AlertConfig, MinSeverity};
+use dwcp_anomaly::internals::detect::Severity;
+use dwcp_anomaly::internals::rfc3339;
+use dwcp_anomaly::internals::telemetry::Telemetry;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 use wiremock::matchers::{method, path};
@@ -35,7 +35,7 @@ fn links() -> Links {
 }
 
 fn client() -> reqwest::Client {
-    dwcp_anomaly::http_client().timeout(Duration::from_secs(5)).build().unwrap()
+    dwcp_anomaly::internals::retry::http_client().timeout(Duration::from_secs(5)).build().unwrap()
 }
 
 fn fast_retries() -> AlertConfig {

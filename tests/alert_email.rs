@@ -11,12 +11,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{ALERT_T0, alert_event, eventually, free_port};
-use dwcp_anomaly::alert::dispatch::Dispatcher;
-use dwcp_anomaly::alert::email::Email;
-use dwcp_anomaly::alert::{AlertEvent, AlertKind, Links};
-use dwcp_anomaly::config::{AlertConfig, SmtpTls};
-use dwcp_anomaly::detect::Severity;
-use dwcp_anomaly::telemetry::Telemetry;
+use dwcp_anomaly::internals::alert::dispatch::Dispatcher;
+use dwcp_anomaly::internals::alert::email::Email;
+use dwcp_anomaly::internals::alert::{AlertEvent, AlertKind, Links};
+use dwcp_anomaly::internals::config::{AlertConfig, SmtpTls};
+use dwcp_anomaly::internals::detect::Severity;
+use dwcp_anomaly::internals::telemetry::Telemetry;
 use serde_json::Value;
 use tokio::sync::watch;
 

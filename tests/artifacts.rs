@@ -9,8 +9,8 @@ use std::path::Path;
 use std::process::Command;
 
 use common::service_bin;
-use dwcp_anomaly::export::Series;
-use dwcp_anomaly::telemetry::Telemetry;
+use dwcp_anomaly::internals::export::Series;
+use dwcp_anomaly::internals::telemetry::Telemetry;
 
 fn read(rel: &str) -> String {
     std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)).unwrap()

@@ -176,7 +176,7 @@ async fn trained_state_makes_entities_ready_at_once_and_a_corrupt_one_is_survive
     )
     .unwrap();
     let svc = spawn("serve", &service_bin(), &serve_args(&cfg, 0), dir.path());
-    let client = dwcp_anomaly::http_client().build().unwrap();
+    let client = dwcp_anomaly::internals::retry::http_client().build().unwrap();
     let base = format!("http://127.0.0.1:{port}");
     eventually(Duration::from_secs(20), "service ready", || get_ok(&client, format!("{base}/-/ready"))).await;
     let url = format!("{base}/api/v1/write");
@@ -269,7 +269,7 @@ fn eval_of_a_univariate_series_on_defaults_points_to_the_nab_config() {
     for i in 0..1440i64 {
         let anomalous = (1000..1030).contains(&i);
         let v = 50.0 + 5.0 * ((i as f64) / 60.0).sin() + if anomalous { 40.0 } else { 0.0 };
-        let ts = dwcp_anomaly::rfc3339::format(1_700_000_000_000 + i * 60_000);
+        let ts = dwcp_anomaly::internals::rfc3339::format(1_700_000_000_000 + i * 60_000);
         csv.push_str(&format!("{ts},{v},{}\n", u8::from(anomalous)));
     }
     std::fs::write(&data, csv).unwrap();

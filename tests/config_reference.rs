@@ -25,7 +25,7 @@
 
 use std::collections::BTreeSet;
 
-use dwcp_anomaly::config::{
+use dwcp_anomaly::internals::config::{
     Config, FeatureConfig, OtlpExportConfig, ProfileConfig, RemoteWriteConfig, ScrapeConfig,
 };
 use serde_json::Value;

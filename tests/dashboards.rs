@@ -55,7 +55,8 @@ async fn every_dashboard_query_returns_data_from_a_real_prometheus() {
     // Nothing listens here: the webhook and the second remote-write target fail, for the
     // failure panels.
     let dead = free_port();
-    let client = dwcp_anomaly::http_client().timeout(Duration::from_secs(5)).build().unwrap();
+    let client =
+        dwcp_anomaly::internals::retry::http_client().timeout(Duration::from_secs(5)).build().unwrap();
     let sim_args: Vec<String> = [
         "simulate",
         "--entities",
@@ -89,12 +90,12 @@ async fn every_dashboard_query_returns_data_from_a_real_prometheus() {
     let _svc = start_service("service", dir.path(), svc_port, &svc_cfg).await;
 
     // One remote-write request too (a series no feature selects), for the requests panel.
-    let mut enc = dwcp_anomaly::proto::remote_write::Encoder::default();
+    let mut enc = dwcp_anomaly::internals::proto::remote_write::Encoder::default();
     enc.series(
         &[("__name__", "unrelated_metric"), ("job", "other")],
-        &[(1.0, dwcp_anomaly::rfc3339::now_ms())],
+        &[(1.0, dwcp_anomaly::internals::rfc3339::now_ms())],
     );
-    let body = dwcp_anomaly::proto::remote_write::compress(&enc.finish());
+    let body = dwcp_anomaly::internals::proto::remote_write::compress(&enc.finish());
     let sent = client
         .post(format!("http://127.0.0.1:{svc_port}/api/v1/write"))
         .header("Content-Encoding", "snappy")
@@ -123,7 +124,7 @@ async fn every_dashboard_query_returns_data_from_a_real_prometheus() {
     .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
 
-    let now = dwcp_anomaly::rfc3339::now_ms() / 1000;
+    let now = dwcp_anomaly::internals::rfc3339::now_ms() / 1000;
     let (start, end) = ((now - 600).to_string(), now.to_string());
     let root = env!("CARGO_MANIFEST_DIR");
     let mut checked = 0;

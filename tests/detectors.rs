@@ -2,11 +2,11 @@
 //! input: detections are asserted by recall and false-positive rate, scores stay in [0, 1],
 //! NaN and infinities never panic, and the same seed gives the same model.
 
-use dwcp_anomaly::config::{Config, DETECTORS};
-use dwcp_anomaly::detect::{FeatureVector, ModelSpec};
-use dwcp_anomaly::eval::metrics::evaluate;
-use dwcp_anomaly::pipeline::replay::Replay;
-use dwcp_anomaly::simulate::{AnomalyKind, FEATURES, Injection, Simulator};
+use dwcp_anomaly::internals::config::{Config, DETECTORS};
+use dwcp_anomaly::internals::detect::{FeatureVector, ModelSpec};
+use dwcp_anomaly::internals::eval::metrics::evaluate;
+use dwcp_anomaly::internals::pipeline::replay::Replay;
+use dwcp_anomaly::internals::simulate::{AnomalyKind, FEATURES, Injection, Simulator};
 use proptest::prelude::*;
 
 const STEP_MS: i64 = 60_000;
@@ -42,7 +42,7 @@ fn simulated() -> (Vec<Vec<f64>>, Vec<u8>) {
 fn replay(detectors: &[&str], rows: &[Vec<f64>], labels: &[u8], fit: usize) -> (Vec<bool>, Vec<f64>) {
     let cols: Vec<String> = FEATURES.iter().map(|s| s.to_string()).collect();
     let mut r = Replay::new(&config(detectors), "sim", &cols).unwrap();
-    let table = dwcp_anomaly::dataset::Table {
+    let table = dwcp_anomaly::internals::dataset::Table {
         path: "sim".into(),
         columns: cols.clone(),
         timestamps: (0..rows.len() as i64).map(|i| i * STEP_MS).collect(),

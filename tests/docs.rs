@@ -19,7 +19,7 @@ async fn demo_mode_serves_scores_and_logs_a_detected_anomaly() {
             .map(|s| s.to_string())
             .collect();
     let mut p = spawn("demo", &service_bin(), &args, dir.path());
-    let client = dwcp_anomaly::http_client().build().unwrap();
+    let client = dwcp_anomaly::internals::retry::http_client().build().unwrap();
     let base = format!("http://127.0.0.1:{port}");
     eventually(Duration::from_secs(20), "demo ready", || get_ok(&client, format!("{base}/-/ready"))).await;
 

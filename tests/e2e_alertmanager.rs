@@ -52,7 +52,7 @@ async fn alertmanager_receives_routes_and_resolves_the_alert() {
         format!("--storage.path={}", dir.path().join("am-data").display()),
     ];
     let am = spawn("alertmanager", &am_bin, &am_args, dir.path());
-    let client = dwcp_anomaly::http_client().build().unwrap();
+    let client = dwcp_anomaly::internals::retry::http_client().build().unwrap();
     let am_base = format!("http://127.0.0.1:{am_port}");
     eventually(Duration::from_secs(20), "alertmanager ready", || {
         common::get_ok(&client, format!("{am_base}/-/ready"))

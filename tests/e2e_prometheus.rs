@@ -17,7 +17,8 @@ const ANOMALOUS: &str = "dwcp-node-02";
 async fn flags_reach_prometheus_b_for_the_anomalous_entity_only() {
     let dir = tempfile::tempdir().unwrap();
     let (sim_port, a_port, b_port, svc_port) = (free_port(), free_port(), free_port(), free_port());
-    let client = dwcp_anomaly::http_client().timeout(Duration::from_secs(5)).build().unwrap();
+    let client =
+        dwcp_anomaly::internals::retry::http_client().timeout(Duration::from_secs(5)).build().unwrap();
 
     let b = start_prometheus("prom-b", b_port, "global:\n  scrape_interval: 15s\n", dir.path(), true);
 

@@ -36,7 +36,8 @@ fn shard(port: u16, i: usize) -> String {
 async fn a_hashmod_split_gives_every_entity_to_exactly_one_instance() {
     let dir = tempfile::tempdir().unwrap();
     let (sim_port, a_port, p0, p1) = (free_port(), free_port(), free_port(), free_port());
-    let client = dwcp_anomaly::http_client().timeout(Duration::from_secs(5)).build().unwrap();
+    let client =
+        dwcp_anomaly::internals::retry::http_client().timeout(Duration::from_secs(5)).build().unwrap();
     let svc0 = start_service("shard0", dir.path(), p0, "check_interval: 1s\n").await;
     let svc1 = start_service("shard1", dir.path(), p1, "check_interval: 1s\n").await;
     let sim = spawn_simulator(dir.path(), sim_port, &["--entities", &ENTITIES.to_string(), "--step", "1s"]);

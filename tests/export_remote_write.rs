@@ -12,13 +12,13 @@ use axum::routing::post;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
-use dwcp_anomaly::check::{CheckScores, EntityScores};
-use dwcp_anomaly::config::{RemoteWriteConfig, RemoteWriteMessage};
-use dwcp_anomaly::detect::{EnsembleScore, ModelState, Severity};
-use dwcp_anomaly::export::ScoreWriter;
-use dwcp_anomaly::export::remote_write::{RemoteWriteClient, SendFailure};
-use dwcp_anomaly::proto::remote_write::decode;
-use dwcp_anomaly::telemetry::Telemetry;
+use dwcp_anomaly::internals::check::{CheckScores, EntityScores};
+use dwcp_anomaly::internals::config::{RemoteWriteConfig, RemoteWriteMessage};
+use dwcp_anomaly::internals::detect::{EnsembleScore, ModelState, Severity};
+use dwcp_anomaly::internals::export::ScoreWriter;
+use dwcp_anomaly::internals::export::remote_write::{RemoteWriteClient, SendFailure};
+use dwcp_anomaly::internals::proto::remote_write::decode;
+use dwcp_anomaly::internals::telemetry::Telemetry;
 
 #[derive(Default)]
 struct Receiver {

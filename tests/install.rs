@@ -88,7 +88,7 @@ fn the_dockerfile_builds_in_stages_and_runs_as_a_non_root_user() {
     let msrv: Vec<u32> = msrv.split('.').map(|p| p.parse().unwrap()).collect();
     assert!(image >= msrv, "rust image {image:?} older than rust-version {msrv:?}");
     // ONNX Runtime from the wheel the Rust side pins.
-    let pin = format!("onnxruntime=={}", dwcp_anomaly::onnx::ORT_VERSION);
+    let pin = format!("onnxruntime=={}", dwcp_anomaly::internals::onnx::ORT_VERSION);
     assert!(text.contains(&pin), "the image takes ONNX Runtime from {pin}");
     // The runtime stage: non-root user, state on a volume, the library where ort finds it.
     let last = text.rsplit("\nFROM ").next().unwrap();

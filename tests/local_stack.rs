@@ -87,7 +87,7 @@ async fn the_local_stack_of_getting_started_scores_alerts_and_keeps_entities_apa
     let stack = Stack::new(dir.path());
     stack.copy_files(|_, text| text);
     let _procs: Vec<Proc> = commands.iter().map(|c| stack.start(c)).collect();
-    let client = dwcp_anomaly::http_client().build().unwrap();
+    let client = dwcp_anomaly::internals::retry::http_client().build().unwrap();
     let prom = format!("http://127.0.0.1:{}", stack.port(9090));
     // The page's first check: scores of every entity in Prometheus.
     let scores =
@@ -127,7 +127,7 @@ async fn without_honor_labels_the_service_reports_the_merged_nodes() {
         if name == "prometheus.yml" { text.replacen("    honor_labels: true\n", "", 1) } else { text }
     });
     let procs: Vec<Proc> = commands.iter().take(3).map(|c| stack.start(c)).collect();
-    let client = dwcp_anomaly::http_client().build().unwrap();
+    let client = dwcp_anomaly::internals::retry::http_client().build().unwrap();
     let service = format!("http://127.0.0.1:{}", stack.port(9490));
     eventually(Duration::from_secs(60), "dwcp_anomaly_vectorize_merged_series_total above 0", || async {
         let text = get_ok(&client, format!("{service}/metrics")).await?;

@@ -15,8 +15,8 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use dwcp_anomaly::detect::Forest;
-use dwcp_anomaly::onnx::forest as onnx_forest;
+use dwcp_anomaly::internals::detect::Forest;
+use dwcp_anomaly::internals::onnx::forest as onnx_forest;
 use serde_json::Value;
 
 const TOLERANCE: f64 = 1e-5;

@@ -10,10 +10,10 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dwcp_anomaly::config::{Config, OnnxBackend};
-use dwcp_anomaly::detect::{Detector, FeatureVector, LstmAeDetector, LstmModel};
-use dwcp_anomaly::onnx;
-use dwcp_anomaly::simulate::FEATURES;
+use dwcp_anomaly::internals::config::{Config, OnnxBackend};
+use dwcp_anomaly::internals::detect::{Detector, FeatureVector, LstmAeDetector, LstmModel};
+use dwcp_anomaly::internals::onnx;
+use dwcp_anomaly::internals::simulate::FEATURES;
 
 const TOLERANCE: f64 = 1e-4;
 
@@ -169,7 +169,7 @@ async fn a_service_with_lstm_ae_reports_its_engine_and_scores_a_spike() {
         state.display()
     );
     let mut svc = common::start_service("lstm", dir.path(), port, &config).await;
-    let client = dwcp_anomaly::http_client().build().unwrap();
+    let client = dwcp_anomaly::internals::retry::http_client().build().unwrap();
     let url = format!("http://127.0.0.1:{port}/metrics");
     let metrics = common::get_ok(&client, &url).await.unwrap();
     assert!(metrics.contains("onnx_backend=\"ort\""), "{}", grep(&metrics, "build_info"));

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::*;
-use dwcp_anomaly::telemetry::names::{SAMPLES_RECEIVED, SAMPLES_REJECTED, SAMPLES_UNMATCHED};
+use dwcp_anomaly::internals::telemetry::names::{SAMPLES_RECEIVED, SAMPLES_REJECTED, SAMPLES_UNMATCHED};
 
 /// `name{labels} value` lines of `family` in an exposition, as (instance, value).
 fn values(text: &str, family: &str, filter: &str) -> Vec<(String, f64)> {
@@ -78,7 +78,7 @@ async fn opentelemetry_sdk_exports_over_grpc_and_http_and_the_spikes_are_flagged
     let mut client_proc = spawn("otel_replay", &common::python(), &args, dir.path());
 
     // Watch /metrics while the SDK exports: highest flag and ensemble score per instance.
-    let http = dwcp_anomaly::http_client().build().unwrap();
+    let http = dwcp_anomaly::internals::retry::http_client().build().unwrap();
     let mut max_flag: BTreeMap<String, f64> = BTreeMap::new();
     let mut scored: BTreeMap<String, usize> = BTreeMap::new();
     let mut last = String::new();
@@ -240,10 +240,12 @@ async fn scores_are_exported_over_otlp_grpc_and_http_to_an_independent_receiver(
         let states = recorded(lines, protocol, "anomaly_model_state");
         assert!(states.iter().any(|(a, v)| a.get("state").map(String::as_str) == Some("ready") && *v == 1.0));
     }
-    let metrics =
-        get_ok(&dwcp_anomaly::http_client().build().unwrap(), format!("http://127.0.0.1:{port}/metrics"))
-            .await
-            .unwrap();
+    let metrics = get_ok(
+        &dwcp_anomaly::internals::retry::http_client().build().unwrap(),
+        format!("http://127.0.0.1:{port}/metrics"),
+    )
+    .await
+    .unwrap();
     for id in ["otlp[0]", "otlp[1]"] {
         let line = format!("dwcp_anomaly_export_samples_sent_total{{exporter=\"{id}\"}}");
         assert!(
@@ -273,7 +275,7 @@ async fn own_metrics_and_request_spans_go_out_through_the_opentelemetry_sdk() {
         ("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=test".to_string()),
     ];
     let svc = spawn_env("serve", &service_bin(), &serve_args(&cfg, 0), dir.path(), &env);
-    let http = dwcp_anomaly::http_client().build().unwrap();
+    let http = dwcp_anomaly::internals::retry::http_client().build().unwrap();
     eventually(Duration::from_secs(20), "service ready", || {
         get_ok(&http, format!("http://127.0.0.1:{port}/-/ready"))
     })

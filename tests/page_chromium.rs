@@ -96,7 +96,7 @@ async fn the_page_shows_a_flagged_entity_in_headless_chromium() {
 
     // Normal traffic, then a spike (4 s in) that is still the newest sample afterwards.
     tokio::task::spawn_blocking(move || push_simulated(port, "10s", Some("4s:60s"))).await.unwrap();
-    let client = dwcp_anomaly::http_client().build().unwrap();
+    let client = dwcp_anomaly::internals::retry::http_client().build().unwrap();
     let (labels, severity) =
         eventually(Duration::from_secs(20), "the spike flagged warning or worse", || async {
             let body = get_ok(&client, format!("{base}/api/v1/status")).await?;

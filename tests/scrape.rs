@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use dwcp_anomaly::telemetry::names::{SAMPLES_RECEIVED, SCRAPE_SAMPLES, SCRAPE_UP};
+use dwcp_anomaly::internals::telemetry::names::{SAMPLES_RECEIVED, SCRAPE_SAMPLES, SCRAPE_UP};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn scraped_target_is_scored_and_its_spike_flagged() {
@@ -27,7 +27,7 @@ async fn scraped_target_is_scored_and_its_spike_flagged() {
         state.display()
     );
     let svc = start_service("serve", dir.path(), port, &config).await;
-    let http = dwcp_anomaly::http_client().build().unwrap();
+    let http = dwcp_anomaly::internals::retry::http_client().build().unwrap();
     let text = eventually(Duration::from_secs(40), "the spike flagged from scraped samples", || async {
         let text = get_ok(&http, format!("http://127.0.0.1:{port}/metrics")).await?;
         text.lines()
@@ -70,12 +70,12 @@ async fn scraped_target_is_scored_and_its_spike_flagged() {
 /// notice on the entity's page — and with `honor_labels: true` stays quiet.
 #[tokio::test(flavor = "multi_thread")]
 async fn series_collapsed_into_one_entity_are_reported_and_honor_labels_keeps_them_apart() {
-    use dwcp_anomaly::telemetry::names::MERGED_SERIES;
+    use dwcp_anomaly::internals::telemetry::names::MERGED_SERIES;
     let dir = tempfile::tempdir().unwrap();
     let sim_port = free_port();
     let _sim = spawn_simulator(dir.path(), sim_port, &["--entities", "5", "--step", "1s"]);
     let target = format!("http://127.0.0.1:{sim_port}/metrics");
-    let http = dwcp_anomaly::http_client().build().unwrap();
+    let http = dwcp_anomaly::internals::retry::http_client().build().unwrap();
     let merged_total = |text: &str| -> f64 {
         text.lines()
             .filter(|l| l.starts_with(MERGED_SERIES))

@@ -230,7 +230,7 @@ mod tests {
             ..AlertConfig::default()
         };
         let links = Links { external_url: "http://dwcp:9490".into(), runbook_url: cfg.runbook_url.clone() };
-        Alertmanager::new(crate::http_client().build().unwrap(), &cfg, links, &[])
+        Alertmanager::new(crate::retry::http_client().build().unwrap(), &cfg, links, &[])
     }
 
     const T0: i64 = 1_700_000_000_000;
@@ -288,7 +288,7 @@ mod tests {
         let cfg = AlertConfig { alertmanager_urls: vec!["http://am:9093".into()], ..AlertConfig::default() };
         let links = Links { external_url: "http://dwcp:9490".into(), runbook_url: String::new() };
         let restored = [event(AlertKind::Firing, Severity::Critical, "cpu_pct", T0)];
-        let am = Alertmanager::new(crate::http_client().build().unwrap(), &cfg, links, &restored);
+        let am = Alertmanager::new(crate::retry::http_client().build().unwrap(), &cfg, links, &restored);
         let body = am.resend_body(T0).unwrap();
         assert_eq!(body[0]["labels"]["feature"], "cpu_pct");
         assert!(body[0]["annotations"].get("runbook_url").is_none());

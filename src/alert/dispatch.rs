@@ -81,7 +81,7 @@ pub async fn post_body(req: reqwest::RequestBuilder, body: Vec<u8>) -> Result<()
     if status.is_success() {
         return Ok(());
     }
-    let after = crate::retry_after(resp.headers());
+    let after = crate::retry::retry_after(resp.headers());
     let text = resp.text().await.unwrap_or_default();
     let text: String = text.trim().chars().take(200).collect();
     let reason = format!("HTTP {}: {text}", status.as_u16());

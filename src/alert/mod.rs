@@ -46,7 +46,7 @@ pub fn dispatcher(
     active: &[AlertEvent],
 ) -> Result<dispatch::Dispatcher, SetupError> {
     let a = &cfg.alert;
-    let client = crate::http_client().timeout(a.timeout).build()?;
+    let client = crate::retry::http_client().timeout(a.timeout).build()?;
     let links = Links::new(cfg);
     let mut d = dispatch::Dispatcher::new(a.log_anomalies, telemetry);
     if !a.alertmanager_urls.is_empty() {

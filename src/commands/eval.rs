@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use clap::Args;
 
-use dwcp_anomaly::config::{Config, LogFormat};
+use dwcp_anomaly::internals::config::{Config, LogFormat};
 
 use super::init_logging;
 
@@ -41,7 +41,7 @@ pub(crate) struct EvalArgs {
 }
 
 pub(crate) fn eval_cmd(args: EvalArgs) -> Result<()> {
-    use dwcp_anomaly::eval::{self, EvalOptions};
+    use dwcp_anomaly::internals::eval::{self, EvalOptions};
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     let mut cfg = Config::load(args.config.as_deref())?;
@@ -59,7 +59,7 @@ pub(crate) fn eval_cmd(args: EvalArgs) -> Result<()> {
     if !(0.0..1.0).contains(&args.fit_fraction) {
         bail!("--fit-fraction must be within [0, 1), got {}", args.fit_fraction);
     }
-    let sources = dwcp_anomaly::dataset::discover_all(&args.data)?;
+    let sources = dwcp_anomaly::internals::dataset::discover_all(&args.data)?;
     let opts = EvalOptions { fit_fraction: args.fit_fraction, plots: !args.no_plots, scores: args.scores };
     let total = eval::count_points(&sources, opts.fit_fraction);
     let bar = indicatif::ProgressBar::new(total as u64);

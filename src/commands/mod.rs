@@ -12,7 +12,7 @@ use anyhow::Result;
 use tokio::sync::watch;
 use tracing::info;
 
-use dwcp_anomaly::config::{Config, LogFormat};
+use dwcp_anomaly::internals::config::{Config, LogFormat};
 
 pub(crate) fn init_logging(level: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -78,8 +78,8 @@ pub(crate) fn indicatif_like_progress(total: u64) -> impl FnMut(u64) {
 /// finds it (`ORT_DYLIB_PATH`, then the `onnxruntime` package of `DWCP_ANOMALY_PYTHON` or
 /// `python3`; a config's `onnx.runtime_path` comes first when the service runs).
 pub(crate) fn long_version() -> String {
-    use dwcp_anomaly::config::OnnxConfig;
-    use dwcp_anomaly::onnx::find_runtime;
+    use dwcp_anomaly::internals::config::OnnxConfig;
+    use dwcp_anomaly::internals::onnx::find_runtime;
     let backend = match find_runtime(&OnnxConfig::default()) {
         Some((path, via)) => {
             let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();

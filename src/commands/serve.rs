@@ -9,12 +9,12 @@ use anyhow::{Context, Result};
 use clap::Args;
 use tracing::{error, info, warn};
 
-use dwcp_anomaly::config::Config;
-use dwcp_anomaly::http::{self, AppState};
-use dwcp_anomaly::ingest;
-use dwcp_anomaly::pipeline::Pipeline;
-use dwcp_anomaly::simulate::{self, PushOptions, Simulator};
-use dwcp_anomaly::telemetry::Telemetry;
+use dwcp_anomaly::internals::config::Config;
+use dwcp_anomaly::internals::http::{self, AppState};
+use dwcp_anomaly::internals::ingest;
+use dwcp_anomaly::internals::pipeline::Pipeline;
+use dwcp_anomaly::internals::simulate::{self, PushOptions, Simulator};
+use dwcp_anomaly::internals::telemetry::Telemetry;
 
 use super::{init_logging, shutdown_signal};
 
@@ -57,7 +57,7 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create state dir {}", dir.display()))?;
     }
     let telemetry = Arc::new(Telemetry::default());
-    let otel = dwcp_anomaly::telemetry::otel::init(&cfg.otel, &telemetry)?;
+    let otel = dwcp_anomaly::internals::telemetry::otel::init(&cfg.otel, &telemetry)?;
     if !otel.signals().is_empty() {
         info!(signals = ?otel.signals(), "Exporting own telemetry over OTLP (OTEL_EXPORTER_OTLP_* environment).");
     }
@@ -109,7 +109,8 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<()> {
         let sim = demo_simulator();
         // The push task's first step goes out now, one step a second: the page lists the
         // schedule so detections can be checked against it.
-        let injected = sim.injected_anomalies(dwcp_anomaly::rfc3339::now_ms(), Duration::from_secs(1));
+        let injected =
+            sim.injected_anomalies(dwcp_anomaly::internals::rfc3339::now_ms(), Duration::from_secs(1));
         state.history.lock().injections = injected;
         let opts = PushOptions {
             url: format!("http://127.0.0.1:{}/api/v1/write", addr.port()),

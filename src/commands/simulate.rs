@@ -7,8 +7,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 
-use dwcp_anomaly::config::LogFormat;
-use dwcp_anomaly::simulate::{self, Injection, PushOptions, Simulator};
+use dwcp_anomaly::internals::config::LogFormat;
+use dwcp_anomaly::internals::simulate::{self, Injection, PushOptions, Simulator};
 
 use super::{indicatif_like_progress, init_logging, shutdown_signal};
 
@@ -115,7 +115,7 @@ pub(crate) async fn simulate_cmd(args: SimulateArgs) -> Result<()> {
     let shutdown = shutdown_signal();
     match args.output {
         SimOutput::Csv { out, start, .. } => {
-            let start_ms = dwcp_anomaly::rfc3339::parse(&start).with_context(|| {
+            let start_ms = dwcp_anomaly::internals::rfc3339::parse(&start).with_context(|| {
                 format!("--start {start:?} is not an RFC 3339 UTC time like 2024-01-01T00:00:00Z")
             })?;
             let mut sim = sim;

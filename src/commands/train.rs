@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 
-use dwcp_anomaly::config::{Config, LogFormat};
+use dwcp_anomaly::internals::config::{Config, LogFormat};
 
 use super::init_logging;
 
@@ -29,18 +29,23 @@ pub(crate) struct TrainArgs {
 pub(crate) fn train_cmd(args: TrainArgs) -> Result<()> {
     let cfg = Config::load(args.config.as_deref())?;
     init_logging("warn", LogFormat::Text);
-    let sources = dwcp_anomaly::dataset::discover(&args.data)?;
+    let sources = dwcp_anomaly::internals::dataset::discover(&args.data)?;
     let bar = indicatif::ProgressBar::new(sources.len() as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template("training [{bar:40}] {pos}/{len} {msg}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
             .progress_chars("=> "),
     );
-    let trained =
-        dwcp_anomaly::pipeline::train::train(&cfg, &sources, &args.job, &args.state_dir, |i, name| {
+    let trained = dwcp_anomaly::internals::pipeline::train::train(
+        &cfg,
+        &sources,
+        &args.job,
+        &args.state_dir,
+        |i, name| {
             bar.set_position(i as u64);
             bar.set_message(name.to_string());
-        })?;
+        },
+    )?;
     bar.finish_and_clear();
     for (name, points, took) in &trained.entities {
         println!("{name}: fitted on {points} normal vectors in {:.1} ms", took.as_secs_f64() * 1e3);

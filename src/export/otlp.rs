@@ -154,7 +154,7 @@ impl OtlpClient {
                 Transport::Grpc(client.accept_compressed(CompressionEncoding::Gzip))
             }
             OtlpProtocol::HttpProtobuf => Transport::Http(
-                crate::http_client()
+                crate::retry::http_client()
                     .timeout(cfg.timeout)
                     .user_agent(concat!("dwcp-anomaly/", env!("CARGO_PKG_VERSION")))
                     .build()?,
@@ -217,7 +217,7 @@ impl OtlpClient {
                                 | StatusCode::SERVICE_UNAVAILABLE
                                 | StatusCode::GATEWAY_TIMEOUT
                         );
-                        let after = crate::retry_after(resp.headers());
+                        let after = crate::retry::retry_after(resp.headers());
                         Err((retryable, after, format!("HTTP {status}")))
                     }
                     Err(e) => Err((true, None, e.to_string())),

@@ -92,7 +92,7 @@ impl RemoteWriteClient {
         id: String,
         telemetry: Arc<Telemetry>,
     ) -> Result<Self, reqwest::Error> {
-        let client = crate::http_client()
+        let client = crate::retry::http_client()
             .timeout(cfg.timeout)
             .user_agent(concat!("dwcp-anomaly/", env!("CARGO_PKG_VERSION")))
             .build()?;
@@ -153,7 +153,7 @@ impl RemoteWriteClient {
                 Ok(resp)
                     if resp.status() == StatusCode::TOO_MANY_REQUESTS || resp.status().is_server_error() =>
                 {
-                    wait = crate::retry_after(resp.headers());
+                    wait = crate::retry::retry_after(resp.headers());
                     debug!(exporter = %self.id, status = %resp.status(), "Remote-write target asked to retry.");
                 }
                 Ok(resp) => {

@@ -109,7 +109,7 @@ pub async fn run(
     telemetry: Arc<Telemetry>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let client = match crate::http_client()
+    let client = match crate::retry::http_client()
         .timeout(cfg.timeout)
         .user_agent(concat!("dwcp-anomaly/", env!("CARGO_PKG_VERSION")))
         .build()

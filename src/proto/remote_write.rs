@@ -88,11 +88,11 @@ pub(super) fn decode_sample(buf: &[u8]) -> Result<SampleRef, WireError> {
 /// Builds an encoded `WriteRequest` series by series, reusing one buffer.
 ///
 /// ```
-/// use dwcp_anomaly::proto::remote_write::Encoder;
+/// use dwcp_anomaly::internals::proto::remote_write::Encoder;
 /// let mut enc = Encoder::default();
 /// enc.series(&[("__name__", "up"), ("job", "a")], &[(1.0, 1_700_000_000_000)]);
 /// let bytes = enc.finish();
-/// let req = dwcp_anomaly::proto::remote_write::decode(&bytes).unwrap();
+/// let req = dwcp_anomaly::internals::proto::remote_write::decode(&bytes).unwrap();
 /// assert_eq!(req.series[0].labels[1].value, "a");
 /// ```
 #[derive(Debug, Default)]

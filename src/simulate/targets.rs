@@ -152,7 +152,7 @@ pub async fn push(
     opts: PushOptions,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), reqwest::Error> {
-    let client = crate::http_client().timeout(Duration::from_secs(10)).build()?;
+    let client = crate::retry::http_client().timeout(Duration::from_secs(10)).build()?;
     let mut ticks = tokio::time::interval(opts.interval);
     let mut enc = Encoder::default();
     loop {

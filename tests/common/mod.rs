@@ -83,7 +83,7 @@ pub fn require(binary: &str, package: &str) -> PathBuf {
 /// the one the service probes for ONNX Runtime, `DWCP_ANOMALY_PYTHON` (set by
 /// `scripts/test.sh` to its virtual environment) or `python3`.
 pub fn python() -> PathBuf {
-    dwcp_anomaly::onnx::python()
+    dwcp_anomaly::internals::onnx::python()
 }
 
 /// The service binary built by cargo for this test run.
@@ -293,7 +293,7 @@ pub async fn start_service_grpc(name: &str, dir: &Path, port: u16, grpc_port: u1
     std::fs::write(&cfg, format!("listen: 127.0.0.1:{port}\n{config}")).unwrap();
     let args = serve_args(&cfg, grpc_port);
     let p = spawn(name, &service_bin(), &args, dir);
-    let client = dwcp_anomaly::http_client().build().unwrap();
+    let client = dwcp_anomaly::internals::retry::http_client().build().unwrap();
     eventually(Duration::from_secs(20), &format!("{name} ready"), || {
         get_ok(&client, format!("http://127.0.0.1:{port}/-/ready"))
     })
@@ -327,13 +327,13 @@ pub fn stop(p: &mut Proc) {
 /// An alert event for entity `instance="n1",job="dwcp"` (profile dwcp) that started at
 /// 2026-01-01T00:00:00Z, with `features` as (name, contribution, value, expected).
 pub fn alert_event(
-    kind: dwcp_anomaly::alert::AlertKind,
-    severity: dwcp_anomaly::detect::Severity,
+    kind: dwcp_anomaly::internals::alert::AlertKind,
+    severity: dwcp_anomaly::internals::detect::Severity,
     confidence: f64,
     features: &[(&str, f64, f64, f64)],
     at_ms: i64,
-) -> dwcp_anomaly::alert::AlertEvent {
-    dwcp_anomaly::alert::AlertEvent {
+) -> dwcp_anomaly::internals::alert::AlertEvent {
+    dwcp_anomaly::internals::alert::AlertEvent {
         kind,
         labels: std::sync::Arc::from(vec![
             ("instance".to_string(), "n1".to_string()),
@@ -344,11 +344,13 @@ pub fn alert_event(
         confidence,
         features: features
             .iter()
-            .map(|&(feature, contribution, value, expected)| dwcp_anomaly::alert::FeatureContribution {
-                feature: feature.into(),
-                contribution,
-                value,
-                expected,
+            .map(|&(feature, contribution, value, expected)| {
+                dwcp_anomaly::internals::alert::FeatureContribution {
+                    feature: feature.into(),
+                    contribution,
+                    value,
+                    expected,
+                }
             })
             .collect(),
         started_ms: ALERT_T0,
