@@ -284,6 +284,8 @@ impl MonitoringPipeline {
                 labels: Arc::clone(&labels),
                 timestamp_ms: v.timestamp_ms,
                 values: v.values,
+                sample_ms: v.timestamp_ms,
+                received_ms: crate::rfc3339::now_ms(),
             }],
             status: vec![EntityStatus { entity: id, labels, stale: false }],
             ..Assembled::default()

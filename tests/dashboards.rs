@@ -46,6 +46,8 @@ fn substitute(q: &str) -> String {
         .replace("$entity", ANOMALOUS)
         .replace("$feature", "cpu_pct")
         .replace("$job", "dwcp")
+        .replace("$profile", ".*")
+        .replace("$detector", ".*")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -77,7 +79,7 @@ async fn every_dashboard_query_returns_data_from_a_real_prometheus() {
         "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: dwcp\n    honor_labels: true\n    \
          static_configs:\n      - targets: ['127.0.0.1:{sim_port}']\n  - job_name: dwcp-anomaly\n    \
          static_configs:\n      - targets: ['127.0.0.1:{svc_port}']\n    metric_relabel_configs:\n      \
-         - source_labels: [__name__]\n        regex: dwcp_anomaly_.*\n        action: keep\n"
+         - source_labels: [__name__]\n        regex: dwcp_anomaly_.*|process_.*\n        action: keep\n"
     );
     let _prom = start_prometheus("prom", prom_port, &prom_cfg, dir.path(), true);
     let svc_cfg = format!(
@@ -139,7 +141,12 @@ async fn every_dashboard_query_returns_data_from_a_real_prometheus() {
             let params = [("query", q.as_str()), ("start", &start), ("end", &end), ("step", "2")];
             let v =
                 get_json(&client, &format!("{prom}/api/v1/query_range"), &params).await.unwrap_or_default();
-            let n = v["data"]["result"].as_array().map_or(0, Vec::len);
+            // A series of NaN only (a quantile of no observations) is no data either.
+            let n = v["data"]["result"].as_array().map_or(0, |r| {
+                r.iter()
+                    .filter(|s| s["values"].as_array().into_iter().flatten().any(|p| p[1] != "NaN"))
+                    .count()
+            });
             if n == 0 {
                 empty.push(format!("{q}\n  → {v}"));
             }
@@ -182,4 +189,11 @@ async fn every_dashboard_query_returns_data_from_a_real_prometheus() {
         by_severity.iter().any(|(labels, n)| labels["severity"] == "critical" && *n > 0.0),
         "{by_severity:?}"
     );
+    // The flag onset was timed: samples every second, scraped every second, 1 s checks.
+    let delay = instant(
+        "dwcp_anomaly_detection_delay_seconds_sum / dwcp_anomaly_detection_delay_seconds_count".into(),
+    )
+    .await
+    .unwrap_or_default();
+    assert!(delay.iter().any(|(_, d)| *d > 0.0 && *d < 30.0), "onset → flag: {delay:?}");
 }

@@ -56,7 +56,7 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<()> {
     if let Some(dir) = &cfg.state_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create state dir {}", dir.display()))?;
     }
-    let telemetry = Arc::new(Telemetry::default());
+    let telemetry = Arc::new(Telemetry::new(cfg.check_interval));
     let otel = dwcp_anomaly::internals::telemetry::otel::init(&cfg.otel, &telemetry)?;
     if !otel.signals().is_empty() {
         info!(signals = ?otel.signals(), "Exporting own telemetry over OTLP (OTEL_EXPORTER_OTLP_* environment).");

@@ -152,6 +152,8 @@ pub struct Step {
     pub state: ModelState,
     /// The score, once the model is ready.
     pub score: Option<EnsembleScore>,
+    /// The models were (re)fitted before scoring this vector.
+    pub fitted: bool,
 }
 
 /// One entity's ensemble plus the history it is (re)fitted on.
@@ -187,7 +189,8 @@ impl EntityModel {
 
     /// Scores `x` (once fitted), then learns from it; fits when due.
     pub fn step(&mut self, x: FeatureVector) -> Result<Step, DetectError> {
-        if self.fit_due(x.timestamp_ms) {
+        let fitted = self.fit_due(x.timestamp_ms);
+        if fitted {
             self.refit(x.timestamp_ms)?;
         }
         let score = match self.last_fit_ms {
@@ -206,7 +209,7 @@ impl EntityModel {
         }
         self.history.push_back((x, flagged));
         let state = if score.is_some() { ModelState::Ready } else { ModelState::Warming };
-        Ok(Step { state, score })
+        Ok(Step { state, score, fitted })
     }
 
     /// Fits on the buffered history, leaving out vectors the ensemble's vote flagged.

@@ -27,7 +27,7 @@ use crate::alert::{AlertKind, AlertTracker};
 use crate::check::history::{PageHistory, SharedHistory};
 use crate::check::{CheckScores, Scoreboard};
 use crate::config::Config;
-use crate::detect::Severity;
+use crate::detect::{ModelState, Severity};
 use crate::export;
 use crate::ingest::SampleSink;
 use crate::sample::{LabelRef, SelectorError};
@@ -159,10 +159,10 @@ impl Pipeline {
             ready.store(true, Ordering::SeqCst);
             info!(interval = ?cfg.check_interval, profile = %scoreboard.read().profile, "Pipeline started.");
             loop {
-                tokio::select! {
-                    _ = ticks.tick() => {}
+                let due = tokio::select! {
+                    due = ticks.tick() => due.into_std(),
                     _ = shutdown.wait_for(|s| *s) => break,
-                }
+                };
                 let started = Instant::now();
                 let now = now_ms();
                 let assembled = sink.lock().assemble(now);
@@ -193,6 +193,7 @@ impl Pipeline {
                 report_merged(&telemetry, &check);
                 let check = Arc::new(check);
                 *scoreboard.write() = Arc::clone(&check);
+                record_published(&telemetry, &stats, &check);
                 history.lock().record(&check);
                 if stats.warming > 0 {
                     info!(
@@ -214,6 +215,11 @@ impl Pipeline {
                     dispatcher.dispatch(ev);
                 }
                 telemetry.check_duration.observe(started.elapsed().as_secs_f64());
+                let next_due = due + cfg.check_interval;
+                telemetry
+                    .check_lag
+                    .with(&[])
+                    .set(Instant::now().saturating_duration_since(next_due).as_secs_f64());
             }
             ready.store(false, Ordering::SeqCst);
             if let (Some(dir), Some((sc, alerts))) = (cfg.state_dir.clone(), scorer.take()) {
@@ -302,8 +308,29 @@ fn report_merged(t: &Telemetry, check: &CheckScores) {
     }
 }
 
+/// What a check says once its scores are published: how long samples waited for their scores,
+/// how long flags took from the data's time, entities by state, when it finished.
+fn record_published(t: &Telemetry, s: &CheckStats, check: &CheckScores) {
+    let now = now_ms();
+    for r in &s.received_ms {
+        t.score_latency.observe((now - r).max(0) as f64 / 1000.0);
+    }
+    for o in &s.onsets_ms {
+        t.detection_delay.observe((now - o).max(0) as f64 / 1000.0);
+    }
+    let mut states = [0u64; ModelState::ALL.len()];
+    for e in &check.entities {
+        states[e.state as usize] += 1;
+    }
+    for (state, n) in ModelState::ALL.iter().zip(states) {
+        t.entity_states.with(&[state.as_str()]).set(n as f64);
+    }
+    t.last_check.with(&[]).set(now as f64 / 1000.0);
+}
+
 fn record(t: &Telemetry, s: &CheckStats) {
     t.vectors_scored.with(&[]).add(s.scored as f64);
+    t.model_fits.with(&[]).add(s.fits as f64);
     for (sev, n) in Severity::ANOMALOUS.iter().zip(s.anomalies) {
         if n > 0 {
             t.anomalies.with(&[sev.as_str()]).add(n as f64);

@@ -25,12 +25,19 @@ pub struct CheckStats {
     pub anomalies: [u64; 3],
     /// Detector errors.
     pub errors: u64,
+    /// Entity models (re)fitted.
+    pub fits: u64,
     /// Entities still warming (collecting vectors before their first fit).
     pub warming: u64,
     /// Vectors collected by the most advanced warming entity.
     pub warming_vectors: usize,
     /// Vectors an entity needs before its first fit (`detect.min_fit_points`).
     pub warmup_target: usize,
+    /// Wall-clock receipt time of every scored vector's first sample (receipt → score).
+    pub received_ms: Vec<i64>,
+    /// Data time of the newest sample of every vector that raised an entity's flag (the
+    /// previous vector was not flagged): onset → flag.
+    pub onsets_ms: Vec<i64>,
 }
 
 /// The entity models of one profile: vectors in, scores out.
@@ -197,11 +204,21 @@ impl Scorer {
                 self.model(v.entity).step(FeatureVector { timestamp_ms: v.timestamp_ms, values: v.values });
             let entry = match step {
                 Ok(mut step) => {
+                    stats.fits += u64::from(step.fitted);
                     if let Some(score) = step.score.as_mut() {
                         clamp_expected(&mut score.expected, &self.ranges);
                     }
                     if let Some(score) = &step.score {
                         stats.scored += 1;
+                        stats.received_ms.push(v.received_ms);
+                        let was_flagged = self
+                            .last
+                            .get(&v.entity)
+                            .and_then(|e| e.score.as_ref())
+                            .is_some_and(|s| s.anomalous);
+                        if score.anomalous && !was_flagged {
+                            stats.onsets_ms.push(v.sample_ms);
+                        }
                         if score.severity != Severity::None {
                             stats.anomalies[score.severity as usize - 1] += 1;
                         }
@@ -371,6 +388,8 @@ mod tests {
                     labels: Arc::clone(&labels),
                     timestamp_ms: ts,
                     values,
+                    sample_ms: ts,
+                    received_ms: ts,
                 }],
                 status: vec![crate::vectorize::EntityStatus {
                     entity: 1,
@@ -394,5 +413,45 @@ mod tests {
         assert!(checked > 1000, "expected values were checked: {checked}");
         // The clamp did work here: unclamped, these bands cross 0 % and 100 %.
         assert_eq!((lo_min, hi_max), (0.0, 100.0));
+    }
+
+    #[test]
+    fn a_flag_onset_is_reported_once_with_its_samples_time() {
+        let cfg = Config::default();
+        let profile = crate::vectorize::Profile::from_config(&cfg.vectorize).unwrap();
+        let mut scorer = Scorer::new(&cfg, &profile).unwrap();
+        let labels: crate::vectorize::EntityLabels = vec![("instance".to_string(), "n".to_string())].into();
+        let mut rng = crate::rng::Rng::new(9);
+        let (mut onsets, mut received, mut scored, mut fits) = (Vec::new(), 0, 0, 0);
+        for i in 0..300i64 {
+            let ts = 1_700_000_000_000 + i * 10_000;
+            // A latency incident over checks 250..255: one onset, however long it lasts.
+            let latency = if (250..255).contains(&i) { 400.0 } else { 20.0 + rng.normal() };
+            let values = vec![900.0 + rng.normal(), latency, 0.1, 1.0, 40.0 + rng.normal(), 60.0, 0.1];
+            let assembled = Assembled {
+                vectors: vec![crate::vectorize::EntityVector {
+                    entity: 1,
+                    labels: Arc::clone(&labels),
+                    timestamp_ms: ts,
+                    values,
+                    sample_ms: ts - 3_000,
+                    received_ms: ts - 1_000,
+                }],
+                status: vec![crate::vectorize::EntityStatus {
+                    entity: 1,
+                    labels: Arc::clone(&labels),
+                    stale: false,
+                }],
+                ..Assembled::default()
+            };
+            let (_, _, stats) = scorer.check(assembled, ts, None);
+            onsets.extend(stats.onsets_ms);
+            received += stats.received_ms.len();
+            scored += stats.scored;
+            fits += stats.fits;
+        }
+        assert_eq!(onsets, vec![1_700_000_000_000 + 250 * 10_000 - 3_000]);
+        assert_eq!(received as u64, scored);
+        assert!(scored > 100 && fits >= 1, "scored {scored}, fits {fits}");
     }
 }

@@ -137,23 +137,37 @@ impl Family {
 pub struct Histogram {
     name: &'static str,
     help: &'static str,
-    bounds: &'static [f64],
+    bounds: Box<[f64]>,
     buckets: Vec<AtomicU64>,
     count: AtomicU64,
     sum: Cell,
 }
 
-/// Default bounds for durations in seconds.
+/// Bounds for short durations in seconds (scoring and checks).
 pub const DURATION_BUCKETS: &[f64] = &[0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0];
+
+/// Bounds for latencies that include waiting for a check (seconds).
+pub const LATENCY_BUCKETS: &[f64] = &[0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0];
+
+/// `base` with the multiples of `interval` that say whether a check keeps up with it (¼, ½, 1,
+/// 2 and 4 intervals), sorted, without duplicates.
+pub fn with_interval(base: &[f64], interval: std::time::Duration) -> Vec<f64> {
+    let i = interval.as_secs_f64();
+    let mut b: Vec<f64> = base.iter().copied().chain([0.25, 0.5, 1.0, 2.0, 4.0].map(|m| m * i)).collect();
+    b.sort_by(f64::total_cmp);
+    b.dedup_by(|a, b| (*a - *b).abs() <= 1e-9 * b.abs().max(1e-9));
+    b
+}
 
 impl Histogram {
     /// A new histogram.
-    pub fn new(name: &'static str, help: &'static str, bounds: &'static [f64]) -> Self {
+    pub fn new(name: &'static str, help: &'static str, bounds: impl Into<Box<[f64]>>) -> Self {
+        let bounds = bounds.into();
         Self {
             name,
             help,
-            bounds,
             buckets: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
+            bounds,
             count: AtomicU64::new(0),
             sum: Cell::default(),
         }
@@ -217,6 +231,18 @@ pub struct Telemetry {
     pub errors: Family,
     /// See [`names::CHECK_DURATION`].
     pub check_duration: Histogram,
+    /// See [`names::CHECK_LAG`].
+    pub check_lag: Family,
+    /// See [`names::LAST_CHECK`].
+    pub last_check: Family,
+    /// See [`names::ENTITY_STATES`].
+    pub entity_states: Family,
+    /// See [`names::MODEL_FITS`].
+    pub model_fits: Family,
+    /// See [`names::DETECTION_DELAY`].
+    pub detection_delay: Histogram,
+    /// See [`names::SCORE_LATENCY`].
+    pub score_latency: Histogram,
     /// See [`names::EXPORT_SENT`].
     pub export_sent: Family,
     /// See [`names::EXPORT_FAILED`].
@@ -244,7 +270,16 @@ pub struct Telemetry {
 }
 
 impl Default for Telemetry {
+    /// The metrics of a service checking every 10 s (the default `check_interval`).
     fn default() -> Self {
+        Self::new(std::time::Duration::from_secs(10))
+    }
+}
+
+impl Telemetry {
+    /// The metrics of a service checking every `check_interval`: the duration and latency
+    /// histograms have buckets up to four intervals, so a check that falls behind shows how far.
+    pub fn new(check_interval: std::time::Duration) -> Self {
         use Kind::{Counter, Gauge};
         use names::*;
         let t = Telemetry {
@@ -296,7 +331,26 @@ impl Default for Telemetry {
             check_duration: Histogram::new(
                 CHECK_DURATION,
                 "Duration of one check: assemble, score and publish every entity.",
-                DURATION_BUCKETS,
+                with_interval(DURATION_BUCKETS, check_interval),
+            ),
+            check_lag: Family::new(
+                CHECK_LAG,
+                "Seconds the last check finished after the next one was due (0 while checks keep up).",
+                Gauge,
+                &[],
+            ),
+            last_check: Family::new(LAST_CHECK, "Unix time the last check finished.", Gauge, &[]),
+            entity_states: Family::new(ENTITY_STATES, "Live entities by model state.", Gauge, &["state"]),
+            model_fits: Family::new(MODEL_FITS, "Entity models (re)fitted.", Counter, &[]),
+            detection_delay: Histogram::new(
+                DETECTION_DELAY,
+                "Flag onset to detection: data time of the newest sample in the vector that raised an entity's flag to the check that published it.",
+                with_interval(LATENCY_BUCKETS, check_interval),
+            ),
+            score_latency: Histogram::new(
+                SCORE_LATENCY,
+                "Sample receipt to score: receipt of an entity's first sample since the previous check to the check that published its score.",
+                with_interval(LATENCY_BUCKETS, check_interval),
             ),
             export_sent: Family::new(
                 EXPORT_SENT,
@@ -367,12 +421,15 @@ impl Default for Telemetry {
         t.samples_unmatched.with(&[]);
         t.entities.with(&[]);
         t.vectors_scored.with(&[]);
+        t.check_lag.with(&[]);
+        t.model_fits.with(&[]);
+        for state in ["warming", "ready", "stale"] {
+            t.entity_states.with(&[state]);
+        }
         t.build_info.with(&[env!("CARGO_PKG_VERSION"), "none"]).set(1.0);
         t
     }
-}
 
-impl Telemetry {
     /// Sets the `onnx_backend` label of `dwcp_anomaly_build_info` (`ort`, `tract`, `none`).
     pub fn set_onnx_backend(&self, backend: &str) {
         self.build_info.clear();
@@ -396,7 +453,7 @@ impl Telemetry {
 
     /// Every counter and gauge family, in exposition order; the check-duration histogram
     /// goes after the first [`Self::PRE_HISTOGRAM`] of them.
-    pub fn families(&self) -> [&Family; 22] {
+    pub fn families(&self) -> [&Family; 26] {
         [
             &self.build_info,
             &self.samples_received,
@@ -420,6 +477,10 @@ impl Telemetry {
             &self.scrape_samples,
             &self.merged_series,
             &self.events,
+            &self.check_lag,
+            &self.last_check,
+            &self.entity_states,
+            &self.model_fits,
         ]
     }
 
@@ -433,9 +494,55 @@ impl Telemetry {
             f.render(out);
         }
         self.check_duration.render(out);
+        self.detection_delay.render(out);
+        self.score_latency.render(out);
         for f in &families[Self::PRE_HISTOGRAM..] {
             f.render(out);
         }
+        render_process(out);
+    }
+}
+
+/// The standard `process_*` metrics every Prometheus client library exports (resident memory,
+/// CPU seconds, start time), read from `/proc/self` on Linux; nothing elsewhere.
+fn render_process(out: &mut String) {
+    // Clock ticks per second: 100 on every Linux architecture Rust targets.
+    const TICKS: f64 = 100.0;
+    let rss_kb = std::fs::read_to_string("/proc/self/status").ok().and_then(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("VmRSS:")?.trim().strip_suffix("kB")?.trim().parse::<f64>().ok())
+    });
+    if let Some(kb) = rss_kb {
+        let _ = writeln!(
+            out,
+            "# HELP process_resident_memory_bytes Resident memory size in bytes.\n# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {}",
+            kb * 1024.0
+        );
+    }
+    // Fields after the command name (which may hold spaces): utime is the 12th, stime the
+    // 13th, starttime (ticks after boot) the 20th.
+    let stat = std::fs::read_to_string("/proc/self/stat").ok();
+    let fields: Vec<&str> = stat
+        .as_deref()
+        .and_then(|s| s.rsplit_once(')'))
+        .map_or(Vec::new(), |(_, r)| r.split_whitespace().collect());
+    let field = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
+    if let (Some(user), Some(system)) = (field(11), field(12)) {
+        let _ = writeln!(
+            out,
+            "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total {}",
+            (user + system) / TICKS
+        );
+    }
+    let boot = std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("btime ")?.trim().parse::<f64>().ok()));
+    if let (Some(start), Some(boot)) = (field(19), boot) {
+        let _ = writeln!(
+            out,
+            "# HELP process_start_time_seconds Start time of the process since unix epoch in seconds.\n# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds {}",
+            boot + start / TICKS
+        );
     }
 }
 
@@ -470,5 +577,33 @@ pub fn fmt_value(v: f64) -> String {
         if v > 0.0 { "+Inf".into() } else { "-Inf".into() }
     } else {
         format!("{v}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duration_buckets_reach_four_check_intervals() {
+        let b = with_interval(DURATION_BUCKETS, std::time::Duration::from_secs(30));
+        assert_eq!(b.last(), Some(&120.0));
+        assert!(b.windows(2).all(|w| w[0] < w[1]), "{b:?}");
+        // 1 s is already a bound: not repeated for a 4 s interval's quarter.
+        let b = with_interval(DURATION_BUCKETS, std::time::Duration::from_secs(4));
+        assert_eq!(b.iter().filter(|v| **v == 1.0).count(), 1, "{b:?}");
+    }
+
+    #[test]
+    fn renders_the_process_metrics_and_the_latency_histograms() {
+        let t = Telemetry::new(std::time::Duration::from_secs(10));
+        t.score_latency.observe(12.0);
+        let mut out = String::new();
+        t.render(&mut out);
+        assert!(out.contains("dwcp_anomaly_score_latency_seconds_bucket{le=\"15\"} 1"), "{out}");
+        assert!(out.contains("dwcp_anomaly_check_duration_seconds_bucket{le=\"40\"} 0"), "{out}");
+        let rss = out.lines().find_map(|l| l.strip_prefix("process_resident_memory_bytes "));
+        assert!(rss.and_then(|v| v.parse::<f64>().ok()).is_some_and(|v| v > 1e6), "{out}");
+        assert!(out.contains("process_cpu_seconds_total "), "{out}");
     }
 }

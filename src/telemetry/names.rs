@@ -24,6 +24,20 @@ pub const EVENTS: &str = "dwcp_anomaly_events_total";
 pub const ERRORS: &str = "dwcp_anomaly_errors_total";
 /// Duration of one check (assemble + score + publish).
 pub const CHECK_DURATION: &str = "dwcp_anomaly_check_duration_seconds";
+/// Seconds the last check finished after the next one was due (0 while checks keep up).
+pub const CHECK_LAG: &str = "dwcp_anomaly_check_lag_seconds";
+/// Unix time the last check finished: `time() - …` grows when checks stall.
+pub const LAST_CHECK: &str = "dwcp_anomaly_last_check_timestamp_seconds";
+/// Live entities by model state (warming, ready, stale).
+pub const ENTITY_STATES: &str = "dwcp_anomaly_entities_by_state";
+/// Entity models (re)fitted.
+pub const MODEL_FITS: &str = "dwcp_anomaly_model_fits_total";
+/// Flag onset to detection: from the data time of the newest sample in the vector that raised
+/// an entity's flag to the check that published it.
+pub const DETECTION_DELAY: &str = "dwcp_anomaly_detection_delay_seconds";
+/// Sample receipt to score: from the receipt of an entity's first sample since the previous
+/// check to the check that published its score.
+pub const SCORE_LATENCY: &str = "dwcp_anomaly_score_latency_seconds";
 /// Samples (series points) written by exporters.
 pub const EXPORT_SENT: &str = "dwcp_anomaly_export_samples_sent_total";
 /// Samples an exporter gave up on, by reason.

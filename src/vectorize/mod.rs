@@ -62,6 +62,11 @@ pub struct EntityVector {
     pub timestamp_ms: i64,
     /// Feature values in profile order; NaN where missing.
     pub values: Vec<f64>,
+    /// Timestamp of the newest sample in the vector (the data's own time).
+    pub sample_ms: i64,
+    /// Wall-clock time the first sample since the previous check was received, so the
+    /// pipeline can say how long a sample waited until its score was published.
+    pub received_ms: i64,
 }
 
 /// Liveness of one entity at a check.
@@ -134,6 +139,8 @@ struct Entity {
     last_seen_ms: i64,
     interval_ms: f64,
     dirty: bool,
+    /// Wall-clock receipt of the first sample since the previous check (valid while dirty).
+    received_ms: i64,
     /// Features already reported as merging several series, with the labels outside the
     /// entity labels of the series that joined until the report is taken (empty normally).
     merged: Vec<(u16, Option<LabelPairs>)>,
@@ -274,6 +281,7 @@ impl Vectorizer {
                     last_seen_ms: i64::MIN,
                     interval_ms: 0.0,
                     dirty: false,
+                    received_ms: 0,
                     merged: Vec::new(),
                 }))
             }
@@ -339,6 +347,8 @@ impl Vectorizer {
                 labels: Arc::clone(&e.labels),
                 timestamp_ms: now_ms,
                 values,
+                sample_ms: e.last_seen_ms,
+                received_ms: e.received_ms,
             });
             true
         });
@@ -412,7 +422,10 @@ fn store(e: &mut Entity, key: u64, samples: &[SampleRef], stats: &mut ObserveSta
             e.interval_ms = if e.interval_ms == 0.0 { gap } else { 0.8 * e.interval_ms + 0.2 * gap };
         }
         e.last_seen_ms = newest;
-        e.dirty = true;
+        if !e.dirty {
+            e.received_ms = crate::rfc3339::now_ms();
+            e.dirty = true;
+        }
     }
 }
 
