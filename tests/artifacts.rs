@@ -144,3 +144,10 @@ fn every_eval_example_config_validates() {
     }
     assert!(checked >= 3, "only {checked} eval example configs found");
 }
+
+#[test]
+fn the_ensemble_example_is_what_eval_runs_without_a_config() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/ensemble.yaml");
+    let cfg = dwcp_anomaly::Config::load(Some(&path)).unwrap();
+    assert_eq!(cfg.detect, dwcp_anomaly::internals::config::DetectConfig::ensemble());
+}

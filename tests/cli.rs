@@ -238,7 +238,9 @@ fn eval_reports_and_plots_a_simulated_dataset() {
     let ens = &report["datasets"][0]["detectors"]["ensemble"];
     assert_eq!(report["datasets"][0]["events"], 2, "{stdout}");
     assert_eq!(ens["event_recall"], 1.0, "{ens}");
-    assert!(ens["fpr"].as_f64().unwrap() < 0.01, "{ens}");
+    // The ensemble eval runs without a config; its k-means alone rule flags at a 3 % tail by
+    // design (docs/accuracy.md), so a short simulated run sits near that.
+    assert!(ens["fpr"].as_f64().unwrap() < 0.05, "{ens}");
     for f in
         ["report.md", "dwcp-node-01.timeline.svg", "dwcp-node-01.contributions.svg", "dwcp-node-01.pr.svg"]
     {
@@ -246,11 +248,13 @@ fn eval_reports_and_plots_a_simulated_dataset() {
     }
     // The report says what ran and links its plots; the timeline's axis is time.
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
-    assert!(md.contains("Detectors: zscore. Threshold 0.500, target_fpr none"), "{md}");
+    assert!(
+        md.contains("Detectors: zscore, iforest, sesd, kmeans, lstm_ae. Threshold 0.384, target_fpr 0.005"),
+        "{md}"
+    );
     assert!(md.contains("[timeline](dwcp-node-01.timeline.svg)"), "{md}");
     let svg = std::fs::read_to_string(out.join("dwcp-node-01.timeline.svg")).unwrap();
     assert!(svg.contains("time (UTC)") && !svg.contains(">point<"), "timeline x axis");
-    assert!(!String::from_utf8_lossy(&o.stderr).contains("hint:"), "seven features get no univariate hint");
     let empty = tempfile::tempdir().unwrap();
     let e = Command::new(service_bin())
         .args(["eval", "--data", empty.path().to_str().unwrap(), "--out", out.to_str().unwrap()])
@@ -261,7 +265,7 @@ fn eval_reports_and_plots_a_simulated_dataset() {
 }
 
 #[test]
-fn eval_of_a_univariate_series_on_defaults_points_to_the_nab_config() {
+fn eval_of_a_univariate_series_on_defaults_finds_its_level_shift() {
     // One metric, a day at 1 min with a level shift labelled in the second half.
     let dir = tempfile::tempdir().unwrap();
     let (data, out) = (dir.path().join("series.csv"), dir.path().join("out"));
@@ -274,12 +278,16 @@ fn eval_of_a_univariate_series_on_defaults_points_to_the_nab_config() {
     }
     std::fs::write(&data, csv).unwrap();
     let o = run(&["eval", "--data", data.to_str().unwrap(), "--out", out.to_str().unwrap()]);
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        stderr.contains("hint: 1 of 1 datasets have a single feature")
-            && stderr.contains("examples/eval-nab.yaml"),
-        "{stderr}"
-    );
+    // Without a config eval runs the ensemble, whose rules follow the entity's shape (one
+    // moving feature: the univariate rules), so no config needs to be picked by hand.
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let ens = &report["datasets"][0]["detectors"]["ensemble"];
+    assert_eq!(ens["event_recall"], 1.0, "{ens}\n{stdout}");
+    // A day of data: recalibration (500 recent scores) barely starts, so the tail is looser
+    // than on the labelled families' long series.
+    assert!(ens["fpr"].as_f64().unwrap() < 0.08, "{ens}");
     // One feature: no flat contribution line, a sentence instead.
     let svg = std::fs::read_to_string(out.join("series.contributions.svg")).unwrap();
     assert!(svg.contains("one feature (value)") || svg.contains("no detected event"), "{svg}");

@@ -89,7 +89,8 @@ fn accepted() -> (BTreeSet<String>, BTreeSet<String>) {
         "NAME".into(),
         ProfileConfig { entity_labels: vec!["instance".into()], features: vec![feature] },
     );
-    cfg.detect.alone_fpr.insert("NAME".into(), 0.02);
+    cfg.detect.alone_fpr = Some([("NAME".to_string(), 0.02)].into());
+    cfg.detect.hold_ratio = Some(0.6);
     let tree = serde_json::to_value(&cfg).expect("config serializes");
     let (mut leaves, mut sections) = (BTreeSet::new(), BTreeSet::new());
     walk(&tree, "", &|_, k| k.to_string(), &mut leaves, &mut sections);

@@ -84,6 +84,7 @@ fn check() -> CheckScores {
             state: ModelState::Ready,
             score: Some(score),
             values: vec![1.0, 2.0],
+            rules: Some("multivariate"),
         }],
         merged: Vec::new(),
     }
@@ -149,13 +150,13 @@ async fn a_check_is_batched_and_decodes_to_the_score_series() {
             names.push(format!("{:?}={}", labels, s.samples[0].value));
         }
     }
-    assert_eq!(names.len(), 9, "score, flag, severity, 2 feature scores, 3 states, threshold");
+    assert_eq!(names.len(), 10, "score, flag, severity, 2 feature scores, 3 states, threshold, model info");
     assert!(names.iter().any(|n| n.contains("\"anomaly_flag\"") && n.ends_with("=1")), "{names:?}");
     assert!(
         names.iter().any(|n| n.contains("(\"feature\", \"latency_ms\")") && n.ends_with("=0.8")),
         "{names:?}"
     );
-    assert_eq!(t.export_sent.value(&["rw"]), 9.0);
+    assert_eq!(t.export_sent.value(&["rw"]), 10.0);
 }
 
 /// Remote-write 2.0 as prost generates it from `io/prometheus/write/v2/types.proto`.
@@ -201,7 +202,7 @@ async fn a_v2_target_gets_remote_write_2_0_requests() {
     let raw = snap::raw::Decoder::new().decompress_vec(body).unwrap();
     let req = v2::Request::decode(&*raw).unwrap();
     assert_eq!(req.symbols[0], "", "the symbol table starts with the empty string");
-    assert_eq!(req.timeseries.len(), 9);
+    assert_eq!(req.timeseries.len(), 10);
     let labels = |ts: &v2::TimeSeries| -> Vec<(String, String)> {
         ts.labels_refs
             .chunks(2)

@@ -27,6 +27,8 @@ pub struct EntityScores {
     pub score: Option<EnsembleScore>,
     /// The feature values that were scored (empty when not scored at this check).
     pub values: Vec<f64>,
+    /// The vote rules the entity's models run (see `EntityModel::rules`); `None` while warming.
+    pub rules: Option<&'static str>,
 }
 
 /// Everything one check produced.

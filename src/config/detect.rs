@@ -36,11 +36,16 @@ pub struct DetectConfig {
     /// Online recalibration of every detector on its recent scores (ensemble).
     pub recalibrate: RecalibrateConfig,
     /// Detectors that flag a vector on their own, beside the vote, when their tail probability
-    /// is at most this rate (e.g. `kmeans: 0.02`); see docs/configuration.md.
-    pub alone_fpr: BTreeMap<String, f64>,
+    /// is at most this rate (e.g. `kmeans: 0.02`); see docs/configuration.md. Unset: chosen per
+    /// entity by its shape with `shape_rules`, else none.
+    pub alone_fpr: Option<BTreeMap<String, f64>>,
     /// Hysteresis: once a vector is flagged, the entity's next ones stay flagged while their
-    /// confidence is at least `hold_ratio × threshold` (1 = off).
-    pub hold_ratio: f64,
+    /// confidence is at least `hold_ratio × threshold` (1 = off). Unset: chosen per entity by
+    /// its shape with `shape_rules`, else 1.
+    pub hold_ratio: Option<f64>,
+    /// `alone_fpr` and `hold_ratio`, where unset, are chosen per entity at its first fit from
+    /// its shape (several moving features or one; see `detect::Shape`).
+    pub shape_rules: bool,
     /// Rolling z-score detector.
     pub zscore: ZScoreConfig,
     /// Isolation forest detector.
@@ -65,8 +70,9 @@ impl Default for DetectConfig {
             fit_window: 360,
             min_fit_points: 30,
             recalibrate: RecalibrateConfig::default(),
-            alone_fpr: BTreeMap::new(),
-            hold_ratio: 1.0,
+            alone_fpr: None,
+            hold_ratio: None,
+            shape_rules: false,
             zscore: ZScoreConfig::default(),
             iforest: IsolationForestConfig::default(),
             sesd: SeasonalEsdConfig::default(),
@@ -80,6 +86,18 @@ impl Default for DetectConfig {
 pub const DETECTORS: [&str; 5] = ["zscore", "iforest", "sesd", "kmeans", "lstm_ae"];
 
 impl DetectConfig {
+    /// The best general ensemble measured on every family of `../shared/datasets`
+    /// (docs/accuracy.md), what `eval` runs without `--config` and `examples/ensemble.yaml`
+    /// spells out: all five detectors (the LSTM where a model matches the features), the vote's
+    /// 0.5 % tail, a 5000-vector history, online recalibration, and the vote rules chosen per
+    /// entity from its shape.
+    pub fn ensemble() -> Self {
+        let mut c = Self { target_fpr: Some(0.005), fit_window: 5000, shape_rules: true, ..Self::default() };
+        c.enable_only(&DETECTORS).expect("every detector is known");
+        c.recalibrate.enabled = true;
+        c
+    }
+
     /// Enables exactly the named detectors (e.g. from `eval --detectors`).
     pub fn enable_only(&mut self, names: &[&str]) -> Result<(), String> {
         if let Some(bad) = names.iter().find(|n| !DETECTORS.contains(n)) {
@@ -178,9 +196,11 @@ impl DetectConfig {
             e.invalid("fit_every", format!("must be >= 1s, got {:?}", self.fit_every));
         }
         e.scope("recalibrate", |e| self.recalibrate.validate(e));
-        e.scope("alone_fpr", |e| recalibrate::validate_alone(&self.alone_fpr, e));
-        if !(self.hold_ratio > 0.0 && self.hold_ratio <= 1.0) {
-            e.invalid("hold_ratio", format!("must be within (0, 1], got {}", self.hold_ratio));
+        if let Some(alone) = &self.alone_fpr {
+            e.scope("alone_fpr", |e| recalibrate::validate_alone(alone, e));
+        }
+        if let Some(hold) = self.hold_ratio.filter(|h| !(*h > 0.0 && *h <= 1.0)) {
+            e.invalid("hold_ratio", format!("must be within (0, 1], got {hold}"));
         }
         e.scope("zscore", |e| {
             let z = &self.zscore;

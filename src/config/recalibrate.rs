@@ -68,8 +68,8 @@ mod tests {
         .unwrap();
         assert!(cfg.detect.recalibrate.enabled);
         assert_eq!(cfg.detect.recalibrate.window, 2000);
-        assert_eq!(cfg.detect.alone_fpr.get("kmeans"), Some(&0.02));
-        assert_eq!(cfg.detect.hold_ratio, 0.5);
+        assert_eq!(cfg.detect.alone_fpr.as_ref().and_then(|a| a.get("kmeans")), Some(&0.02));
+        assert_eq!(cfg.detect.hold_ratio, Some(0.5));
         assert!(cfg.validate().is_empty());
 
         let bad = Config::parse(

@@ -145,19 +145,34 @@ impl Ensemble {
 
     /// Applies the ensemble options of `cfg`: online recalibration (`recalibrate`) and the
     /// members that flag on their own (`alone_fpr`, matched by detector name).
+    /// Rules left unset in `cfg` (`alone_fpr`, `hold_ratio`) are applied later, per entity,
+    /// with [`set_alone`](Self::set_alone) and [`set_hold`](Self::set_hold).
     pub fn configure(self, cfg: &DetectConfig) -> Self {
         let decades = cfg.calibration_decades;
-        let hold = cfg.hold_ratio;
-        let mut e = self.with_recalibration(&cfg.recalibrate, decades).with_hold(hold);
-        for (m, alone) in e.members.iter().zip(&mut e.alone) {
-            *alone = cfg.alone_fpr.get(m.detector.name()).map(|fpr| (-fpr.log10() / decades).clamp(0.0, 1.0));
+        let mut e =
+            self.with_recalibration(&cfg.recalibrate, decades).with_hold(cfg.hold_ratio.unwrap_or(1.0));
+        if let Some(alone) = &cfg.alone_fpr {
+            e.set_alone(|name| alone.get(name).copied(), decades);
         }
         e
     }
 
+    /// Sets the hysteresis ratio (see [`with_hold`](Self::with_hold)).
+    pub fn set_hold(&mut self, ratio: f64) {
+        self.hold = self.threshold * ratio.clamp(0.0, 1.0);
+    }
+
+    /// Sets which members flag on their own: `alone_fpr(name)` is a member's tail rate
+    /// (`decades` as in [`super::calibrate`]), `None` leaves it to the vote.
+    pub fn set_alone(&mut self, alone_fpr: impl Fn(&str) -> Option<f64>, decades: f64) {
+        for (m, alone) in self.members.iter().zip(&mut self.alone) {
+            *alone = alone_fpr(m.detector.name()).map(|fpr| (-fpr.log10() / decades).clamp(0.0, 1.0));
+        }
+    }
+
     /// Hysteresis: a flag stays raised while the confidence is at least `ratio × threshold`.
     pub fn with_hold(mut self, ratio: f64) -> Self {
-        self.hold = self.threshold * ratio.clamp(0.0, 1.0);
+        self.set_hold(ratio);
         self
     }
 
@@ -404,7 +419,7 @@ mod tests {
         assert!(!r.anomalous);
         // From configuration, by name: `alone_fpr: {kmeans: 0.01}` is level 2/6 with 6 decades.
         let cfg = DetectConfig {
-            alone_fpr: [("kmeans".to_string(), 0.01)].into_iter().collect(),
+            alone_fpr: Some([("kmeans".to_string(), 0.01)].into_iter().collect()),
             ..DetectConfig::default()
         };
         let e = Ensemble::new(members(), 0.5, 0.7, 0.9).configure(&cfg);

@@ -26,7 +26,7 @@ pub use isolation_forest::{
 };
 pub use kmeans::{KMeansConfig, KMeansDetector};
 pub use lstm_ae::{LstmAeDetector, LstmModel, Scaling, SequenceModel};
-pub use model::{EntityModel, ModelSpec, ModelState, Step};
+pub use model::{EntityModel, ModelSpec, ModelState, Shape, Step};
 pub use seasonal_esd::{SeasonalEsdConfig, SeasonalEsdDetector, detect_period};
 pub use zscore::ZScoreDetector;
 

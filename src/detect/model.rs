@@ -35,6 +35,71 @@ impl ModelState {
     }
 }
 
+/// What an entity's data looks like at its first fit, which picks the vote rules that
+/// `detect.alone_fpr` and `detect.hold_ratio` leave unset. Chosen on the ASD, SMD and NAB
+/// families (docs/accuracy.md): server entities with many moving metrics and single series
+/// need different rules, and the number of features that move is what tells them apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// Several features move: k-means flags alone at a 3 % recent tail (changes of movement
+    /// inside the usual range, which the level detectors miss), the z-score at 0.02 % (long
+    /// level shifts the others adapt to), and a flag is held down to 0.6 × the threshold.
+    Multivariate,
+    /// At most one feature moves: the z-score flags alone at 1.5 % and seasonal ESD at 0.1 %
+    /// (on one metric k-means' difference scores are mostly noise), no hysteresis.
+    Univariate,
+}
+
+impl Shape {
+    /// The shape of `history`: how many features take more than one finite value.
+    pub fn of(history: impl IntoIterator<Item = impl AsRef<[f64]>>) -> Shape {
+        let mut first: Vec<f64> = Vec::new();
+        let mut moving: Vec<bool> = Vec::new();
+        for x in history {
+            let x = x.as_ref();
+            if first.len() < x.len() {
+                first.resize(x.len(), f64::NAN);
+                moving.resize(x.len(), false);
+            }
+            for (i, v) in x.iter().enumerate().filter(|(_, v)| v.is_finite()) {
+                if first[i].is_nan() {
+                    first[i] = *v;
+                } else if *v != first[i] {
+                    moving[i] = true;
+                }
+            }
+        }
+        if moving.iter().filter(|m| **m).count() > 1 { Shape::Multivariate } else { Shape::Univariate }
+    }
+
+    /// The `rules` label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Shape::Multivariate => "multivariate",
+            Shape::Univariate => "univariate",
+        }
+    }
+
+    /// Tail rate from which `detector` flags on its own, for this shape.
+    pub fn alone_fpr(self, detector: &str) -> Option<f64> {
+        match (self, detector) {
+            (Shape::Multivariate, "kmeans") => Some(0.03),
+            (Shape::Multivariate, "zscore") => Some(0.0002),
+            (Shape::Univariate, "zscore") => Some(0.015),
+            (Shape::Univariate, "sesd") => Some(0.001),
+            _ => None,
+        }
+    }
+
+    /// Hysteresis ratio for this shape.
+    pub fn hold_ratio(self) -> f64 {
+        match self {
+            Shape::Multivariate => 0.6,
+            Shape::Univariate => 1.0,
+        }
+    }
+}
+
 /// Builds entity models from configuration.
 #[derive(Debug, Clone)]
 pub struct ModelSpec {
@@ -141,6 +206,14 @@ impl ModelSpec {
             min_fit_points: c.min_fit_points,
             fit_every_ms: c.fit_every.as_millis() as i64,
             last_fit_ms: None,
+            auto_rules: (c.shape_rules && (c.alone_fpr.is_none() || c.hold_ratio.is_none())).then_some(
+                AutoRules {
+                    alone: c.alone_fpr.is_none(),
+                    hold: c.hold_ratio.is_none(),
+                    decades: c.calibration_decades,
+                },
+            ),
+            shape: None,
         }
     }
 }
@@ -164,6 +237,17 @@ pub struct EntityModel {
     min_fit_points: usize,
     fit_every_ms: i64,
     last_fit_ms: Option<i64>,
+    /// Which vote rules the configuration left to the entity's shape.
+    auto_rules: Option<AutoRules>,
+    /// The shape chosen at the first fit, when rules are left to it.
+    shape: Option<Shape>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct AutoRules {
+    alone: bool,
+    hold: bool,
+    decades: f64,
 }
 
 impl EntityModel {
@@ -216,9 +300,29 @@ impl EntityModel {
     pub fn refit(&mut self, now_ms: i64) -> Result<(), DetectError> {
         let normal: Vec<FeatureVector> =
             self.history.iter().filter(|(_, flagged)| !flagged).map(|(x, _)| x.clone()).collect();
+        self.choose_shape(&normal);
         self.ensemble.fit(&normal)?;
         self.last_fit_ms = Some(now_ms);
         Ok(())
+    }
+
+    /// At the first fit, picks the rules the configuration left to the entity's shape.
+    fn choose_shape(&mut self, history: &[FeatureVector]) {
+        let Some(auto) = self.auto_rules.filter(|_| self.shape.is_none()) else { return };
+        let shape = Shape::of(history.iter().map(|x| &x.values));
+        self.shape = Some(shape);
+        if auto.alone {
+            self.ensemble.set_alone(|name| shape.alone_fpr(name), auto.decades);
+        }
+        if auto.hold {
+            self.ensemble.set_hold(shape.hold_ratio());
+        }
+    }
+
+    /// The shape that chose the entity's vote rules (`None`: pinned by the configuration, or
+    /// not fitted yet).
+    pub fn shape(&self) -> Option<Shape> {
+        self.shape
     }
 
     /// Fits on external history (e.g. a training file) and keeps its newest `fit_window`
@@ -227,6 +331,7 @@ impl EntityModel {
         let start = history.len().saturating_sub(self.fit_window);
         self.history = history[start..].iter().map(|x| (x.clone(), false)).collect();
         let now = history.last().map_or(0, |x| x.timestamp_ms);
+        self.choose_shape(history);
         self.ensemble.fit(history)?;
         self.last_fit_ms = Some(now);
         Ok(())
@@ -257,6 +362,20 @@ impl EntityModel {
     /// Whether the model has been fitted.
     pub fn is_ready(&self) -> bool {
         self.last_fit_ms.is_some()
+    }
+
+    /// Which vote rules the entity runs (`anomaly_model_info{rules}`): its shape's
+    /// (`multivariate`, `univariate`), or `configured` when `detect.alone_fpr` and
+    /// `detect.hold_ratio` pin them; `None` before the first fit.
+    pub fn rules(&self) -> Option<&'static str> {
+        if !self.is_ready() {
+            return None;
+        }
+        match (self.auto_rules, self.shape) {
+            (None, _) => Some("configured"),
+            (Some(_), Some(shape)) => Some(shape.as_str()),
+            (Some(_), None) => None,
+        }
     }
 }
 
@@ -293,7 +412,7 @@ mod tests {
 
     #[test]
     fn vectors_only_held_by_hysteresis_stay_in_refits() {
-        let cfg = DetectConfig { min_fit_points: 30, hold_ratio: 0.1, ..DetectConfig::default() };
+        let cfg = DetectConfig { min_fit_points: 30, hold_ratio: Some(0.1), ..DetectConfig::default() };
         let mut m = ModelSpec::new(&cfg, 1).build();
         for x in gaussian_series(200, 1, 9) {
             m.step(x).unwrap();

@@ -32,6 +32,8 @@ pub const LABEL_DETECTOR: &str = "detector";
 pub const LABEL_FEATURE: &str = "feature";
 /// `state` label key.
 pub const LABEL_STATE: &str = "state";
+/// Label of `anomaly_model_info`: the vote rules an entity runs.
+pub const LABEL_RULES: &str = "rules";
 /// The ensemble's `detector` label value.
 pub const ENSEMBLE: &str = "ensemble";
 
@@ -98,11 +100,13 @@ pub enum Series {
     ModelState,
     /// `anomaly_threshold`.
     Threshold,
+    /// `anomaly_model_info`.
+    ModelInfo,
 }
 
 impl Series {
     /// All families, in exposition order.
-    pub const ALL: [Series; 9] = [
+    pub const ALL: [Series; 10] = [
         Series::Score,
         Series::Flag,
         Series::Severity,
@@ -112,6 +116,7 @@ impl Series {
         Series::ExpectedUpper,
         Series::ModelState,
         Series::Threshold,
+        Series::ModelInfo,
     ];
 
     /// Metric name.
@@ -126,6 +131,7 @@ impl Series {
             Series::ExpectedUpper => "anomaly_expected_upper",
             Series::ModelState => "anomaly_model_state",
             Series::Threshold => "anomaly_threshold",
+            Series::ModelInfo => "anomaly_model_info",
         }
     }
 
@@ -140,6 +146,9 @@ impl Series {
             Series::ExpectedLower => "Lower edge of the feature's expected band.",
             Series::ExpectedUpper => "Upper edge of the feature's expected band.",
             Series::ModelState => "1 for the entity's current model state (warming, ready, stale).",
+            Series::ModelInfo => {
+                "Constant 1 per fitted entity; `rules` says which vote rules it runs (multivariate, univariate, configured)."
+            }
             Series::Threshold => {
                 "Confidence the entity's vector had to reach to be flagged (the live threshold, hysteresis included)."
             }
@@ -160,6 +169,12 @@ pub fn for_each_series(check: &CheckScores, which: Series, mut f: impl FnMut(&[(
         if which == Series::ModelState {
             for s in ModelState::ALL {
                 emit!(Some((LABEL_STATE, s.as_str())), f64::from(u8::from(s == e.state)));
+            }
+            continue;
+        }
+        if which == Series::ModelInfo {
+            if let Some(rules) = e.rules {
+                emit!(Some((LABEL_RULES, rules)), 1.0);
             }
             continue;
         }
@@ -191,7 +206,7 @@ pub fn for_each_series(check: &CheckScores, which: Series, mut f: impl FnMut(&[(
                     }
                 }
             }
-            Series::ModelState => {}
+            Series::ModelState | Series::ModelInfo => {}
         }
     }
 }

@@ -41,6 +41,9 @@ pub const BUILTIN_LSTM: &[u8] = include_bytes!("../../models/lstm_autoencoder.on
 pub const BUILTIN_LSTM_METADATA: &str = include_str!("../../models/lstm_autoencoder.json");
 /// How the built-in model is named in messages.
 pub const BUILTIN_NAME: &str = "built-in models/lstm_autoencoder.onnx";
+/// Where `detect.lstm_ae` looks for a model trained on the profile's features when
+/// `detect.lstm_ae.model` is unset (relative to the working directory).
+pub const SHIPPED_MODELS: &str = "models";
 /// The ONNX Runtime release the Python requirements pin (its `api-N` must be ≥ ort's).
 pub const ORT_VERSION: &str = "1.32.0";
 /// Environment variable naming ONNX Runtime's library (ort's convention).
@@ -94,9 +97,9 @@ pub enum OnnxError {
 }
 
 /// Loads the autoencoder `detect.lstm_ae` asks for, checked against the profile's
-/// `features`. `Ok(None)` when the detector is off, or when it uses the built-in model
-/// (no `model` set) and the profile is not the built-in model's — then it is left out with
-/// a warning, since there is nothing to run.
+/// `features`. With no `model` set: the first model under `./models` trained on exactly these
+/// features, else the built-in one when the profile is its (`dwcp`); `Ok(None)` when the
+/// detector is off or no model fits the features — then it is left out, logged.
 pub fn load_lstm(
     cfg: &Config,
     profile: &str,
@@ -119,7 +122,13 @@ pub fn load_lstm(
                 return Ok(None);
             }
         },
-        other => other.clone(),
+        Some(file) => Some(file.clone()),
+        // Unset: the models shipped in `models/` (the working directory's, as in the
+        // repository and the container image) when one matches the features, else built in.
+        None => {
+            let shipped = Path::new(SHIPPED_MODELS);
+            if shipped.is_dir() { find_in_dir(shipped, "lstm_autoencoder", features)? } else { None }
+        }
     };
     let (source, bytes, meta_file, meta_text) = match &chosen {
         Some(path) => {
@@ -128,9 +137,10 @@ pub fn load_lstm(
         }
         None => {
             if !trained_on(BUILTIN_LSTM_METADATA, "lstm_autoencoder", features) {
-                warn!(
+                info!(
                     profile,
-                    "detect.lstm_ae is enabled without a model and the built-in model is for profile dwcp; \
+                    features = features.len(),
+                    "No LSTM autoencoder in {SHIPPED_MODELS}/ or built in is trained on this profile's features; \
                      lstm_ae is left out (train one with training/train_lstm_autoencoder.py and set detect.lstm_ae.model)"
                 );
                 return Ok(None);

@@ -12,7 +12,8 @@ use crate::check::{CheckScores, EntityScores};
 use crate::config::Config;
 use crate::detect::{DetectError, EntityModel, FeatureVector, ModelSpec, ModelState, Severity};
 use crate::onnx::{self, OnnxError};
-use crate::vectorize::{Assembled, EntityLabels, Profile};
+use crate::vectorize::{Assembled, EntityLabels, Profile, entity_string};
+use tracing::info;
 
 use super::state::EntityState;
 
@@ -200,8 +201,9 @@ impl Scorer {
             }
             let values = v.values.clone();
             self.labels.entry(v.entity).or_insert_with(|| v.labels.clone());
-            let step =
-                self.model(v.entity).step(FeatureVector { timestamp_ms: v.timestamp_ms, values: v.values });
+            let model = self.model(v.entity);
+            let was_ready = model.is_ready();
+            let step = model.step(FeatureVector { timestamp_ms: v.timestamp_ms, values: v.values });
             let entry = match step {
                 Ok(mut step) => {
                     stats.fits += u64::from(step.fitted);
@@ -239,7 +241,15 @@ impl Scorer {
                         let n = self.models.get(&v.entity).map_or(0, EntityModel::history_len);
                         stats.warming_vectors = stats.warming_vectors.max(n);
                     }
-                    EntityScores { labels: v.labels, state: step.state, score: step.score, values }
+                    let rules = self.models.get(&v.entity).and_then(EntityModel::rules);
+                    if step.fitted && !was_ready {
+                        info!(
+                            entity = %entity_string(&v.labels),
+                            rules = rules.unwrap_or("none"),
+                            "First fit; vote rules chosen."
+                        );
+                    }
+                    EntityScores { labels: v.labels, state: step.state, score: step.score, values, rules }
                 }
                 Err(
                     DetectError::Shape { .. }
@@ -248,7 +258,13 @@ impl Scorer {
                     | DetectError::Inference { .. },
                 ) => {
                     stats.errors += 1;
-                    EntityScores { labels: v.labels, state: ModelState::Warming, score: None, values }
+                    EntityScores {
+                        labels: v.labels,
+                        state: ModelState::Warming,
+                        score: None,
+                        values,
+                        rules: None,
+                    }
                 }
             };
             self.last.insert(v.entity, entry);
@@ -260,6 +276,7 @@ impl Scorer {
                 state: ModelState::Warming,
                 score: None,
                 values: Vec::new(),
+                rules: None,
             });
             if s.stale && e.state == ModelState::Ready {
                 e.state = ModelState::Stale;

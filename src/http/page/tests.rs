@@ -43,6 +43,7 @@ fn entity(instance: &str, conf: Option<f64>) -> EntityScores {
         state: if conf.is_some() { ModelState::Ready } else { ModelState::Warming },
         score,
         values: vec![210.0, 25.0],
+        rules: None,
     }
 }
 
