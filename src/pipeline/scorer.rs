@@ -372,6 +372,29 @@ mod tests {
         }
     }
 
+    /// One check holding one vector of entity 1.
+    fn one_entity(
+        labels: &EntityLabels,
+        ts: i64,
+        values: Vec<f64>,
+        sample_ms: i64,
+        received_ms: i64,
+    ) -> Assembled {
+        let labels = Arc::clone(labels);
+        Assembled {
+            vectors: vec![crate::vectorize::EntityVector {
+                entity: 1,
+                labels: Arc::clone(&labels),
+                timestamp_ms: ts,
+                values,
+                sample_ms,
+                received_ms,
+            }],
+            status: vec![crate::vectorize::EntityStatus { entity: 1, labels, stale: false }],
+            ..Assembled::default()
+        }
+    }
+
     #[test]
     fn expected_values_and_bands_stay_inside_each_features_valid_range() {
         // The dwcp profile, every native detector that models an expected value, and data
@@ -399,22 +422,7 @@ mod tests {
                 n(&mut rng, 0.1, 0.3).abs(),
             ];
             let ts = 1_700_000_000_000 + i * 10_000;
-            let assembled = Assembled {
-                vectors: vec![crate::vectorize::EntityVector {
-                    entity: 1,
-                    labels: Arc::clone(&labels),
-                    timestamp_ms: ts,
-                    values,
-                    sample_ms: ts,
-                    received_ms: ts,
-                }],
-                status: vec![crate::vectorize::EntityStatus {
-                    entity: 1,
-                    labels: Arc::clone(&labels),
-                    stale: false,
-                }],
-                ..Assembled::default()
-            };
+            let assembled = one_entity(&labels, ts, values, ts, ts);
             let (check, _, _) = scorer.check(assembled, ts, None);
             for score in check.entities.iter().filter_map(|e| e.score.as_ref()) {
                 for (e, &(lo, hi)) in score.expected.iter().zip(&ranges) {
@@ -445,22 +453,7 @@ mod tests {
             // A latency incident over checks 250..255: one onset, however long it lasts.
             let latency = if (250..255).contains(&i) { 400.0 } else { 20.0 + rng.normal() };
             let values = vec![900.0 + rng.normal(), latency, 0.1, 1.0, 40.0 + rng.normal(), 60.0, 0.1];
-            let assembled = Assembled {
-                vectors: vec![crate::vectorize::EntityVector {
-                    entity: 1,
-                    labels: Arc::clone(&labels),
-                    timestamp_ms: ts,
-                    values,
-                    sample_ms: ts - 3_000,
-                    received_ms: ts - 1_000,
-                }],
-                status: vec![crate::vectorize::EntityStatus {
-                    entity: 1,
-                    labels: Arc::clone(&labels),
-                    stale: false,
-                }],
-                ..Assembled::default()
-            };
+            let assembled = one_entity(&labels, ts, values, ts - 3_000, ts - 1_000);
             let (_, _, stats) = scorer.check(assembled, ts, None);
             onsets.extend(stats.onsets_ms);
             received += stats.received_ms.len();
