@@ -9,7 +9,8 @@ use anyhow::{Context, Result};
 use clap::Args;
 use tracing::{error, info, warn};
 
-use dwcp_anomaly::internals::config::Config;
+use dwcp_anomaly::internals::config::{Config, WebConfig};
+use dwcp_anomaly::internals::http::auth::WebAuth;
 use dwcp_anomaly::internals::http::{self, AppState};
 use dwcp_anomaly::internals::ingest;
 use dwcp_anomaly::internals::pipeline::Pipeline;
@@ -32,6 +33,9 @@ pub(crate) struct ServeArgs {
     /// OTLP/gRPC listen address, overriding `otlp.grpc_listen` in the config.
     #[arg(long)]
     pub(crate) otlp_grpc_listen: Option<SocketAddr>,
+    /// Web configuration file (exporter-toolkit format), overriding `web_config_file`.
+    #[arg(long = "web.config.file")]
+    pub(crate) web_config_file: Option<PathBuf>,
     /// Also feed the service simulated DWCP traffic with injected anomalies (1 s checks).
     #[arg(long)]
     pub(crate) demo: bool,
@@ -46,6 +50,25 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<()> {
     if let Some(dir) = args.state_dir {
         cfg.state_dir = Some(dir);
     }
+    if let Some(f) = args.web_config_file {
+        cfg.web_config_file = Some(f);
+    }
+    let auth = match &cfg.web_config_file {
+        None => None,
+        Some(path) => {
+            let web = WebConfig::load(path).map_err(|e| anyhow::anyhow!("web_config_file {e}"))?;
+            let auth =
+                WebAuth::new(&web).map_err(|e| anyhow::anyhow!("web_config_file {}: {e}", path.display()))?;
+            info!(
+                file = %path.display(),
+                users = web.basic_auth_users.len(),
+                bearer_tokens = web.bearer_tokens.len(),
+                open_metrics = web.open_metrics,
+                "Authentication on: every request but /-/healthy and /-/ready needs credentials."
+            );
+            auth
+        }
+    };
     if let Some(a) = args.otlp_grpc_listen {
         cfg.otlp.grpc_listen = Some(a);
     }
@@ -69,7 +92,8 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<()> {
         Arc::clone(&telemetry),
         pipeline.ready_flag(),
     )
-    .with_history(pipeline.history());
+    .with_history(pipeline.history())
+    .with_auth(auth);
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;

@@ -20,6 +20,7 @@ pub mod otlp;
 pub mod recalibrate;
 pub mod sesd;
 mod vectorize;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -39,6 +40,7 @@ pub use otlp::{OtelConfig, OtelExporter, OtlpConfig, OtlpExportConfig, OtlpProto
 pub use recalibrate::RecalibrateConfig;
 pub use sesd::SeasonalEsdConfig;
 pub use vectorize::{Aggregation, FeatureConfig, FeatureKind, ProfileConfig, VectorizeConfig};
+pub use web::WebConfig;
 
 /// Name of the built-in default profile.
 pub const DEFAULT_PROFILE: &str = "dwcp";
@@ -55,6 +57,9 @@ pub struct Config {
     pub check_interval: Duration,
     /// Address of the HTTP listener (remote-write in, `/metrics`, health).
     pub listen: SocketAddr,
+    /// The web configuration file (exporter-toolkit format: `basic_auth_users`, plus
+    /// `bearer_tokens`): who may write in and read out. Unset: no authentication.
+    pub web_config_file: Option<PathBuf>,
     /// Directory for persisted model state; none keeps everything in memory.
     pub state_dir: Option<PathBuf>,
     /// How often model state is saved to `state_dir` (also at shutdown).
@@ -88,6 +93,7 @@ impl Default for Config {
             enabled: true,
             check_interval: Duration::from_secs(10),
             listen: SocketAddr::from(([0, 0, 0, 0], 9490)),
+            web_config_file: None,
             state_dir: None,
             state_save_interval: Duration::from_secs(300),
             ingest: IngestConfig::default(),

@@ -3,6 +3,7 @@
 //! Handlers only extract, call the stage and map the result. `router(state)` builds the whole
 //! service so tests can drive it with `oneshot` and no socket.
 
+pub mod auth;
 mod error;
 pub mod otlp;
 mod page;
@@ -47,6 +48,8 @@ pub struct AppState {
     pub ready: Arc<AtomicBool>,
     /// Recent checks and anomalies for the live page.
     pub history: SharedHistory,
+    /// Credentials from the web configuration file; `None`: every request is let in.
+    pub auth: Option<Arc<auth::WebAuth>>,
 }
 
 impl AppState {
@@ -70,7 +73,14 @@ impl AppState {
             max_request_bytes: cfg.ingest.max_request_bytes,
             ready,
             history: PageHistory::shared(),
+            auth: None,
         }
+    }
+
+    /// The same state checking every request but the health probes against `auth`.
+    pub fn with_auth(mut self, auth: Option<auth::WebAuth>) -> Self {
+        self.auth = auth.map(Arc::new);
+        self
     }
 
     /// The same state with the pipeline's page history (else the page has no sparklines).
@@ -92,6 +102,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/status", get(status))
         .route("/", get(page))
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::middleware))
         .with_state(state)
 }
 

@@ -100,6 +100,20 @@ impl MetricsService for GrpcService {
         request: tonic::Request<ExportMetricsServiceRequest>,
     ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
         let st = &self.0;
+        if let Some(auth) = st.auth.as_ref().filter(|a| a.protects("/v1/metrics")) {
+            let header = request.metadata().get("authorization").map(|v| v.as_bytes().to_vec());
+            let checker = std::sync::Arc::clone(auth);
+            let verdict = tokio::task::spawn_blocking(move || checker.check(header.as_deref()))
+                .await
+                .unwrap_or(Err(super::auth::AuthFailure::Invalid));
+            if let Err(reason) = verdict {
+                st.telemetry.auth_failures.with(&["otlp_grpc", reason.as_str()]).inc();
+                return Err(tonic::Status::unauthenticated(format!(
+                    "{}: send Basic credentials or a Bearer token in the authorization metadata",
+                    reason.as_str()
+                )));
+            }
+        }
         let start = std::time::SystemTime::now();
         let mut samples = 0;
         let result = match st.in_flight.clone().try_acquire_owned() {

@@ -239,6 +239,8 @@ pub struct Telemetry {
     pub entity_states: Family,
     /// See [`names::MODEL_FITS`].
     pub model_fits: Family,
+    /// See [`names::AUTH_FAILURES`].
+    pub auth_failures: Family,
     /// See [`names::DETECTION_DELAY`].
     pub detection_delay: Histogram,
     /// See [`names::SCORE_LATENCY`].
@@ -342,6 +344,12 @@ impl Telemetry {
             last_check: Family::new(LAST_CHECK, "Unix time the last check finished.", Gauge, &[]),
             entity_states: Family::new(ENTITY_STATES, "Live entities by model state.", Gauge, &["state"]),
             model_fits: Family::new(MODEL_FITS, "Entity models (re)fitted.", Counter, &[]),
+            auth_failures: Family::new(
+                AUTH_FAILURES,
+                "Requests refused for their credentials, by listener and reason.",
+                Counter,
+                &["listener", "reason"],
+            ),
             detection_delay: Histogram::new(
                 DETECTION_DELAY,
                 "Flag onset to detection: data time of the newest sample in the vector that raised an entity's flag to the check that published it.",
@@ -453,7 +461,7 @@ impl Telemetry {
 
     /// Every counter and gauge family, in exposition order; the check-duration histogram
     /// goes after the first [`Self::PRE_HISTOGRAM`] of them.
-    pub fn families(&self) -> [&Family; 26] {
+    pub fn families(&self) -> [&Family; 27] {
         [
             &self.build_info,
             &self.samples_received,
@@ -481,6 +489,7 @@ impl Telemetry {
             &self.last_check,
             &self.entity_states,
             &self.model_fits,
+            &self.auth_failures,
         ]
     }
 

@@ -38,6 +38,8 @@ pub const DETECTION_DELAY: &str = "dwcp_anomaly_detection_delay_seconds";
 /// Sample receipt to score: from the receipt of an entity's first sample since the previous
 /// check to the check that published its score.
 pub const SCORE_LATENCY: &str = "dwcp_anomaly_score_latency_seconds";
+/// Requests refused for their credentials, by listener and reason.
+pub const AUTH_FAILURES: &str = "dwcp_anomaly_auth_failures_total";
 /// Samples (series points) written by exporters.
 pub const EXPORT_SENT: &str = "dwcp_anomaly_export_samples_sent_total";
 /// Samples an exporter gave up on, by reason.
