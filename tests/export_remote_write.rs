@@ -60,6 +60,7 @@ fn config(url: &str) -> RemoteWriteConfig {
         headers: [("X-Scope-OrgID".to_string(), "tenant-1".to_string())].into(),
         bearer_token: Some("s3cret".into()),
         bearer_token_file: None,
+        basic_auth: None,
         protobuf_message: RemoteWriteMessage::V1,
     }
 }
@@ -218,4 +219,39 @@ async fn a_v2_target_gets_remote_write_2_0_requests() {
     assert_eq!((flag.samples[0].value, flag.samples[0].timestamp), (1.0, 1_700_000_000_000));
     let unique: std::collections::BTreeSet<&String> = req.symbols.iter().collect();
     assert_eq!(unique.len(), req.symbols.len(), "each symbol once");
+}
+
+#[tokio::test]
+async fn basic_auth_from_a_password_file_is_sent_and_never_shown() {
+    let (url, r) = receiver(vec![]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (secret, path) = (dir.path().join("pw"), dir.path().join("c.yaml"));
+    std::fs::write(&secret, "pa55word\n").unwrap();
+    std::fs::write(
+        &path,
+        format!(
+            "export:\n  remote_write:\n    - url: {url}\n      basic_auth:\n        username: scores\n        password_file: {}\n",
+            secret.display()
+        ),
+    )
+    .unwrap();
+    let cfg = dwcp_anomaly::Config::load(Some(&path)).unwrap();
+    assert!(!cfg.to_yaml().contains("pa55word"), "{}", cfg.to_yaml());
+    let rw = cfg.export.remote_write[0].clone();
+    let client = RemoteWriteClient::new(rw, "rw".into(), Arc::new(Telemetry::default())).unwrap();
+    let (_tx, mut rx) = watch::channel(false);
+    let body = client.encode(&check()).remove(0).0;
+    assert_eq!(client.send(body, &mut rx).await, Ok(()));
+    let (headers, _) = &r.bodies.lock()[0];
+    // base64("scores:pa55word")
+    assert_eq!(headers["authorization"], "Basic c2NvcmVzOnBhNTV3b3Jk");
+
+    // Both kinds of credentials on one target is a config error naming the key.
+    std::fs::write(
+        &path,
+        format!("export:\n  remote_write:\n    - url: {url}\n      bearer_token: t\n      basic_auth:\n        username: s\n"),
+    )
+    .unwrap();
+    let err = dwcp_anomaly::Config::load(Some(&path)).unwrap_err().to_string();
+    assert!(err.contains("export.remote_write[0].basic_auth"), "{err}");
 }

@@ -51,10 +51,25 @@ pub struct RemoteWriteConfig {
     /// File holding the bearer token (read at start).
     #[serde(default)]
     pub bearer_token_file: Option<PathBuf>,
+    /// HTTP basic authentication, as Prometheus's `remote_write` spells it.
+    #[serde(default)]
+    pub basic_auth: Option<BasicAuth>,
     /// Message to send, as Prometheus names it: `prometheus.WriteRequest` (remote-write 1.0,
     /// default) or `io.prometheus.write.v2.Request` (2.0).
     #[serde(default)]
     pub protobuf_message: RemoteWriteMessage,
+}
+
+/// `basic_auth` of an outgoing request (Prometheus's spelling).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BasicAuth {
+    /// User name.
+    pub username: String,
+    /// Password (prefer `password_file`).
+    pub password: Option<String>,
+    /// File holding the password (read at start).
+    pub password_file: Option<PathBuf>,
 }
 
 /// Remote-write protocol of a target.
@@ -101,6 +116,17 @@ impl RemoteWriteConfig {
         }
         if self.min_backoff > self.max_backoff {
             e.invalid("min_backoff", "must be <= max_backoff");
+        }
+        if self.basic_auth.is_some() && (self.bearer_token.is_some() || self.bearer_token_file.is_some()) {
+            e.invalid("basic_auth", "set basic_auth or a bearer token, not both");
+        }
+        if let Some(b) = &self.basic_auth {
+            if b.username.is_empty() {
+                e.invalid("basic_auth.username", "must not be empty");
+            }
+            if b.password.is_some() && b.password_file.is_some() {
+                e.invalid("basic_auth.password", "set password or password_file, not both");
+            }
         }
         if self.bearer_token.is_some() && self.bearer_token_file.is_some() {
             e.invalid("bearer_token", "set bearer_token or bearer_token_file, not both");

@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 pub use alert::{AlertConfig, MinSeverity, SmtpTls};
 pub use detect::{DETECTORS, DetectConfig, ZScoreConfig};
 pub use error::{ConfigError, ConfigErrors, LoadError};
-pub use export::{ExportConfig, RemoteWriteConfig, RemoteWriteMessage};
+pub use export::{BasicAuth, ExportConfig, RemoteWriteConfig, RemoteWriteMessage};
 pub use iforest::IsolationForestConfig;
 pub use ingest::{IngestConfig, ScrapeConfig};
 pub use kmeans::KMeansConfig;
@@ -274,6 +274,12 @@ impl Config {
             {
                 rw.bearer_token = Some(v);
             }
+            if let Some(b) = rw.basic_auth.as_mut()
+                && let Some(f) = b.password_file.clone()
+                && let Some(v) = read(format!("export.remote_write[{i}].basic_auth.password_file"), &f)
+            {
+                b.password = Some(v);
+            }
         }
         if errors.is_empty() { Ok(()) } else { Err(errors) }
     }
@@ -290,6 +296,9 @@ impl Config {
         for rw in &mut shown.export.remote_write {
             if rw.bearer_token.is_some() {
                 rw.bearer_token = Some("<secret>".into());
+            }
+            if let Some(p) = rw.basic_auth.as_mut().and_then(|b| b.password.as_mut()) {
+                *p = "<secret>".into();
             }
         }
         serde_saphyr::to_string(&shown).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))

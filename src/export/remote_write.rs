@@ -147,6 +147,9 @@ impl RemoteWriteClient {
             if let Some(token) = &self.cfg.bearer_token {
                 req = req.bearer_auth(token);
             }
+            if let Some(b) = &self.cfg.basic_auth {
+                req = req.basic_auth(&b.username, b.password.as_deref());
+            }
             let mut wait = None;
             match req.send().await {
                 Ok(resp) if resp.status().is_success() => return Ok(()),
