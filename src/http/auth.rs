@@ -1,4 +1,4 @@
-//! Authentication of the HTTP listener (and of OTLP/gRPC, which asks [`WebAuth::check`]):
+//! Authentication of the HTTP listener (and of OTLP/gRPC, which asks [`WebAuth::admit`]):
 //! `basic_auth_users` with bcrypt hashes and bearer tokens from the web configuration file.
 //!
 //! bcrypt is slow by design, so pairs that verified once are cached (as exporter-toolkit
@@ -8,6 +8,7 @@
 
 use std::collections::HashSet;
 use std::hash::BuildHasher;
+use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -19,6 +20,7 @@ use subtle::ConstantTimeEq;
 
 use super::AppState;
 use crate::config::WebConfig;
+use crate::telemetry::Telemetry;
 
 /// Paths served without credentials: liveness and readiness probes.
 pub const OPEN_PATHS: [&str; 2] = ["/-/healthy", "/-/ready"];
@@ -46,6 +48,23 @@ impl AuthFailure {
             AuthFailure::Invalid => "invalid",
         }
     }
+}
+
+/// What `WebAuth::check_fast` left to do.
+enum Verdict {
+    /// Admitted.
+    Done,
+    /// A known user with a password not verified before: bcrypt decides.
+    Bcrypt(Pending),
+}
+
+/// A pair waiting for bcrypt.
+struct Pending {
+    /// Index into `users`.
+    user: usize,
+    password: String,
+    /// The cache key of the pair.
+    key: u64,
 }
 
 /// The credentials of a web configuration file.
@@ -94,8 +113,33 @@ impl WebAuth {
         !(self.open_metrics && (path == "/metrics" || path == "/"))
     }
 
-    /// Checks an `Authorization` header value.
-    pub fn check(&self, authorization: Option<&[u8]>) -> Result<(), AuthFailure> {
+    /// Admits a request to `listener` (`http`, `otlp_grpc`): bearer tokens and pairs verified
+    /// before are checked at once, only a new user and password pays bcrypt, on a blocking
+    /// thread. Refusals are counted by listener and reason.
+    pub async fn admit(
+        self: &Arc<Self>,
+        authorization: Option<&[u8]>,
+        telemetry: &Telemetry,
+        listener: &str,
+    ) -> Result<(), AuthFailure> {
+        let verdict = match self.check_fast(authorization) {
+            Ok(Verdict::Done) => Ok(()),
+            Ok(Verdict::Bcrypt(pending)) => {
+                let auth = Arc::clone(self);
+                tokio::task::spawn_blocking(move || auth.verify(&pending))
+                    .await
+                    .unwrap_or(Err(AuthFailure::Invalid))
+            }
+            Err(reason) => Err(reason),
+        };
+        if let Err(reason) = verdict {
+            telemetry.auth_failures.with(&[listener, reason.as_str()]).inc();
+        }
+        verdict
+    }
+
+    /// Everything but bcrypt: the header's form, bearer tokens, the cache of verified pairs.
+    fn check_fast(&self, authorization: Option<&[u8]>) -> Result<Verdict, AuthFailure> {
         let Some(value) = authorization else { return Err(AuthFailure::Missing) };
         let value = std::str::from_utf8(value).map_err(|_| AuthFailure::Malformed)?;
         let (scheme, rest) = value.trim().split_once(' ').ok_or(AuthFailure::Malformed)?;
@@ -106,7 +150,7 @@ impl WebAuth {
             for t in &self.tokens {
                 ok |= t.as_slice().ct_eq(given);
             }
-            return if bool::from(ok) { Ok(()) } else { Err(AuthFailure::Invalid) };
+            return if bool::from(ok) { Ok(Verdict::Done) } else { Err(AuthFailure::Invalid) };
         }
         if !scheme.eq_ignore_ascii_case("basic") {
             return Err(AuthFailure::Malformed);
@@ -117,21 +161,25 @@ impl WebAuth {
         let (user, password) = pair.split_once(':').ok_or(AuthFailure::Malformed)?;
         let key = self.keys.hash_one((user, password));
         if self.verified.lock().contains(&key) {
-            return Ok(());
+            return Ok(Verdict::Done);
         }
-        let Some((_, hash)) = self.users.iter().find(|(u, _)| u == user) else {
+        let Some(user) = self.users.iter().position(|(u, _)| u == user) else {
             return Err(AuthFailure::Invalid);
         };
-        if bcrypt::verify(password, hash).unwrap_or(false) {
-            let mut cache = self.verified.lock();
-            if cache.len() >= CACHE_MAX {
-                cache.clear();
-            }
-            cache.insert(key);
-            Ok(())
-        } else {
-            Err(AuthFailure::Invalid)
+        Ok(Verdict::Bcrypt(Pending { user, password: password.to_string(), key }))
+    }
+
+    /// The bcrypt comparison of a pair not verified before; remembers it when it matches.
+    fn verify(&self, pending: &Pending) -> Result<(), AuthFailure> {
+        if !bcrypt::verify(&pending.password, &self.users[pending.user].1).unwrap_or(false) {
+            return Err(AuthFailure::Invalid);
         }
+        let mut cache = self.verified.lock();
+        if cache.len() >= CACHE_MAX {
+            cache.clear();
+        }
+        cache.insert(pending.key);
+        Ok(())
     }
 
     /// The 401 answer: the challenge names both schemes, the body says what was wrong without
@@ -156,14 +204,8 @@ impl WebAuth {
 pub async fn middleware(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let Some(auth) = state.auth.clone() else { return next.run(req).await };
     if auth.protects(req.uri().path()) {
-        let header = req.headers().get(header::AUTHORIZATION).map(|v| v.as_bytes().to_vec());
-        // bcrypt runs off the async workers (a cache hit returns at once).
-        let checker = std::sync::Arc::clone(&auth);
-        let verdict = tokio::task::spawn_blocking(move || checker.check(header.as_deref()))
-            .await
-            .unwrap_or(Err(AuthFailure::Invalid));
-        if let Err(reason) = verdict {
-            state.telemetry.auth_failures.with(&["http", reason.as_str()]).inc();
+        let header = req.headers().get(header::AUTHORIZATION).map(|v| v.as_bytes());
+        if let Err(reason) = auth.admit(header, &state.telemetry, "http").await {
             let mut r = WebAuth::refuse(reason);
             add_headers(&auth, &mut r);
             return r;

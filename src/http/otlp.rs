@@ -101,13 +101,8 @@ impl MetricsService for GrpcService {
     ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
         let st = &self.0;
         if let Some(auth) = st.auth.as_ref().filter(|a| a.protects("/v1/metrics")) {
-            let header = request.metadata().get("authorization").map(|v| v.as_bytes().to_vec());
-            let checker = std::sync::Arc::clone(auth);
-            let verdict = tokio::task::spawn_blocking(move || checker.check(header.as_deref()))
-                .await
-                .unwrap_or(Err(super::auth::AuthFailure::Invalid));
-            if let Err(reason) = verdict {
-                st.telemetry.auth_failures.with(&["otlp_grpc", reason.as_str()]).inc();
+            let header = request.metadata().get("authorization").map(|v| v.as_bytes());
+            if let Err(reason) = auth.admit(header, &st.telemetry, "otlp_grpc").await {
                 return Err(tonic::Status::unauthenticated(format!(
                     "{}: send Basic credentials or a Bearer token in the authorization metadata",
                     reason.as_str()
