@@ -319,12 +319,6 @@ impl EntityModel {
         }
     }
 
-    /// The shape that chose the entity's vote rules (`None`: pinned by the configuration, or
-    /// not fitted yet).
-    pub fn shape(&self) -> Option<Shape> {
-        self.shape
-    }
-
     /// Fits on external history (e.g. a training file) and keeps its newest `fit_window`
     /// vectors as the buffer for later refits.
     pub fn fit_on(&mut self, history: &[FeatureVector]) -> Result<(), DetectError> {

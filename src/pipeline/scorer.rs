@@ -204,6 +204,7 @@ impl Scorer {
             let model = self.model(v.entity);
             let was_ready = model.is_ready();
             let step = model.step(FeatureVector { timestamp_ms: v.timestamp_ms, values: v.values });
+            let (rules, history_len) = (model.rules(), model.history_len());
             let entry = match step {
                 Ok(mut step) => {
                     stats.fits += u64::from(step.fitted);
@@ -238,10 +239,8 @@ impl Scorer {
                     }
                     if step.state == ModelState::Warming {
                         stats.warming += 1;
-                        let n = self.models.get(&v.entity).map_or(0, EntityModel::history_len);
-                        stats.warming_vectors = stats.warming_vectors.max(n);
+                        stats.warming_vectors = stats.warming_vectors.max(history_len);
                     }
-                    let rules = self.models.get(&v.entity).and_then(EntityModel::rules);
                     if step.fitted && !was_ready {
                         info!(
                             entity = %entity_string(&v.labels),
