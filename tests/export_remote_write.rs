@@ -75,6 +75,7 @@ fn check() -> CheckScores {
         contributions: vec![0.8, 0.2],
         expected: Vec::new(),
         detectors: Vec::new(),
+        flag_rate: None,
     };
     CheckScores {
         timestamp_ms: 1_700_000_000_000,

@@ -16,6 +16,7 @@ fn score(confidence: f64, severity: Severity) -> EnsembleScore {
         contributions: vec![0.1, 0.9],
         expected: vec![Expected { value: 1.0, lower: 0.0, upper: 2.0 }; 2],
         detectors: Vec::new(),
+        flag_rate: None,
     }
 }
 

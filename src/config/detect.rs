@@ -6,8 +6,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    ConfigErrors, IsolationForestConfig, KMeansConfig, LstmAeConfig, RecalibrateConfig, SeasonalEsdConfig,
-    duration, recalibrate,
+    ConfigErrors, FprControlConfig, IsolationForestConfig, KMeansConfig, LstmAeConfig, RecalibrateConfig,
+    SeasonalEsdConfig, duration, recalibrate,
 };
 
 /// Detectors and how their scores combine.
@@ -35,6 +35,8 @@ pub struct DetectConfig {
     pub min_fit_points: usize,
     /// Online recalibration of every detector on its recent scores (ensemble).
     pub recalibrate: RecalibrateConfig,
+    /// Live correction of the vote's threshold to its promised rate (ensemble).
+    pub fpr_control: FprControlConfig,
     /// Detectors that flag a vector on their own, beside the vote, when their tail probability
     /// is at most this rate (e.g. `kmeans: 0.02`); see docs/configuration.md. Unset: chosen per
     /// entity by its shape with `shape_rules`, else none.
@@ -70,6 +72,7 @@ impl Default for DetectConfig {
             fit_window: 360,
             min_fit_points: 30,
             recalibrate: RecalibrateConfig::default(),
+            fpr_control: FprControlConfig::default(),
             alone_fpr: None,
             hold_ratio: None,
             shape_rules: false,
@@ -196,6 +199,7 @@ impl DetectConfig {
             e.invalid("fit_every", format!("must be >= 1s, got {:?}", self.fit_every));
         }
         e.scope("recalibrate", |e| self.recalibrate.validate(e));
+        e.scope("fpr_control", |e| self.fpr_control.validate(e));
         if let Some(alone) = &self.alone_fpr {
             e.scope("alone_fpr", |e| recalibrate::validate_alone(alone, e));
         }

@@ -37,7 +37,7 @@ pub use ingest::{IngestConfig, ScrapeConfig};
 pub use kmeans::KMeansConfig;
 pub use onnx::{LstmAeConfig, OnnxBackend, OnnxConfig};
 pub use otlp::{OtelConfig, OtelExporter, OtlpConfig, OtlpExportConfig, OtlpProtocol};
-pub use recalibrate::RecalibrateConfig;
+pub use recalibrate::{FprControlConfig, RecalibrateConfig};
 pub use sesd::SeasonalEsdConfig;
 pub use vectorize::{Aggregation, FeatureConfig, FeatureKind, ProfileConfig, VectorizeConfig};
 pub use web::WebConfig;

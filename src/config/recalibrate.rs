@@ -45,6 +45,45 @@ impl RecalibrateConfig {
     }
 }
 
+/// Live false-positive control of the vote (`detect.fpr_control`): the threshold that
+/// `target_fpr` (or `threshold`) sets is a tail rate on the fit history; this measures the rate
+/// at which the vote actually flags each entity's last `window` vectors and raises the entity's
+/// threshold by tenths of a decade while it is above that rate (at most `max_decades`), lowering
+/// it again below half of it. The share of flagged vectors is exported as `anomaly_flag_rate`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct FprControlConfig {
+    /// Whether the threshold is corrected online.
+    pub enabled: bool,
+    /// Scored vectors per entity over which the rate is measured (2 bits each).
+    pub window: usize,
+    /// Scored vectors an entity needs before its threshold is corrected.
+    pub min_points: usize,
+    /// Largest raise, in decades of tail probability (1 = the vote's rate may be cut tenfold).
+    pub max_decades: f64,
+}
+
+impl Default for FprControlConfig {
+    fn default() -> Self {
+        Self { enabled: true, window: 5000, min_points: 500, max_decades: 1.0 }
+    }
+}
+
+impl FprControlConfig {
+    /// Reports every invalid field; pure (fills no defaults).
+    pub fn validate(&self, e: &mut ConfigErrors) {
+        if self.min_points < MIN_POINTS {
+            e.invalid("min_points", format!("must be >= {MIN_POINTS}, got {}", self.min_points));
+        }
+        if self.window < self.min_points {
+            e.invalid("window", format!("must be >= min_points ({}), got {}", self.min_points, self.window));
+        }
+        if !(self.max_decades >= 0.0 && self.max_decades <= 6.0) {
+            e.invalid("max_decades", format!("must be within [0, 6], got {}", self.max_decades));
+        }
+    }
+}
+
 /// Checks `detect.alone_fpr`: known detector names, rates within (0, 1).
 pub fn validate_alone(alone: &std::collections::BTreeMap<String, f64>, e: &mut ConfigErrors) {
     for (name, fpr) in alone {

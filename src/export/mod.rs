@@ -14,6 +14,7 @@
 //! | `anomaly_expected`, `_lower`, `_upper` | `feature` | expected value and normal band |
 //! | `anomaly_model_state` | `state` (`warming`, `ready`, `stale`) | 1 for the current state |
 //! | `anomaly_threshold` | `detector` (`ensemble`) | the confidence that flags: the live threshold, hysteresis included |
+//! | `anomaly_flag_rate` | | share of the entity's recent vectors flagged (`detect.fpr_control`) |
 
 pub mod otlp;
 pub mod prometheus;
@@ -102,11 +103,13 @@ pub enum Series {
     Threshold,
     /// `anomaly_model_info`.
     ModelInfo,
+    /// `anomaly_flag_rate`.
+    FlagRate,
 }
 
 impl Series {
     /// All families, in exposition order.
-    pub const ALL: [Series; 10] = [
+    pub const ALL: [Series; 11] = [
         Series::Score,
         Series::Flag,
         Series::Severity,
@@ -117,6 +120,7 @@ impl Series {
         Series::ModelState,
         Series::Threshold,
         Series::ModelInfo,
+        Series::FlagRate,
     ];
 
     /// Metric name.
@@ -132,6 +136,7 @@ impl Series {
             Series::ModelState => "anomaly_model_state",
             Series::Threshold => "anomaly_threshold",
             Series::ModelInfo => "anomaly_model_info",
+            Series::FlagRate => "anomaly_flag_rate",
         }
     }
 
@@ -151,6 +156,9 @@ impl Series {
             }
             Series::Threshold => {
                 "Confidence the entity's vector had to reach to be flagged (the live threshold, hysteresis included)."
+            }
+            Series::FlagRate => {
+                "Share of the entity's recent vectors (detect.fpr_control.window) that were flagged."
             }
         }
     }
@@ -188,6 +196,11 @@ pub fn for_each_series(check: &CheckScores, which: Series, mut f: impl FnMut(&[(
             }
             Series::Flag => emit!(None, f64::from(u8::from(score.anomalous))),
             Series::Threshold => emit!(Some((LABEL_DETECTOR, ENSEMBLE)), score.threshold),
+            Series::FlagRate => {
+                if let Some(rate) = score.flag_rate {
+                    emit!(None, rate);
+                }
+            }
             Series::Severity => emit!(None, score.severity as u8 as f64),
             Series::FeatureScore => {
                 for (name, c) in check.features.iter().zip(&score.contributions) {

@@ -33,6 +33,7 @@ fn entity(instance: &str, conf: Option<f64>) -> EntityScores {
                 detector: "zscore",
                 score: Score { value: c, raw: c, contributions: vec![0.8, 0.2], expected: Vec::new() },
             }],
+            flag_rate: None,
         }
     });
     EntityScores {
