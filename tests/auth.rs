@@ -129,10 +129,16 @@ async fn credentials_are_required_everywhere_but_the_health_probes() {
 }
 
 #[test]
-fn a_web_config_with_tls_or_a_bad_hash_is_refused_naming_the_key() {
+fn a_web_config_with_bad_tls_or_a_bad_hash_is_refused_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
     for (text, key) in [
-        ("tls_server_config:\n  cert_file: a.crt\n  key_file: a.key\n", "tls_server_config"),
+        ("tls_server_config:\n  cert_file: a.crt\n  key_file: a.key\n", "tls_server_config.cert_file"),
+        ("tls_server_config:\n  key_file: a.key\n", "tls_server_config.cert_file"),
+        (
+            "tls_server_config:\n  cert_file: a.crt\n  key_file: a.key\n  client_auth_type: RequireAnyClientCert\n",
+            "tls_server_config.client_auth_type",
+        ),
+        ("tls_server_config:\n  cert_file: a.crt\n  key_file: a.key\n  min_version: TLS11\n", "TLS11"),
         ("basic_auth_users:\n  ops: plaintext\n", "basic_auth_users.ops"),
         ("basic_auth_user:\n  ops: x\n", "basic_auth_user"),
     ] {

@@ -53,10 +53,12 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<()> {
     if let Some(f) = args.web_config_file {
         cfg.web_config_file = Some(f);
     }
+    let mut tls_config = None;
     let auth = match &cfg.web_config_file {
         None => None,
         Some(path) => {
             let web = WebConfig::load(path).map_err(|e| anyhow::anyhow!("web_config_file {e}"))?;
+            tls_config = web.tls_server_config.clone().map(|t| (path.clone(), t));
             let auth =
                 WebAuth::new(&web).map_err(|e| anyhow::anyhow!("web_config_file {}: {e}", path.display()))?;
             info!(
@@ -106,6 +108,24 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<()> {
         ),
         None => None,
     };
+    // One reloadable TLS configuration per listener (ALPN differs), reloaded on SIGHUP.
+    let tls = match &tls_config {
+        None => None,
+        Some((path, t)) => {
+            let load = |alpn: &[u8]| {
+                http::tls::TlsSource::new(t, &[alpn])
+                    .map_err(|e| anyhow::anyhow!("web_config_file {}: {e}", path.display()))
+            };
+            let sources = (load(http::tls::ALPN_HTTP1)?, load(http::tls::ALPN_H2)?);
+            reload_on_hangup(vec![Arc::clone(&sources.0), Arc::clone(&sources.1)]);
+            info!(
+                cert_file = %t.cert_file.display(),
+                client_auth = ?t.client_auth_type,
+                "TLS on for HTTP and OTLP/gRPC; the certificate is reloaded when its files change or on SIGHUP."
+            );
+            Some(sources)
+        }
+    };
     let shutdown = shutdown_signal();
     for target in &cfg.scrape {
         info!(url = %target.url, interval = ?target.interval, "Scraping.");
@@ -114,17 +134,19 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<()> {
         tokio::spawn(task);
     }
     let pipeline_task = pipeline.spawn(shutdown.clone())?;
-    info!(%addr, "Listening: POST /api/v1/write, POST /v1/metrics (OTLP/HTTP), GET /metrics, GET /.");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    info!(%addr, scheme, "Listening: POST /api/v1/write, POST /v1/metrics (OTLP/HTTP), GET /metrics, GET /.");
     if let Some(l) = grpc_listener {
         let grpc_addr = l.local_addr()?;
         info!(addr = %grpc_addr, "Listening: OTLP/gRPC MetricsService/Export.");
         let mut stop = shutdown.clone();
         let grpc_state = state.clone();
+        let grpc_tls = tls.as_ref().map(|t| Arc::clone(&t.1));
         tokio::spawn(async move {
             let done = async move {
                 let _ = stop.wait_for(|s| *s).await;
             };
-            if let Err(e) = http::otlp::serve_grpc(l, grpc_state, done).await {
+            if let Err(e) = http::otlp::serve_grpc(l, grpc_tls, grpc_state, done).await {
                 error!(error = %e, "OTLP/gRPC server failed.");
             }
         });
@@ -145,18 +167,41 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<()> {
         tokio::spawn(simulate::push(sim, opts, shutdown.clone()));
     }
     let mut http_shutdown = shutdown.clone();
-    axum::serve(listener, http::router(state))
-        .with_graceful_shutdown(async move {
-            let _ = http_shutdown.wait_for(|s| *s).await;
-        })
-        .await
-        .context("HTTP server failed")?;
+    let stopped = async move {
+        let _ = http_shutdown.wait_for(|s| *s).await;
+    };
+    match tls {
+        None => axum::serve(listener, http::router(state)).with_graceful_shutdown(stopped).await,
+        Some((source, _)) => {
+            let listener = http::tls::TlsListener::new(listener, source)?;
+            axum::serve(listener, http::router(state)).with_graceful_shutdown(stopped).await
+        }
+    }
+    .context("HTTP server failed")?;
     if tokio::time::timeout(Duration::from_secs(15), pipeline_task).await.is_err() {
         warn!("Pipeline did not stop within 15s.");
     }
     tokio::task::spawn_blocking(move || otel.shutdown()).await.ok();
     info!("Stopped.");
     Ok(())
+}
+
+/// Reloads every TLS source on SIGHUP (which would otherwise end the process).
+fn reload_on_hangup(sources: Vec<Arc<http::tls::TlsSource>>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+            warn!("Cannot listen for SIGHUP; the certificate is still reloaded when its files change.");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            for s in &sources {
+                s.reload_logged("SIGHUP");
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    drop(sources);
 }
 
 fn demo_simulator() -> Simulator {

@@ -11,9 +11,8 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct WebConfig {
-    /// TLS for the listeners (exporter-toolkit's `tls_server_config`): not served yet; a file
-    /// that sets it is refused rather than silently served in clear text.
-    pub tls_server_config: Option<serde_json::Value>,
+    /// TLS on the HTTP and the OTLP/gRPC listener (exporter-toolkit's `tls_server_config`).
+    pub tls_server_config: Option<TlsServerConfig>,
     /// Response headers (exporter-toolkit's `http_server_config.headers`).
     pub http_server_config: HttpServerConfig,
     /// User name → bcrypt hash of the password (`htpasswd -nBC 10 user`).
@@ -36,6 +35,103 @@ pub struct HttpServerConfig {
     pub headers: BTreeMap<String, String>,
 }
 
+/// `tls_server_config`, as exporter-toolkit spells it. Relative paths are read from the web
+/// configuration file's directory, as exporter-toolkit does.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsServerConfig {
+    /// PEM certificate chain, leaf first.
+    pub cert_file: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
+    /// Whether clients present certificates.
+    pub client_auth_type: ClientAuthType,
+    /// PEM CA certificates that client certificates must chain to.
+    pub client_ca_file: Option<PathBuf>,
+    /// Lowest TLS version accepted (`TLS12` by default; rustls has nothing older).
+    pub min_version: Option<TlsVersion>,
+    /// Highest TLS version accepted.
+    pub max_version: Option<TlsVersion>,
+    /// TLS 1.2 cipher suites by their IANA names (Go's spelling); TLS 1.3 suites are not
+    /// configurable, as in Go. Empty: every suite rustls offers.
+    pub cipher_suites: Vec<String>,
+    /// Whether the server's suite order wins over the client's.
+    pub prefer_server_cipher_suites: Option<bool>,
+    /// Key exchange groups (`X25519`, `CurveP256`, `CurveP384`), in preference order.
+    pub curve_preferences: Vec<String>,
+}
+
+/// `tls_server_config.client_auth_type`. The two kinds that accept a certificate without
+/// verifying it (`RequestClientCert`, `RequireAnyClientCert`) are refused at load.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+pub enum ClientAuthType {
+    /// No client certificates (the default).
+    #[default]
+    NoClientCert,
+    /// Not served: a certificate asked for but never verified.
+    RequestClientCert,
+    /// Not served: any certificate, never verified.
+    RequireAnyClientCert,
+    /// A certificate is optional; one that is sent must chain to `client_ca_file`.
+    VerifyClientCertIfGiven,
+    /// Mutual TLS: every client sends a certificate that chains to `client_ca_file`.
+    RequireAndVerifyClientCert,
+}
+
+/// `min_version` / `max_version`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TlsVersion {
+    /// TLS 1.2.
+    TLS12,
+    /// TLS 1.3.
+    TLS13,
+}
+
+impl TlsServerConfig {
+    /// Checks what can be checked without reading the files; resolves relative paths
+    /// against `base` (the web configuration file's directory).
+    fn resolve(&mut self, base: &Path) -> Result<(), String> {
+        if self.cert_file.as_os_str().is_empty() {
+            return Err("tls_server_config.cert_file: required".into());
+        }
+        if self.key_file.as_os_str().is_empty() {
+            return Err("tls_server_config.key_file: required".into());
+        }
+        match self.client_auth_type {
+            ClientAuthType::RequestClientCert | ClientAuthType::RequireAnyClientCert => {
+                return Err(format!(
+                    "tls_server_config.client_auth_type: {:?} accepts certificates without verifying them; \
+                     use VerifyClientCertIfGiven or RequireAndVerifyClientCert with client_ca_file",
+                    self.client_auth_type
+                ));
+            }
+            ClientAuthType::VerifyClientCertIfGiven | ClientAuthType::RequireAndVerifyClientCert
+                if self.client_ca_file.is_none() =>
+            {
+                return Err(format!(
+                    "tls_server_config.client_ca_file: required with client_auth_type {:?}",
+                    self.client_auth_type
+                ));
+            }
+            _ => {}
+        }
+        if let (Some(lo), Some(hi)) = (self.min_version, self.max_version)
+            && lo > hi
+        {
+            return Err(format!("tls_server_config.min_version: {lo:?} is above max_version {hi:?}"));
+        }
+        for p in [Some(&mut self.cert_file), Some(&mut self.key_file), self.client_ca_file.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Environment variable holding one more bearer token.
 pub const BEARER_TOKEN_ENV: &str = "DWCP_ANOMALY_BEARER_TOKEN";
 
@@ -50,11 +146,8 @@ impl WebConfig {
         } else {
             serde_saphyr::from_str(&text).map_err(|e| format!("{file}: {e}"))?
         };
-        if c.tls_server_config.is_some() {
-            return Err(format!(
-                "{file}: tls_server_config: TLS is not served yet; terminate TLS in front of the service \
-                 (a reverse proxy) and remove the key"
-            ));
+        if let Some(tls) = &mut c.tls_server_config {
+            tls.resolve(path.parent().unwrap_or(Path::new("."))).map_err(|e| format!("{file}: {e}"))?;
         }
         for (user, hash) in &c.basic_auth_users {
             if !hash.starts_with("$2") {

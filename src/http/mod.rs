@@ -7,6 +7,7 @@ pub mod auth;
 mod error;
 pub mod otlp;
 mod page;
+pub mod tls;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

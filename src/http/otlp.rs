@@ -143,15 +143,23 @@ pub fn grpc_service(state: AppState) -> MetricsServiceServer<GrpcService> {
         .max_decoding_message_size(limit)
 }
 
-/// Serves OTLP/gRPC on `listener` until `shutdown` resolves.
+/// Serves OTLP/gRPC on `listener` (over TLS from `tls` when given) until `shutdown` resolves.
 pub async fn serve_grpc(
     listener: tokio::net::TcpListener,
+    tls: Option<std::sync::Arc<super::tls::TlsSource>>,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send,
-) -> Result<(), tonic::transport::Error> {
-    let incoming = tonic::transport::server::TcpIncoming::from(listener);
-    tonic::transport::Server::builder()
-        .add_service(grpc_service(state))
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await
+) -> Result<(), anyhow::Error> {
+    let server = tonic::transport::Server::builder().add_service(grpc_service(state));
+    match tls {
+        None => {
+            let incoming = tonic::transport::server::TcpIncoming::from(listener);
+            server.serve_with_incoming_shutdown(incoming, shutdown).await?;
+        }
+        Some(tls) => {
+            let incoming = super::tls::TlsListener::new(listener, tls)?.into_stream();
+            server.serve_with_incoming_shutdown(incoming, shutdown).await?;
+        }
+    }
+    Ok(())
 }

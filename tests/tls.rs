@@ -1,0 +1,233 @@
+//! `tls_server_config` of the web configuration file: a real Prometheus remote-writes to the
+//! service over TLS (once with `basic_auth`, once with a bearer token, trusting the test's CA
+//! through `tls_config.ca_file`) and its series are scored; mutual TLS refuses a client without
+//! a certificate; a rotated certificate is served after SIGHUP without a restart and a broken
+//! one leaves the previous pair serving. Certificates are made by the test (rcgen).
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+};
+
+const PASSWORD: &str = "correct-horse-battery";
+const TOKEN: &str = "tok-0123456789abcdef0123";
+
+/// A certificate authority made for one test.
+struct Ca {
+    issuer: CertifiedIssuer<'static, KeyPair>,
+}
+
+impl Ca {
+    fn new(name: &str) -> Self {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        Self { issuer: CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap() }
+    }
+
+    fn pem(&self) -> String {
+        self.issuer.pem()
+    }
+
+    /// A leaf for 127.0.0.1 and localhost: (certificate PEM, key PEM, certificate DER).
+    fn leaf(&self, name: &str, usage: ExtendedKeyUsagePurpose) -> (String, String, Vec<u8>) {
+        let mut params =
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.extended_key_usages = vec![usage];
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        (cert.pem(), key.serialize_pem(), cert.der().to_vec())
+    }
+}
+
+/// Writes the server's pair and the CA, and a web config with TLS and both credentials.
+fn write_web(
+    dir: &Path,
+    ca: &Ca,
+    server: &(String, String, Vec<u8>),
+    client_auth: &str,
+) -> std::path::PathBuf {
+    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+    std::fs::write(dir.join("server.crt"), &server.0).unwrap();
+    std::fs::write(dir.join("server.key"), &server.1).unwrap();
+    let hash = bcrypt::hash(PASSWORD, 4).unwrap();
+    let web = dir.join("web.yml");
+    // Relative paths: read from the web config's directory, as exporter-toolkit does.
+    std::fs::write(
+        &web,
+        format!(
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_ca_file: ca.pem\n  \
+             client_auth_type: {client_auth}\n  min_version: TLS12\nbasic_auth_users:\n  ops: {hash}\n\
+             bearer_tokens:\n  - {TOKEN}\n"
+        ),
+    )
+    .unwrap();
+    web
+}
+
+/// A client that trusts `ca` only and opens a new connection per request.
+fn client(ca: &Ca, identity: Option<&(String, String, Vec<u8>)>) -> reqwest::Client {
+    let mut b = dwcp_anomaly::internals::retry::http_client()
+        .tls_certs_only([reqwest::Certificate::from_pem(ca.pem().as_bytes()).unwrap()])
+        .tls_info(true)
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(5));
+    if let Some((cert, key, _)) = identity {
+        b = b.identity(reqwest::Identity::from_pem(format!("{cert}{key}").as_bytes()).unwrap());
+    }
+    b.build().unwrap()
+}
+
+/// DER of the certificate the server presented for `url`, when the request succeeded.
+async fn served_cert(client: &reqwest::Client, url: &str) -> Option<Vec<u8>> {
+    let r = client.get(url).send().await.ok()?;
+    if !r.status().is_success() {
+        return None;
+    }
+    r.extensions().get::<reqwest::tls::TlsInfo>().and_then(|i| i.peer_certificate()).map(<[u8]>::to_vec)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_remote_writes_over_tls_with_basic_auth_and_with_a_bearer_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("dwcp test CA");
+    let server = ca.leaf("dwcp-anomaly", ExtendedKeyUsagePurpose::ServerAuth);
+    let web = write_web(dir.path(), &ca, &server, "NoClientCert");
+    let (svc_port, sim_port, prom_port) = (free_port(), free_port(), free_port());
+    let cfg = dir.path().join("service.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "listen: 127.0.0.1:{svc_port}\ncheck_interval: 1s\nweb_config_file: {}\ndetect:\n  min_fit_points: 10\n",
+            web.display()
+        ),
+    )
+    .unwrap();
+    let svc = spawn("service", &service_bin(), &serve_args(&cfg, 0), dir.path());
+    let tls = client(&ca, None);
+    let base = format!("https://127.0.0.1:{svc_port}");
+    eventually(Duration::from_secs(20), "service ready over TLS", || get_ok(&tls, format!("{base}/-/ready")))
+        .await;
+    // Plain HTTP on the TLS port gets no answer.
+    let plain =
+        dwcp_anomaly::internals::retry::http_client().timeout(Duration::from_secs(3)).build().unwrap();
+    assert!(
+        !plain
+            .get(format!("http://127.0.0.1:{svc_port}/-/ready"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+    );
+
+    let sim = spawn_simulator(dir.path(), sim_port, &["--entities", "2", "--step", "1s", "--seed", "3"]);
+    let ca_file = dir.path().join("ca.pem");
+    let queue =
+        "    queue_config:\n      batch_send_deadline: 1s\n      min_backoff: 100ms\n      max_backoff: 1s\n";
+    let prom_cfg = format!(
+        "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: dwcp\n    honor_labels: true\n    \
+         static_configs:\n      - targets: ['127.0.0.1:{sim_port}']\nremote_write:\n\
+         \x20 - url: {base}/api/v1/write\n    name: basic\n    basic_auth:\n      username: ops\n      password: {PASSWORD}\n    \
+         tls_config:\n      ca_file: {ca}\n    write_relabel_configs:\n      - target_label: job\n        replacement: dwcp-basic\n{queue}\
+         \x20 - url: {base}/api/v1/write\n    name: bearer\n    authorization:\n      type: Bearer\n      credentials: {TOKEN}\n    \
+         tls_config:\n      ca_file: {ca}\n    write_relabel_configs:\n      - target_label: job\n        replacement: dwcp-bearer\n{queue}",
+        ca = ca_file.display()
+    );
+    let prom = start_prometheus("prom", prom_port, &prom_cfg, dir.path(), false);
+    let procs = [&svc, &sim, &prom];
+    let logs =
+        || procs.iter().map(|p| format!("--- {} ---\n{}", p.name, p.tail())).collect::<Vec<_>>().join("\n");
+
+    // Both senders' series are scored (each relabels `job`, so each makes its own entities):
+    // the ensemble's score is on /metrics for each.
+    let auth = format!("Bearer {TOKEN}");
+    let scored = eventually(Duration::from_secs(90), "scores for both remote-write senders", || async {
+        let text = tls
+            .get(format!("{base}/metrics"))
+            .header("Authorization", &auth)
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        let has = |via: &str| {
+            text.lines().any(|l| {
+                l.starts_with("anomaly_score{")
+                    && l.contains("detector=\"ensemble\"")
+                    && l.contains(&format!("job=\"dwcp-{via}\""))
+            })
+        };
+        (has("basic") && has("bearer")).then_some(text)
+    })
+    .await;
+    assert!(scored.contains("profile=\"dwcp\""), "{}", logs());
+    // No credential reached the log.
+    let log = std::fs::read_to_string(&svc.log).unwrap();
+    for secret in [PASSWORD, TOKEN] {
+        assert!(!log.contains(secret), "the log holds a secret: {log}");
+    }
+    assert!(log.contains("TLS on"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_refuses_clients_without_a_certificate_and_certificates_rotate_on_sighup() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("dwcp test CA");
+    let first = ca.leaf("first", ExtendedKeyUsagePurpose::ServerAuth);
+    let web = write_web(dir.path(), &ca, &first, "RequireAndVerifyClientCert");
+    let port = free_port();
+    let cfg = dir.path().join("service.yaml");
+    std::fs::write(&cfg, format!("listen: 127.0.0.1:{port}\nweb_config_file: {}\n", web.display())).unwrap();
+    let svc = spawn("service", &service_bin(), &serve_args(&cfg, 0), dir.path());
+    let id = ca.leaf("prometheus", ExtendedKeyUsagePurpose::ClientAuth);
+    let (with_cert, without_cert) = (client(&ca, Some(&id)), client(&ca, None));
+    let url = format!("https://127.0.0.1:{port}/-/healthy");
+    let served =
+        eventually(Duration::from_secs(20), "service ready over mTLS", || served_cert(&with_cert, &url))
+            .await;
+    assert_eq!(served, first.2, "the first certificate is served");
+    // Without a client certificate the handshake (or the first read) fails: no answer.
+    assert!(without_cert.get(&url).send().await.is_err(), "a client without a certificate got an answer");
+    // A certificate from another CA is refused as well.
+    let other = Ca::new("someone else").leaf("intruder", ExtendedKeyUsagePurpose::ClientAuth);
+    assert!(client(&ca, Some(&other)).get(&url).send().await.is_err());
+
+    // Rotation: new files, SIGHUP, the new certificate on the next connection; same process.
+    let second = ca.leaf("second", ExtendedKeyUsagePurpose::ServerAuth);
+    std::fs::write(dir.path().join("server.crt"), &second.0).unwrap();
+    std::fs::write(dir.path().join("server.key"), &second.1).unwrap();
+    let hup = |p: &Proc| {
+        let ok = std::process::Command::new("kill").args(["-HUP", &p.pid().to_string()]).status().unwrap();
+        assert!(ok.success());
+    };
+    hup(&svc);
+    eventually(Duration::from_secs(10), "the rotated certificate served", || async {
+        (served_cert(&with_cert, &url).await? == second.2).then_some(())
+    })
+    .await;
+
+    // A broken pair (a key that is not the certificate's) is refused; the second keeps serving.
+    let third = ca.leaf("third", ExtendedKeyUsagePurpose::ServerAuth);
+    std::fs::write(dir.path().join("server.crt"), &third.0).unwrap();
+    std::fs::write(dir.path().join("server.key"), &first.1).unwrap();
+    hup(&svc);
+    eventually(Duration::from_secs(10), "the refusal logged", || async {
+        std::fs::read_to_string(&svc.log).ok()?.contains("TLS certificate not reloaded").then_some(())
+    })
+    .await;
+    for _ in 0..3 {
+        assert_eq!(
+            served_cert(&with_cert, &url).await.as_deref(),
+            Some(second.2.as_slice()),
+            "{}",
+            svc.tail()
+        );
+        tokio::time::sleep(Duration::from_millis(600)).await;
+    }
+}
