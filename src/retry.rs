@@ -37,6 +37,59 @@ pub fn http_client() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
 }
 
+/// An outgoing client that could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// A file of `tls_config` is missing or not PEM.
+    #[error("tls_config.{key}: {file}: {reason}")]
+    Tls {
+        /// The key naming the file.
+        key: &'static str,
+        /// The file.
+        file: std::path::PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// reqwest refused the settings.
+    #[error(transparent)]
+    Http(#[from] reqwest::Error),
+}
+
+/// Applies `tls_config` (Prometheus's spelling) to `builder`: `ca_file` replaces the system's
+/// roots, `cert_file` + `key_file` are the client's identity, `insecure_skip_verify` accepts any
+/// server certificate.
+pub fn with_tls(
+    mut builder: reqwest::ClientBuilder,
+    tls: Option<&crate::config::TlsClientConfig>,
+) -> Result<reqwest::ClientBuilder, ClientError> {
+    let Some(tls) = tls else { return Ok(builder) };
+    let err = |key: &'static str, file: &std::path::Path, reason: String| ClientError::Tls {
+        key,
+        file: file.to_path_buf(),
+        reason,
+    };
+    let read = |key, file: &std::path::Path| std::fs::read(file).map_err(|e| err(key, file, e.to_string()));
+    if let Some(ca) = &tls.ca_file {
+        let certs = reqwest::Certificate::from_pem_bundle(&read("ca_file", ca)?)
+            .map_err(|e| err("ca_file", ca, e.to_string()))?;
+        if certs.is_empty() {
+            return Err(err("ca_file", ca, "no PEM certificate in the file".into()));
+        }
+        builder = builder.tls_certs_only(certs);
+    }
+    if let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) {
+        let mut pem = read("cert_file", cert)?;
+        pem.push(b'\n');
+        pem.extend_from_slice(&read("key_file", key)?);
+        let identity = reqwest::Identity::from_pem(&pem).map_err(|e| err("key_file", key, e.to_string()))?;
+        builder = builder.identity(identity);
+    }
+    if tls.insecure_skip_verify {
+        builder = builder.tls_danger_accept_invalid_certs(true);
+    }
+    Ok(builder)
+}
+
 /// A response's `Retry-After` in seconds (the HTTP-date form is not used by the receivers
 /// this service talks to and is ignored).
 pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<std::time::Duration> {

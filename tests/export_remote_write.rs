@@ -61,6 +61,7 @@ fn config(url: &str) -> RemoteWriteConfig {
         bearer_token: Some("s3cret".into()),
         bearer_token_file: None,
         basic_auth: None,
+        tls_config: None,
         protobuf_message: RemoteWriteMessage::V1,
     }
 }

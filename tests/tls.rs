@@ -2,7 +2,9 @@
 //! service over TLS (once with `basic_auth`, once with a bearer token, trusting the test's CA
 //! through `tls_config.ca_file`) and its series are scored; mutual TLS refuses a client without
 //! a certificate; a rotated certificate is served after SIGHUP without a restart and a broken
-//! one leaves the previous pair serving. Certificates are made by the test (rcgen).
+//! one leaves the previous pair serving; scores go out to a real Prometheus and an alert to a
+//! real Alertmanager, each behind its own `--web.config.file` (TLS and basic auth), trusting the
+//! test's CA through `tls_config.ca_file`. Certificates are made by the test (rcgen).
 
 mod common;
 
@@ -230,4 +232,101 @@ async fn mutual_tls_refuses_clients_without_a_certificate_and_certificates_rotat
         );
         tokio::time::sleep(Duration::from_millis(600)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scores_and_alerts_go_out_over_tls_with_basic_auth_to_prometheus_and_alertmanager() {
+    let am_bin = require("prometheus-alertmanager", "prometheus-alertmanager");
+    let prom_bin = require("prometheus", "prometheus");
+    let dir = tempfile::tempdir().unwrap();
+    let state = trained_state(dir.path());
+    let ca = Ca::new("receivers CA");
+    let (cert, key, _) = ca.leaf("receivers", ExtendedKeyUsagePurpose::ServerAuth);
+    let d = dir.path();
+    std::fs::write(d.join("ca.pem"), ca.pem()).unwrap();
+    std::fs::write(d.join("recv.crt"), cert).unwrap();
+    std::fs::write(d.join("recv.key"), key).unwrap();
+    std::fs::write(d.join("password"), PASSWORD).unwrap();
+    // The receivers' own web config: TLS and basic auth, as their operators would set them.
+    let web = d.join("receivers-web.yml");
+    std::fs::write(
+        &web,
+        format!(
+            "tls_server_config:\n  cert_file: {}\n  key_file: {}\nbasic_auth_users:\n  ops: {}\n",
+            d.join("recv.crt").display(),
+            d.join("recv.key").display(),
+            bcrypt::hash(PASSWORD, 4).unwrap()
+        ),
+    )
+    .unwrap();
+    let (am_port, prom_port, port) = (free_port(), free_port(), free_port());
+    std::fs::write(d.join("am.yml"), "route:\n  receiver: ignore\nreceivers:\n  - name: ignore\n").unwrap();
+    let am_args: Vec<String> = vec![
+        format!("--config.file={}", d.join("am.yml").display()),
+        format!("--web.listen-address=127.0.0.1:{am_port}"),
+        format!("--web.config.file={}", web.display()),
+        "--cluster.listen-address=".into(),
+        format!("--storage.path={}", d.join("am-data").display()),
+    ];
+    let am = spawn("alertmanager", &am_bin, &am_args, d);
+    std::fs::write(d.join("prom.yml"), "global:\n  scrape_interval: 15s\n").unwrap();
+    let prom_args: Vec<String> = vec![
+        format!("--config.file={}", d.join("prom.yml").display()),
+        format!("--storage.tsdb.path={}", d.join("prom-data").display()),
+        format!("--web.listen-address=127.0.0.1:{prom_port}"),
+        format!("--web.config.file={}", web.display()),
+        "--web.enable-remote-write-receiver".into(),
+        "--log.level=warn".into(),
+    ];
+    let prom = spawn("prometheus", &prom_bin, &prom_args, d);
+    let tls = client(&ca, None);
+    let get = |url: String| {
+        let req = tls.get(url).basic_auth("ops", Some(PASSWORD));
+        async move {
+            let r = req.send().await.ok()?;
+            if r.status().is_success() { r.text().await.ok() } else { None }
+        }
+    };
+    let (am_base, prom_base) =
+        (format!("https://127.0.0.1:{am_port}"), format!("https://127.0.0.1:{prom_port}"));
+    for base in [&am_base, &prom_base] {
+        eventually(Duration::from_secs(30), "receiver ready over TLS", || get(format!("{base}/-/ready")))
+            .await;
+    }
+
+    let ca_file = d.join("ca.pem");
+    let password_file = d.join("password");
+    let config = format!(
+        "check_interval: 1s\nstate_dir: {state}\nexport:\n  remote_write:\n    - url: {prom_base}/api/v1/write\n      \
+         basic_auth:\n        username: ops\n        password_file: {pw}\n      tls_config:\n        ca_file: {ca}\n\
+         alert:\n  alertmanager_urls: [{am_base}]\n  alertmanager_username: ops\n  alertmanager_password_file: {pw}\n  \
+         alertmanager_resend: 2s\n  tls_config:\n    ca_file: {ca}\n",
+        state = state.display(),
+        pw = password_file.display(),
+        ca = ca_file.display(),
+    );
+    let svc = start_service("serve", d, port, &config).await;
+    push_simulated(port, "14s", Some("4s:10s"));
+    let procs = [&am, &prom, &svc];
+    let logs =
+        || procs.iter().map(|p| format!("--- {} ---\n{}", p.name, p.tail())).collect::<Vec<_>>().join("\n");
+
+    let alert = eventually(Duration::from_secs(30), "the alert in Alertmanager over TLS", || async {
+        let alerts: Vec<serde_json::Value> =
+            serde_json::from_str(&get(format!("{am_base}/api/v2/alerts")).await?).ok()?;
+        alerts.into_iter().find(|a| a["labels"]["alertname"] == "DWCPAnomaly")
+    })
+    .await;
+    assert_eq!(alert["labels"]["job"], "dwcp", "{alert}\n{}", logs());
+    let scores = eventually(Duration::from_secs(30), "scores in Prometheus over TLS", || async {
+        let body =
+            get(format!("{prom_base}/api/v1/query?query=anomaly_score%7Bdetector%3D%22ensemble%22%7D"))
+                .await?;
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        let n = v["data"]["result"].as_array()?.len();
+        (n > 0).then_some(n)
+    })
+    .await;
+    assert!(scores >= 1, "{}", logs());
+    assert!(!std::fs::read_to_string(&svc.log).unwrap().contains(PASSWORD));
 }

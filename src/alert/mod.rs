@@ -30,8 +30,8 @@ pub use tracker::AlertTracker;
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
     /// The HTTP client could not be built.
-    #[error("cannot build the alert HTTP client: {0}")]
-    Client(#[from] reqwest::Error),
+    #[error("cannot build the alert HTTP client: alert.{0}")]
+    Client(#[from] crate::retry::ClientError),
     /// The email channel's settings are unusable.
     #[error("{0}")]
     Email(#[from] email::EmailConfigError),
@@ -46,7 +46,10 @@ pub fn dispatcher(
     active: &[AlertEvent],
 ) -> Result<dispatch::Dispatcher, SetupError> {
     let a = &cfg.alert;
-    let client = crate::retry::http_client().timeout(a.timeout).build()?;
+    let client = crate::retry::http_client().timeout(a.timeout);
+    let client = crate::retry::with_tls(client, a.tls_config.as_ref())?
+        .build()
+        .map_err(crate::retry::ClientError::from)?;
     let links = Links::new(cfg);
     let mut d = dispatch::Dispatcher::new(a.log_anomalies, telemetry);
     if !a.alertmanager_urls.is_empty() {

@@ -98,6 +98,9 @@ pub struct AlertConfig {
     pub alertmanager_bearer_token: String,
     /// File holding the bearer token.
     pub alertmanager_bearer_token_file: Option<PathBuf>,
+    /// TLS of every HTTP channel (Alertmanager, Slack, PagerDuty, webhook): CA, client
+    /// certificate, as Prometheus spells `tls_config`.
+    pub tls_config: Option<super::TlsClientConfig>,
 
     /// Send anomalies to Slack (seed key).
     pub slack_enabled: bool,
@@ -174,6 +177,7 @@ impl Default for AlertConfig {
             alertmanager_password_file: None,
             alertmanager_bearer_token: String::new(),
             alertmanager_bearer_token_file: None,
+            tls_config: None,
             slack_enabled: false,
             slack_webhook_url: String::new(),
             slack_webhook_url_file: None,
@@ -257,6 +261,9 @@ impl AlertConfig {
         let missing = |value: &str, file: &Option<PathBuf>| value.is_empty() && file.is_none();
         if self.resolve_after == 0 {
             e.invalid("resolve_after", "must be >= 1");
+        }
+        if let Some(t) = &self.tls_config {
+            e.scope("tls_config", |e| t.validate(e));
         }
         if self.queue_size == 0 {
             e.invalid("queue_size", "must be >= 1");

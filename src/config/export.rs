@@ -54,6 +54,9 @@ pub struct RemoteWriteConfig {
     /// HTTP basic authentication, as Prometheus's `remote_write` spells it.
     #[serde(default)]
     pub basic_auth: Option<BasicAuth>,
+    /// TLS towards the target (CA, client certificate), as Prometheus spells it.
+    #[serde(default)]
+    pub tls_config: Option<TlsClientConfig>,
     /// Message to send, as Prometheus names it: `prometheus.WriteRequest` (remote-write 1.0,
     /// default) or `io.prometheus.write.v2.Request` (2.0).
     #[serde(default)]
@@ -70,6 +73,38 @@ pub struct BasicAuth {
     pub password: Option<String>,
     /// File holding the password (read at start).
     pub password_file: Option<PathBuf>,
+}
+
+/// `tls_config` of an outgoing connection, as Prometheus spells it. Files are read when the
+/// client is built (at start).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsClientConfig {
+    /// PEM CA certificates the server's certificate must chain to (instead of the system's).
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate, for servers that ask for one (mutual TLS).
+    pub cert_file: Option<PathBuf>,
+    /// PEM key of `cert_file`.
+    pub key_file: Option<PathBuf>,
+    /// Not served: the name checked is the URL's host.
+    pub server_name: Option<String>,
+    /// Accept any server certificate (tests only: it makes TLS pointless against an attacker).
+    pub insecure_skip_verify: bool,
+}
+
+impl TlsClientConfig {
+    /// Reports every invalid field; pure.
+    pub fn validate(&self, e: &mut ConfigErrors) {
+        if self.cert_file.is_some() != self.key_file.is_some() {
+            e.invalid("cert_file", "cert_file and key_file go together");
+        }
+        if self.server_name.is_some() {
+            e.invalid(
+                "server_name",
+                "not supported: the name checked is the URL's host; connect by that name",
+            );
+        }
+    }
 }
 
 /// Remote-write protocol of a target.
@@ -130,6 +165,9 @@ impl RemoteWriteConfig {
         }
         if self.bearer_token.is_some() && self.bearer_token_file.is_some() {
             e.invalid("bearer_token", "set bearer_token or bearer_token_file, not both");
+        }
+        if let Some(t) = &self.tls_config {
+            e.scope("tls_config", |e| t.validate(e));
         }
     }
 }

@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 pub use alert::{AlertConfig, MinSeverity, SmtpTls};
 pub use detect::{DETECTORS, DetectConfig, ZScoreConfig};
 pub use error::{ConfigError, ConfigErrors, LoadError};
-pub use export::{BasicAuth, ExportConfig, RemoteWriteConfig, RemoteWriteMessage};
+pub use export::{BasicAuth, ExportConfig, RemoteWriteConfig, RemoteWriteMessage, TlsClientConfig};
 pub use iforest::IsolationForestConfig;
 pub use ingest::{IngestConfig, ScrapeConfig};
 pub use kmeans::KMeansConfig;

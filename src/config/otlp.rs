@@ -90,6 +90,10 @@ pub struct OtlpExportConfig {
     /// Resource attribute `service.name` of the exported scores.
     #[serde(default = "default_service_name")]
     pub service_name: String,
+    /// TLS towards an `https://` endpoint (CA, client certificate), as Prometheus spells
+    /// `tls_config`; `http_protobuf` only for now.
+    #[serde(default)]
+    pub tls_config: Option<super::TlsClientConfig>,
 }
 
 fn default_timeout() -> Duration {
@@ -128,6 +132,12 @@ impl OtlpExportConfig {
         }
         if self.min_backoff > self.max_backoff {
             e.invalid("min_backoff", "must be <= max_backoff");
+        }
+        if let Some(t) = &self.tls_config {
+            if self.protocol == OtlpProtocol::Grpc {
+                e.invalid("tls_config", "not served for protocol grpc yet; use http_protobuf");
+            }
+            e.scope("tls_config", |e| t.validate(e));
         }
         for k in self.headers.keys() {
             if k.is_empty() || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {

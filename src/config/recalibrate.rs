@@ -126,4 +126,27 @@ mod tests {
             ]
         );
     }
+
+    #[test]
+    fn fpr_control_and_outgoing_tls_keys_are_checked_by_name() {
+        let bad = Config::parse(
+            "detect:\n  fpr_control:\n    min_points: 10\n    max_decades: 7\nexport:\n  remote_write:\n    \
+             - url: https://x/api/v1/write\n      tls_config:\n        cert_file: c.pem\n        server_name: x\n\
+             alert:\n  tls_config:\n    key_file: k.pem\n",
+        )
+        .unwrap();
+        let paths: Vec<String> = bad.validate().into_iter().map(|e| e.path).collect();
+        for want in [
+            "detect.fpr_control.min_points",
+            "detect.fpr_control.max_decades",
+            "export.remote_write[0].tls_config.cert_file",
+            "export.remote_write[0].tls_config.server_name",
+            "alert.tls_config.cert_file",
+        ] {
+            assert!(paths.iter().any(|p| p == want), "{want} not in {paths:?}");
+        }
+        assert!(
+            Config::parse("detect:\n  fpr_control:\n    enabled: false\n").unwrap().validate().is_empty()
+        );
+    }
 }

@@ -135,7 +135,7 @@ pub enum OtlpSetupError {
     },
     /// The HTTP client cannot be built.
     #[error("export.otlp HTTP client: {0}")]
-    Http(#[from] reqwest::Error),
+    Http(#[from] crate::retry::ClientError),
 }
 
 impl OtlpClient {
@@ -153,12 +153,13 @@ impl OtlpClient {
                 }
                 Transport::Grpc(client.accept_compressed(CompressionEncoding::Gzip))
             }
-            OtlpProtocol::HttpProtobuf => Transport::Http(
-                crate::retry::http_client()
+            OtlpProtocol::HttpProtobuf => {
+                let client = crate::retry::http_client()
                     .timeout(cfg.timeout)
-                    .user_agent(concat!("dwcp-anomaly/", env!("CARGO_PKG_VERSION")))
-                    .build()?,
-            ),
+                    .user_agent(concat!("dwcp-anomaly/", env!("CARGO_PKG_VERSION")));
+                let client = crate::retry::with_tls(client, cfg.tls_config.as_ref())?;
+                Transport::Http(client.build().map_err(crate::retry::ClientError::from)?)
+            }
         };
         let retry =
             RetryPolicy { retries: cfg.max_retries, backoff: cfg.min_backoff, max_backoff: cfg.max_backoff };

@@ -14,7 +14,7 @@ use tracing::{debug, warn};
 use crate::config::{RemoteWriteConfig, RemoteWriteMessage};
 use crate::proto::remote_write::{Encoder, compress};
 use crate::proto::remote_write_v2::{self, EncoderV2};
-use crate::retry::RetryPolicy;
+use crate::retry::{ClientError, RetryPolicy};
 use crate::rng::Rng;
 use crate::telemetry::Telemetry;
 
@@ -87,15 +87,11 @@ pub struct RemoteWriteClient {
 
 impl RemoteWriteClient {
     /// A client for `cfg`; `id` is the `exporter` label (e.g. `remote_write[0]`).
-    pub fn new(
-        cfg: RemoteWriteConfig,
-        id: String,
-        telemetry: Arc<Telemetry>,
-    ) -> Result<Self, reqwest::Error> {
+    pub fn new(cfg: RemoteWriteConfig, id: String, telemetry: Arc<Telemetry>) -> Result<Self, ClientError> {
         let client = crate::retry::http_client()
             .timeout(cfg.timeout)
-            .user_agent(concat!("dwcp-anomaly/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+            .user_agent(concat!("dwcp-anomaly/", env!("CARGO_PKG_VERSION")));
+        let client = crate::retry::with_tls(client, cfg.tls_config.as_ref())?.build()?;
         let retry =
             RetryPolicy { retries: cfg.max_retries, backoff: cfg.min_backoff, max_backoff: cfg.max_backoff };
         Ok(Self { cfg, client, id, telemetry, retry })
@@ -203,7 +199,7 @@ pub fn spawn(
     targets: &[RemoteWriteConfig],
     telemetry: &Arc<Telemetry>,
     shutdown: &watch::Receiver<bool>,
-) -> Result<Vec<ExporterHandle>, reqwest::Error> {
+) -> Result<Vec<ExporterHandle>, ClientError> {
     targets
         .iter()
         .enumerate()

@@ -42,9 +42,9 @@ pub enum PipelineError {
     /// The profile's selectors are invalid.
     #[error("invalid profile: {0}")]
     Profile(#[from] SelectorError),
-    /// An HTTP client could not be built.
-    #[error("cannot build HTTP client: {0}")]
-    Client(#[from] reqwest::Error),
+    /// A remote-write client could not be built.
+    #[error("cannot build the remote-write client: export.remote_write: {0}")]
+    Client(#[from] crate::retry::ClientError),
     /// An OTLP exporter could not be set up.
     #[error("{0}")]
     Otlp(#[from] export::otlp::OtlpSetupError),
