@@ -31,11 +31,11 @@ pub use embed::{
 mod sample; // labels, samples, series views, reserved names, selectors, reject reasons
 mod rng; // the deterministic random numbers every detector and the simulator use
 mod rfc3339; // timestamps as people and Alertmanager write them
-mod retry; // outgoing requests: the HTTP client builder and one retry policy (→ rng)
 
 // Formats and settings.
 mod proto; // wire formats: remote-write 1.0/2.0 and the ONNX protobuf subset (→ sample)
 mod config; // the YAML configuration, validated with the key named (→ sample)
+mod retry; // outgoing requests: the HTTP client builder with tls_config, one retry policy (→ rng, config)
 mod telemetry; // the service's own metrics and spans (→ config, sample)
 
 // The flow.
