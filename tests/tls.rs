@@ -330,3 +330,93 @@ async fn scores_and_alerts_go_out_over_tls_with_basic_auth_to_prometheus_and_ale
     assert!(scores >= 1, "{}", logs());
     assert!(!std::fs::read_to_string(&svc.log).unwrap().contains(PASSWORD));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_opentelemetry_sdk_exports_over_tls_with_a_bearer_token_to_grpc_and_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("dwcp test CA");
+    let server = ca.leaf("dwcp-anomaly", ExtendedKeyUsagePurpose::ServerAuth);
+    let web = write_web(dir.path(), &ca, &server, "NoClientCert");
+    let replay = dir.path().join("replay");
+    run_cli(&[
+        "simulate",
+        "--entities",
+        "2",
+        "--step",
+        "1s",
+        "--seed",
+        "5",
+        "csv",
+        "--out",
+        replay.to_str().unwrap(),
+        "--duration",
+        "12s",
+    ]);
+    let (port, grpc_port) = (free_port(), free_port());
+    let cfg = dir.path().join("service.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "listen: 127.0.0.1:{port}\ncheck_interval: 1s\nweb_config_file: {}\ndetect:\n  min_fit_points: 5\n",
+            web.display()
+        ),
+    )
+    .unwrap();
+    let svc = spawn("service", &service_bin(), &serve_args(&cfg, grpc_port), dir.path());
+    let tls = client(&ca, None);
+    let base = format!("https://127.0.0.1:{port}");
+    eventually(Duration::from_secs(20), "service ready over TLS", || get_ok(&tls, format!("{base}/-/ready")))
+        .await;
+
+    let csv = |n: u32| replay.join(format!("dwcp-node-0{n}.csv")).display().to_string();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/otel_replay.py");
+    let args: Vec<String> = vec![
+        script.display().to_string(),
+        "--interval".into(),
+        "0.5".into(),
+        "--target".into(),
+        format!("dwcp-node-01=grpc:https://127.0.0.1:{grpc_port}:{}", csv(1)),
+        "--target".into(),
+        format!("dwcp-node-02=http:{base}/v1/metrics:{}", csv(2)),
+    ];
+    let env = [
+        ("OTEL_REPLAY_CA_FILE", dir.path().join("ca.pem").display().to_string()),
+        ("OTEL_REPLAY_BEARER_TOKEN", TOKEN.to_string()),
+    ];
+    let replay_proc = spawn_env("otel_replay", &python(), &args, dir.path(), &env);
+    let auth = format!("Bearer {TOKEN}");
+    let metrics = eventually(Duration::from_secs(60), "both SDK exporters' entities scored", || async {
+        let text = tls
+            .get(format!("{base}/metrics"))
+            .header("Authorization", &auth)
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        let scored = |inst: &str| {
+            text.lines().any(|l| {
+                l.starts_with("anomaly_score{")
+                    && l.contains("detector=\"ensemble\"")
+                    && l.contains(&format!("instance=\"{inst}\""))
+            })
+        };
+        (scored("dwcp-node-01") && scored("dwcp-node-02")).then_some(text)
+    })
+    .await;
+    // Both protocols were accepted (counted by protocol), none refused for credentials.
+    for protocol in ["otlp_grpc", "otlp_http"] {
+        assert!(
+            metrics.lines().any(|l| l.starts_with("dwcp_anomaly_ingest_samples_received_total{")
+                && l.contains(&format!("protocol=\"{protocol}\""))
+                && !l.ends_with(" 0")),
+            "{protocol}: no samples\n{}\n{}",
+            replay_proc.tail(),
+            svc.tail()
+        );
+    }
+    assert!(
+        !metrics.lines().any(|l| l.starts_with("dwcp_anomaly_auth_failures_total{") && !l.ends_with(" 0"))
+    );
+}
