@@ -44,7 +44,10 @@ async fn credentials_are_required_everywhere_but_the_health_probes() {
         dir.path(),
         port,
         grpc_port,
-        &format!("web_config_file: {}\n", web.display()),
+        &format!(
+            "web_config_file: {}\ningest:\n  max_request_bytes: 65536\n  max_decoded_bytes: 65536\n",
+            web.display()
+        ),
     )
     .await;
     let client = dwcp_anomaly::internals::retry::http_client().build().unwrap();
@@ -106,6 +109,20 @@ async fn credentials_are_required_everywhere_but_the_health_probes() {
     let mut req = tonic::Request::new(ExportMetricsServiceRequest::default());
     req.metadata_mut().insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
     grpc.export(req).await.unwrap();
+    // The credentials are checked before the message is read: a message over the decoding
+    // limit is refused for its missing credentials, not decoded (it would be refused for its
+    // size with them).
+    let mut big = ExportMetricsServiceRequest::default();
+    big.resource_metrics.push(opentelemetry_proto::tonic::metrics::v1::ResourceMetrics {
+        schema_url: "x".repeat(200_000),
+        ..Default::default()
+    });
+    let err = grpc.export(big.clone()).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unauthenticated, "{err}");
+    let mut req = tonic::Request::new(big);
+    req.metadata_mut().insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
+    let err = grpc.export(req).await.unwrap_err();
+    assert_ne!(err.code(), tonic::Code::Unauthenticated, "{err}");
 
     // Every refusal counted by listener and reason, and no secret anywhere in the log.
     let metrics = client

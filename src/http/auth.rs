@@ -138,6 +138,26 @@ impl WebAuth {
         verdict
     }
 
+    /// The part of [`admit`](Self::admit) that needs no blocking thread, for callers that
+    /// cannot wait (the gRPC interceptor, which runs before the message is decoded):
+    /// `Ok(true)` admitted, `Ok(false)` a user and password not verified before (bcrypt still
+    /// to pay through `admit`), `Err` refused and counted.
+    pub fn screen(
+        &self,
+        authorization: Option<&[u8]>,
+        telemetry: &Telemetry,
+        listener: &str,
+    ) -> Result<bool, AuthFailure> {
+        match self.check_fast(authorization) {
+            Ok(Verdict::Done) => Ok(true),
+            Ok(Verdict::Bcrypt(_)) => Ok(false),
+            Err(reason) => {
+                telemetry.auth_failures.with(&[listener, reason.as_str()]).inc();
+                Err(reason)
+            }
+        }
+    }
+
     /// Everything but bcrypt: the header's form, bearer tokens, the cache of verified pairs.
     fn check_fast(&self, authorization: Option<&[u8]>) -> Result<Verdict, AuthFailure> {
         let Some(value) = authorization else { return Err(AuthFailure::Missing) };

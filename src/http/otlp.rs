@@ -100,13 +100,14 @@ impl MetricsService for GrpcService {
         request: tonic::Request<ExportMetricsServiceRequest>,
     ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
         let st = &self.0;
-        if let Some(auth) = st.auth.as_ref().filter(|a| a.protects("/v1/metrics")) {
+        // The interceptor admitted bearer tokens and known pairs before decoding; a new user and
+        // password pays bcrypt here, on a blocking thread.
+        if let Some(auth) = st.auth.as_ref().filter(|a| a.protects("/v1/metrics"))
+            && request.extensions().get::<Admitted>().is_none()
+        {
             let header = request.metadata().get("authorization").map(|v| v.as_bytes());
             if let Err(reason) = auth.admit(header, &st.telemetry, "otlp_grpc").await {
-                return Err(tonic::Status::unauthenticated(format!(
-                    "{}: send Basic credentials or a Bearer token in the authorization metadata",
-                    reason.as_str()
-                )));
+                return Err(unauthenticated(reason));
             }
         }
         let start = std::time::SystemTime::now();
@@ -134,13 +135,46 @@ impl MetricsService for GrpcService {
     }
 }
 
-/// The tonic service for `MetricsService/Export`, accepting and answering gzip.
-pub fn grpc_service(state: AppState) -> MetricsServiceServer<GrpcService> {
+fn unauthenticated(reason: super::auth::AuthFailure) -> tonic::Status {
+    tonic::Status::unauthenticated(format!(
+        "{}: send Basic credentials or a Bearer token in the authorization metadata",
+        reason.as_str()
+    ))
+}
+
+/// Marks a request the interceptor admitted.
+#[derive(Clone, Copy)]
+struct Admitted;
+
+/// Checks credentials from the metadata before the message is read and decoded: a request
+/// without credentials, or with a wrong token, costs no decoding.
+#[derive(Clone)]
+pub struct AuthInterceptor(AppState);
+
+impl tonic::service::Interceptor for AuthInterceptor {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        let st = &self.0;
+        if let Some(auth) = st.auth.as_ref().filter(|a| a.protects("/v1/metrics")) {
+            let header = request.metadata().get("authorization").map(|v| v.as_bytes());
+            if auth.screen(header, &st.telemetry, "otlp_grpc").map_err(unauthenticated)? {
+                request.extensions_mut().insert(Admitted);
+            }
+        }
+        Ok(request)
+    }
+}
+
+/// The tonic service for `MetricsService/Export`, accepting and answering gzip, behind the
+/// credential check.
+pub fn grpc_service(
+    state: AppState,
+) -> tonic::service::interceptor::InterceptedService<MetricsServiceServer<GrpcService>, AuthInterceptor> {
     let limit = state.limits.max_decoded_bytes;
-    MetricsServiceServer::new(GrpcService(state))
+    let server = MetricsServiceServer::new(GrpcService(state.clone()))
         .accept_compressed(CompressionEncoding::Gzip)
         .send_compressed(CompressionEncoding::Gzip)
-        .max_decoding_message_size(limit)
+        .max_decoding_message_size(limit);
+    tonic::service::interceptor::InterceptedService::new(server, AuthInterceptor(state))
 }
 
 /// Serves OTLP/gRPC on `listener` (over TLS from `tls` when given) until `shutdown` resolves.
