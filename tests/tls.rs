@@ -420,3 +420,67 @@ async fn the_opentelemetry_sdk_exports_over_tls_with_a_bearer_token_to_grpc_and_
         !metrics.lines().any(|l| l.starts_with("dwcp_anomaly_auth_failures_total{") && !l.ends_with(" 0"))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scores_go_out_over_otlp_grpc_and_http_with_tls_and_a_bearer_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("receiver CA");
+    let server = ca.leaf("receiver", ExtendedKeyUsagePurpose::ServerAuth);
+    let web = write_web(dir.path(), &ca, &server, "NoClientCert");
+    // The receiver: another instance of the service with TLS and a bearer token on both
+    // OTLP listeners; it counts what arrives by protocol.
+    let (recv_port, recv_grpc) = (free_port(), free_port());
+    let recv_cfg = dir.path().join("receiver.yaml");
+    std::fs::write(&recv_cfg, format!("listen: 127.0.0.1:{recv_port}\nweb_config_file: {}\n", web.display()))
+        .unwrap();
+    let receiver = spawn("receiver", &service_bin(), &serve_args(&recv_cfg, recv_grpc), dir.path());
+    let tls = client(&ca, None);
+    let recv = format!("https://127.0.0.1:{recv_port}");
+    eventually(Duration::from_secs(20), "receiver ready", || get_ok(&tls, format!("{recv}/-/ready"))).await;
+
+    let ca_file = dir.path().join("ca.pem");
+    let target = |endpoint: String, protocol: &str| {
+        format!(
+            "    - endpoint: {endpoint}\n      protocol: {protocol}\n      headers:\n        authorization: Bearer {TOKEN}\n      \
+             tls_config:\n        ca_file: {}\n",
+            ca_file.display()
+        )
+    };
+    let port = free_port();
+    let config = format!(
+        "check_interval: 1s\nexport:\n  otlp:\n{}{}",
+        target(format!("https://127.0.0.1:{recv_grpc}"), "grpc"),
+        target(format!("{recv}/v1/metrics"), "http_protobuf")
+    );
+    let svc = start_service("sender", dir.path(), port, &config).await;
+    push_simulated(port, "4s", None);
+    let auth = format!("Bearer {TOKEN}");
+    let received = |text: &str, protocol: &str| {
+        text.lines()
+            .filter(|l| {
+                l.starts_with("dwcp_anomaly_ingest_samples_received_total{")
+                    && l.contains(&format!("protocol=\"{protocol}\""))
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+    let text = eventually(Duration::from_secs(30), "scores received over both protocols", || async {
+        let text = tls
+            .get(format!("{recv}/metrics"))
+            .header("Authorization", &auth)
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        (received(&text, "otlp_grpc") > 0.0 && received(&text, "otlp_http") > 0.0).then_some(text)
+    })
+    .await;
+    assert!(
+        !text.lines().any(|l| l.starts_with("dwcp_anomaly_auth_failures_total{") && !l.ends_with(" 0")),
+        "{}\n{}",
+        svc.tail(),
+        receiver.tail()
+    );
+}

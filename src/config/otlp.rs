@@ -91,7 +91,7 @@ pub struct OtlpExportConfig {
     #[serde(default = "default_service_name")]
     pub service_name: String,
     /// TLS towards an `https://` endpoint (CA, client certificate), as Prometheus spells
-    /// `tls_config`; `http_protobuf` only for now.
+    /// `tls_config`.
     #[serde(default)]
     pub tls_config: Option<super::TlsClientConfig>,
 }
@@ -134,8 +134,8 @@ impl OtlpExportConfig {
             e.invalid("min_backoff", "must be <= max_backoff");
         }
         if let Some(t) = &self.tls_config {
-            if self.protocol == OtlpProtocol::Grpc {
-                e.invalid("tls_config", "not served for protocol grpc yet; use http_protobuf");
+            if self.protocol == OtlpProtocol::Grpc && t.insecure_skip_verify {
+                e.invalid("tls_config.insecure_skip_verify", "not served for protocol grpc; give ca_file");
             }
             e.scope("tls_config", |e| t.validate(e));
         }

@@ -136,6 +136,39 @@ pub enum OtlpSetupError {
     /// The HTTP client cannot be built.
     #[error("export.otlp HTTP client: {0}")]
     Http(#[from] crate::retry::ClientError),
+    /// A file of `tls_config` is missing or not PEM, or TLS cannot be set up (gRPC).
+    #[error("export.otlp {key}: {file}: {reason}")]
+    Tls {
+        /// The key naming the file.
+        key: &'static str,
+        /// The file (or endpoint).
+        file: std::path::PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// `tls_config` for a gRPC channel: `ca_file` as the only roots, `cert_file`/`key_file` as the
+/// client's identity.
+fn grpc_tls(
+    tls: &crate::config::TlsClientConfig,
+) -> Result<tonic::transport::ClientTlsConfig, OtlpSetupError> {
+    let read = |key: &'static str, file: &std::path::Path| {
+        std::fs::read(file).map_err(|e| OtlpSetupError::Tls {
+            key,
+            file: file.to_path_buf(),
+            reason: e.to_string(),
+        })
+    };
+    let mut c = tonic::transport::ClientTlsConfig::new();
+    if let Some(ca) = &tls.ca_file {
+        c = c.ca_certificate(tonic::transport::Certificate::from_pem(read("tls_config.ca_file", ca)?));
+    }
+    if let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) {
+        let (cert, key) = (read("tls_config.cert_file", cert)?, read("tls_config.key_file", key)?);
+        c = c.identity(tonic::transport::Identity::from_pem(cert, key));
+    }
+    Ok(c)
 }
 
 impl OtlpClient {
@@ -143,10 +176,17 @@ impl OtlpClient {
     pub fn new(cfg: OtlpExportConfig, id: String, telemetry: Arc<Telemetry>) -> Result<Self, OtlpSetupError> {
         let transport = match cfg.protocol {
             OtlpProtocol::Grpc => {
-                let endpoint = Channel::from_shared(cfg.endpoint.clone())
+                let mut endpoint = Channel::from_shared(cfg.endpoint.clone())
                     .map_err(|source| OtlpSetupError::Endpoint { endpoint: cfg.endpoint.clone(), source })?
                     .timeout(cfg.timeout)
                     .connect_timeout(cfg.timeout);
+                if let Some(tls) = &cfg.tls_config {
+                    endpoint = endpoint.tls_config(grpc_tls(tls)?).map_err(|e| OtlpSetupError::Tls {
+                        key: "tls_config",
+                        file: cfg.endpoint.clone().into(),
+                        reason: e.to_string(),
+                    })?;
+                }
                 let mut client = MetricsServiceClient::new(endpoint.connect_lazy());
                 if cfg.gzip {
                     client = client.send_compressed(CompressionEncoding::Gzip);
