@@ -35,6 +35,11 @@ impl Drop for Sink {
 }
 
 fn start_sink(dir: &Path) -> Sink {
+    start_sink_tls(dir, &[])
+}
+
+/// The sink; with `[cert, key]` files it offers STARTTLS and requires it.
+fn start_sink_tls(dir: &Path, tls: &[&Path]) -> Sink {
     let port = free_port();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/smtp_sink.py");
     let out = dir.join("mail");
@@ -42,6 +47,7 @@ fn start_sink(dir: &Path) -> Sink {
         .arg(&script)
         .arg(port.to_string())
         .arg(&out)
+        .args(tls)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -201,4 +207,42 @@ async fn starttls_is_required_when_asked_for_and_a_bad_sender_is_named() {
     cfg.email_from = "not an address".into();
     let err = Email::new(&cfg, links()).err().expect("a bad sender is refused").to_string();
     assert!(err.starts_with("alert.email_from:"), "{err}");
+}
+
+#[tokio::test]
+async fn starttls_verifies_the_server_against_tls_config_ca_file() {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let dir = tempfile::tempdir().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap().signed_by(&key, &ca).unwrap();
+    let d = dir.path();
+    let (cert_file, key_file, ca_file) = (d.join("smtp.crt"), d.join("smtp.key"), d.join("ca.pem"));
+    std::fs::write(&cert_file, cert.pem()).unwrap();
+    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let sink = start_sink_tls(d, &[&cert_file, &key_file]);
+
+    // Without the CA the server's certificate is not trusted: nothing is delivered.
+    let mut cfg = config(sink.port, &["oncall@example.org"]);
+    cfg.email_smtp_tls = SmtpTls::Starttls;
+    let t = deliver(&cfg, &[event(AlertKind::Firing)]).await;
+    assert_eq!(t.alerts_sent.value(&["email", "critical"]), 0.0);
+    assert!(messages(&sink.dir).is_empty());
+
+    // With it, the message goes through STARTTLS.
+    cfg.tls_config = Some(dwcp_anomaly::internals::config::TlsClientConfig {
+        ca_file: Some(ca_file),
+        ..Default::default()
+    });
+    let t = deliver(&cfg, &[event(AlertKind::Firing)]).await;
+    let got = eventually(Duration::from_secs(10), "the message over STARTTLS", || async {
+        let m = messages(&sink.dir);
+        (m.len() == 1).then_some(m)
+    })
+    .await;
+    assert_eq!(got[0]["rcpt_tos"], serde_json::json!(["oncall@example.org"]));
+    assert_eq!(t.alerts_sent.value(&["email", "critical"]), 1.0);
 }

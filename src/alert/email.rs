@@ -6,6 +6,7 @@
 
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, CertificateStore, Identity, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::dispatch::{Channel, SendError};
@@ -30,6 +31,32 @@ pub struct EmailConfigError {
     pub reason: String,
 }
 
+/// `alert.tls_config` as lettre's TLS parameters: `ca_file` as the only roots, the client's
+/// identity from `cert_file`/`key_file`.
+fn tls_parameters(
+    host: &str,
+    tls: &crate::config::TlsClientConfig,
+) -> Result<TlsParameters, (&'static str, String)> {
+    let read = |key: &'static str, file: &std::path::Path| {
+        std::fs::read(file).map_err(|e| (key, format!("{}: {e}", file.display())))
+    };
+    let mut p = TlsParameters::builder(host.to_string());
+    if let Some(ca) = &tls.ca_file {
+        let cert = Certificate::from_pem(&read("tls_config.ca_file", ca)?)
+            .map_err(|e| ("tls_config.ca_file", format!("{}: {e}", ca.display())))?;
+        p = p.certificate_store(CertificateStore::None).add_root_certificate(cert);
+    }
+    if let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) {
+        let identity =
+            Identity::from_pem(&read("tls_config.cert_file", cert)?, &read("tls_config.key_file", key)?)
+                .map_err(|e| ("tls_config.key_file", format!("{}: {e}", key.display())))?;
+        p = p.identify_with(identity);
+    }
+    p.dangerous_accept_invalid_certs(tls.insecure_skip_verify)
+        .build_rustls()
+        .map_err(|e| ("tls_config", e.to_string()))
+}
+
 impl Email {
     /// The channel configured by `cfg`'s `email_*` keys.
     pub fn new(cfg: &AlertConfig, links: Links) -> Result<Self, EmailConfigError> {
@@ -43,6 +70,15 @@ impl Email {
             SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host),
         };
         let mut builder = builder.port(cfg.email_smtp_port).timeout(Some(cfg.timeout));
+        if let Some(tls) = &cfg.tls_config
+            && cfg.email_smtp_tls != SmtpTls::None
+        {
+            let params = tls_parameters(host, tls).map_err(|(key, reason)| err(key, reason))?;
+            builder = builder.tls(match cfg.email_smtp_tls {
+                SmtpTls::Tls => Tls::Wrapper(params),
+                _ => Tls::Required(params),
+            });
+        }
         if !cfg.email_username.is_empty() {
             builder =
                 builder.credentials(Credentials::new(cfg.email_username.clone(), cfg.email_password.clone()));
