@@ -52,7 +52,10 @@ fn bodies() -> Vec<Vec<u8>> {
 
 fn bench(c: &mut Criterion) {
     let bodies = bodies();
-    let limits = Limits { max_decoded_bytes: 64 << 20 };
+    let limits = Limits {
+        max_decoded_bytes: 64 << 20,
+        series: dwcp_anomaly::internals::ingest::SeriesLimits::DEFAULT,
+    };
     let mut g = c.benchmark_group("remote_write_1000_series");
     g.throughput(Throughput::Elements(SERIES as u64));
 
@@ -153,7 +156,10 @@ impl SampleSink for Discard {
 
 fn bench_otlp(c: &mut Criterion) {
     let bodies = otlp_bodies();
-    let limits = Limits { max_decoded_bytes: 64 << 20 };
+    let limits = Limits {
+        max_decoded_bytes: 64 << 20,
+        series: dwcp_anomaly::internals::ingest::SeriesLimits::DEFAULT,
+    };
     let opts = MapOptions::default();
     let points = SERIES.div_ceil(METRICS.len()) * METRICS.len();
     let mut g = c.benchmark_group("otlp_1001_points");

@@ -129,8 +129,13 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<()> {
     let shutdown = shutdown_signal();
     for target in &cfg.scrape {
         info!(url = %target.url, interval = ?target.interval, "Scraping.");
-        let task =
-            ingest::scrape::run(target.clone(), pipeline.sink(), Arc::clone(&telemetry), shutdown.clone());
+        let task = ingest::scrape::run(
+            target.clone(),
+            ingest::SeriesLimits::from_config(&cfg.ingest),
+            pipeline.sink(),
+            Arc::clone(&telemetry),
+            shutdown.clone(),
+        );
         tokio::spawn(task);
     }
     let pipeline_task = pipeline.spawn(shutdown.clone())?;

@@ -98,6 +98,7 @@ impl DetectConfig {
         let mut c = Self { target_fpr: Some(0.005), fit_window: 5000, shape_rules: true, ..Self::default() };
         c.enable_only(&DETECTORS).expect("every detector is known");
         c.recalibrate.enabled = true;
+        c.fpr_control.enabled = true;
         c
     }
 

@@ -18,11 +18,25 @@ pub struct IngestConfig {
     /// Ingest requests (remote-write, OTLP/HTTP, OTLP/gRPC) handled at once; beyond it a
     /// request is refused as retryable (HTTP 503 with `Retry-After`, gRPC `UNAVAILABLE`).
     pub max_concurrent_requests: usize,
+    /// Labels one series may carry, `__name__` included; a series with more is rejected
+    /// (`too_many_labels`) and the rest of the request kept.
+    pub max_labels_per_series: usize,
+    /// Longest label name in bytes (`label_name_too_long`).
+    pub max_label_name_length: usize,
+    /// Longest label value in bytes (`label_value_too_long`).
+    pub max_label_value_length: usize,
 }
 
 impl Default for IngestConfig {
     fn default() -> Self {
-        Self { max_request_bytes: 16 << 20, max_decoded_bytes: 64 << 20, max_concurrent_requests: 64 }
+        Self {
+            max_request_bytes: 16 << 20,
+            max_decoded_bytes: 64 << 20,
+            max_concurrent_requests: 64,
+            max_labels_per_series: 128,
+            max_label_name_length: 1024,
+            max_label_value_length: 4096,
+        }
     }
 }
 

@@ -226,6 +226,16 @@ impl Config {
             if self.ingest.max_concurrent_requests == 0 {
                 e.invalid("max_concurrent_requests", "must be > 0");
             }
+            // A series needs its name, a job and an instance; names and values need room.
+            if self.ingest.max_labels_per_series < 3 {
+                e.invalid("max_labels_per_series", "must be >= 3");
+            }
+            if self.ingest.max_label_name_length < 16 {
+                e.invalid("max_label_name_length", "must be >= 16");
+            }
+            if self.ingest.max_label_value_length < 16 {
+                e.invalid("max_label_value_length", "must be >= 16");
+            }
         });
         for (i, t) in self.scrape.iter().enumerate() {
             errs.scope(&format!("scrape[{i}]"), |e| t.validate(e));

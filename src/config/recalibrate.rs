@@ -65,7 +65,7 @@ pub struct FprControlConfig {
 
 impl Default for FprControlConfig {
     fn default() -> Self {
-        Self { enabled: true, window: 5000, min_points: 500, max_decades: 1.0 }
+        Self { enabled: false, window: 5000, min_points: 500, max_decades: 1.0 }
     }
 }
 

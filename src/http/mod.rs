@@ -66,9 +66,13 @@ impl AppState {
             sink,
             scores,
             telemetry,
-            limits: remote_write::Limits { max_decoded_bytes: cfg.ingest.max_decoded_bytes },
+            limits: remote_write::Limits {
+                max_decoded_bytes: cfg.ingest.max_decoded_bytes,
+                series: ingest::SeriesLimits::from_config(&cfg.ingest),
+            },
             otlp: Arc::new(ingest::otlp::MapOptions {
                 promote_resource_attributes: cfg.otlp.promote_resource_attributes.clone(),
+                limits: ingest::SeriesLimits::from_config(&cfg.ingest),
             }),
             in_flight: Arc::new(tokio::sync::Semaphore::new(cfg.ingest.max_concurrent_requests)),
             max_request_bytes: cfg.ingest.max_request_bytes,

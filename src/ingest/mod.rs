@@ -15,10 +15,72 @@ use crate::telemetry::Telemetry;
 
 pub use error::IngestError;
 
-/// Validates each series (counting the invalid ones by reason in `out` and reporting their
-/// position to `invalid`), stores the valid ones in `sink` and adds its counts to `out`.
+/// Per-series size limits (`ingest.max_labels_per_series`, `max_label_name_length`,
+/// `max_label_value_length`), checked with each series' validity: a series over one is
+/// rejected by reason and the rest of its request kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeriesLimits {
+    /// Labels per series, `__name__` included.
+    pub max_labels: usize,
+    /// Bytes per label name.
+    pub max_name_bytes: usize,
+    /// Bytes per label value.
+    pub max_value_bytes: usize,
+}
+
+impl Default for SeriesLimits {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+impl SeriesLimits {
+    /// The defaults of `ingest` (a test keeps them equal to the configuration's).
+    pub const DEFAULT: Self = Self { max_labels: 128, max_name_bytes: 1024, max_value_bytes: 4096 };
+
+    /// The limits `cfg` sets.
+    pub fn from_config(cfg: &crate::config::IngestConfig) -> Self {
+        Self {
+            max_labels: cfg.max_labels_per_series,
+            max_name_bytes: cfg.max_label_name_length,
+            max_value_bytes: cfg.max_label_value_length,
+        }
+    }
+
+    /// The first limit `s` exceeds.
+    pub fn check(&self, s: &SeriesRef<'_>) -> Result<(), RejectReason> {
+        if s.labels.len() > self.max_labels {
+            return Err(RejectReason::TooManyLabels);
+        }
+        for l in &s.labels {
+            if l.name.len() > self.max_name_bytes {
+                return Err(RejectReason::LabelNameTooLong);
+            }
+            if l.value.len() > self.max_value_bytes {
+                return Err(RejectReason::LabelValueTooLong);
+            }
+        }
+        Ok(())
+    }
+
+    /// The configuration key and value behind a limit's reason (for error bodies).
+    pub fn describe(&self, reason: RejectReason) -> Option<String> {
+        let (key, value) = match reason {
+            RejectReason::TooManyLabels => ("max_labels_per_series", self.max_labels),
+            RejectReason::LabelNameTooLong => ("max_label_name_length", self.max_name_bytes),
+            RejectReason::LabelValueTooLong => ("max_label_value_length", self.max_value_bytes),
+            _ => return None,
+        };
+        Some(format!("{}: over ingest.{key} = {value}", reason.as_str()))
+    }
+}
+
+/// Validates each series against `limits` and its own form (counting the invalid ones by
+/// reason in `out` and reporting their position to `invalid`), stores the valid ones in `sink`
+/// and adds its counts to `out`.
 pub(crate) fn store<'s, 'a: 's>(
     series: impl IntoIterator<Item = &'s SeriesRef<'a>>,
+    limits: &SeriesLimits,
     sink: &dyn SampleSink,
     out: &mut IngestOutcome,
     mut invalid: impl FnMut(usize),
@@ -26,7 +88,14 @@ pub(crate) fn store<'s, 'a: 's>(
     let series = series.into_iter();
     let mut valid: Vec<&SeriesRef<'_>> = Vec::with_capacity(series.size_hint().0);
     for (i, s) in series.enumerate() {
-        match remote_write::validate(s) {
+        let checked = limits.check(s).inspect_err(|r| {
+            if let Some(d) = limits.describe(*r)
+                && !out.limits_hit.contains(&d)
+            {
+                out.limits_hit.push(d);
+            }
+        });
+        match checked.and_then(|()| remote_write::validate(s)) {
             Ok(()) => valid.push(s),
             Err(reason) => {
                 out.reject(reason, s.samples.len() as u64);
@@ -84,6 +153,8 @@ pub struct IngestOutcome {
     pub samples_unmatched: u64,
     /// Rejected samples by reason (series-level reasons count each of the series' samples).
     pub rejected: Vec<(RejectReason, u64)>,
+    /// The limits series were rejected for, with their keys and values (for the answer).
+    pub limits_hit: Vec<String>,
 }
 
 impl IngestOutcome {
@@ -118,12 +189,17 @@ impl IngestOutcome {
         let mut parts: Vec<String> =
             self.rejected.iter().map(|(r, n)| format!("{}={n}", r.as_str())).collect();
         parts.sort();
-        format!(
+        let mut s = format!(
             "accepted {} of {} samples; rejected {}: {}",
             self.samples_accepted,
             self.samples_received,
             self.rejected.iter().map(|(_, n)| n).sum::<u64>(),
             parts.join(" ")
-        )
+        );
+        for l in &self.limits_hit {
+            s.push_str("; ");
+            s.push_str(l);
+        }
+        s
     }
 }

@@ -23,7 +23,7 @@ use crate::config::ScrapeConfig;
 use crate::sample::{LABEL_INSTANCE, LABEL_JOB, LABEL_NAME, SampleRef, SeriesRef, one_sample_series};
 use crate::telemetry::Telemetry;
 
-use super::{IngestOutcome, SampleSink, store};
+use super::{IngestOutcome, SampleSink, SeriesLimits, store};
 
 /// `Accept` header of a scrape, as Prometheus sends it.
 const ACCEPT: &str =
@@ -80,14 +80,14 @@ pub fn parse(text: &str, now_ms: i64, target: &[(String, String)], honor_labels:
 }
 
 /// Validates and stores parsed samples.
-pub fn ingest(samples: &[Owned], sink: &dyn SampleSink) -> IngestOutcome {
+pub fn ingest(samples: &[Owned], limits: &SeriesLimits, sink: &dyn SampleSink) -> IngestOutcome {
     let views: Vec<SeriesRef<'_>> = samples.iter().map(|(labels, s)| one_sample_series(labels, *s)).collect();
     let mut out = IngestOutcome {
         series: views.len() as u64,
         samples_received: views.len() as u64,
         ..IngestOutcome::default()
     };
-    store(&views, sink, &mut out, |_| {});
+    store(&views, limits, sink, &mut out, |_| {});
     out
 }
 
@@ -105,6 +105,7 @@ pub fn target_labels(cfg: &ScrapeConfig) -> Vec<(String, String)> {
 /// Scrapes `cfg`'s target every `interval` until `shutdown`.
 pub async fn run(
     cfg: ScrapeConfig,
+    limits: SeriesLimits,
     sink: Arc<dyn SampleSink>,
     telemetry: Arc<Telemetry>,
     mut shutdown: watch::Receiver<bool>,
@@ -144,7 +145,7 @@ pub async fn run(
         match result {
             Ok(text) => {
                 let parsed = parse(&text, now_ms, &labels, cfg.honor_labels);
-                let out = ingest(&parsed, sink.as_ref());
+                let out = ingest(&parsed, &limits, sink.as_ref());
                 out.record("scrape", &telemetry);
                 up.set(1.0);
                 samples.set(parsed.len() as f64);

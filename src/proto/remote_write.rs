@@ -22,6 +22,9 @@ use crate::sample::{LabelRef, SampleRef, SeriesRef};
 pub struct WriteRequestRef<'a> {
     /// The request's series in wire order.
     pub series: Vec<SeriesRef<'a>>,
+    /// Series left out because a label name or value is not UTF-8 (protobuf `string`s must
+    /// be), and their samples: the message around them is intact, so the rest is kept.
+    pub invalid_utf8: (u64, u64),
 }
 
 /// Decodes a protobuf `WriteRequest` (already snappy-decompressed).
@@ -31,11 +34,32 @@ pub fn decode(buf: &[u8]) -> Result<WriteRequestRef<'_>, WireError> {
     while !r.is_empty() {
         let (field, wt) = r.key()?;
         match (field, wt) {
-            (1, wire::LEN) => out.series.push(decode_series(r.bytes()?)?),
+            (1, wire::LEN) => {
+                let bytes = r.bytes()?;
+                match decode_series(bytes) {
+                    Ok(s) => out.series.push(s),
+                    Err(WireError::Utf8) => {
+                        out.invalid_utf8.0 += 1;
+                        out.invalid_utf8.1 += count_samples(bytes)?;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
             _ => r.skip(wt)?,
         }
     }
     Ok(out)
+}
+
+/// Samples in an encoded `TimeSeries`, without reading its labels.
+fn count_samples(buf: &[u8]) -> Result<u64, WireError> {
+    let (mut n, mut r) = (0, Reader::new(buf));
+    while !r.is_empty() {
+        let (field, wt) = r.key()?;
+        n += u64::from(field == 2 && wt == wire::LEN);
+        r.skip(wt)?;
+    }
+    Ok(n)
 }
 
 fn decode_series(buf: &[u8]) -> Result<SeriesRef<'_>, WireError> {
@@ -192,12 +216,19 @@ mod tests {
     }
 
     #[test]
-    fn invalid_utf8_label_is_rejected() {
+    fn a_series_with_invalid_utf8_is_left_out_and_the_rest_kept() {
         let mut enc = Encoder::default();
-        enc.series(&[("__name__", "ab")], &[]);
-        let mut bytes = enc.finish();
-        let n = bytes.len();
-        bytes[n - 1] = 0xff;
-        assert!(matches!(decode(&bytes), Err(WireError::Utf8)));
+        enc.series(&[("__name__", "ok")], &[(1.0, 1)]);
+        let good = enc.finish();
+        enc.series(&[("__name__", "ab")], &[(2.0, 2), (3.0, 3)]);
+        let mut bad = enc.finish();
+        let at = bad.windows(2).position(|w| w == b"ab").unwrap() + 1;
+        bad[at] = 0xff;
+        // Two encoded requests end to end are one request with both series.
+        let both = [good, bad].concat();
+        let req = decode(&both).unwrap();
+        assert_eq!(req.series.len(), 1);
+        assert_eq!(req.series[0].labels[0].value, "ok");
+        assert_eq!(req.invalid_utf8, (1, 2));
     }
 }

@@ -82,11 +82,19 @@ pub enum RejectReason {
     NonFiniteValue,
     /// Remote-write 2.0: a label reference outside the symbol table, or an odd count.
     InvalidSymbolRef,
+    /// More labels than `ingest.max_labels_per_series`.
+    TooManyLabels,
+    /// A label name longer than `ingest.max_label_name_length`.
+    LabelNameTooLong,
+    /// A label value longer than `ingest.max_label_value_length`.
+    LabelValueTooLong,
+    /// Remote-write 1.0: a label name or value that is not UTF-8.
+    InvalidUtf8,
 }
 
 impl RejectReason {
     /// Every reason, for pre-registering counters.
-    pub const ALL: [RejectReason; 14] = [
+    pub const ALL: [RejectReason; 18] = [
         RejectReason::MissingMetricName,
         RejectReason::InvalidLabelName,
         RejectReason::DuplicateLabel,
@@ -101,6 +109,10 @@ impl RejectReason {
         RejectReason::MissingValue,
         RejectReason::NonFiniteValue,
         RejectReason::InvalidSymbolRef,
+        RejectReason::TooManyLabels,
+        RejectReason::LabelNameTooLong,
+        RejectReason::LabelValueTooLong,
+        RejectReason::InvalidUtf8,
     ];
 
     /// The label value.
@@ -120,6 +132,10 @@ impl RejectReason {
             RejectReason::MissingValue => "missing_value",
             RejectReason::NonFiniteValue => "non_finite_value",
             RejectReason::InvalidSymbolRef => "invalid_symbol_ref",
+            RejectReason::TooManyLabels => "too_many_labels",
+            RejectReason::LabelNameTooLong => "label_name_too_long",
+            RejectReason::LabelValueTooLong => "label_value_too_long",
+            RejectReason::InvalidUtf8 => "invalid_utf8",
         }
     }
 }

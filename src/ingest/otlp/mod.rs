@@ -82,6 +82,8 @@ impl Encoding {
 pub struct MapOptions {
     /// Resource attributes copied onto every series as labels (keys sanitised).
     pub promote_resource_attributes: Vec<String>,
+    /// Labels per series and their lengths.
+    pub limits: super::SeriesLimits,
 }
 
 /// What one OTLP request did.
@@ -227,7 +229,7 @@ pub fn ingest(req: &ExportMetricsServiceRequest, opts: &MapOptions, sink: &dyn S
     out.samples.samples_received += views.len() as u64;
     let mut last_bad = None;
     let mut bad_points = 0;
-    let stats = store(&views, sink, &mut out.samples, |i| {
+    let stats = store(&views, &opts.limits, sink, &mut out.samples, |i| {
         if last_bad != Some(built[i].point) {
             last_bad = Some(built[i].point);
             bad_points += 1;

@@ -102,7 +102,7 @@ fn gauges_and_counters_map_like_prometheus() {
             ],
         )],
     };
-    let opts = MapOptions { promote_resource_attributes: vec!["region".into()] };
+    let opts = MapOptions { promote_resource_attributes: vec!["region".into()], ..MapOptions::default() };
     let (out, got) = run(&req, &opts);
     assert_eq!(
         got,
@@ -129,7 +129,7 @@ fn job_and_instance_come_from_the_resource_not_the_point() {
             vec![metric("g", "", Data::Gauge(Gauge { data_points: vec![p] }))],
         )],
     };
-    let opts = MapOptions { promote_resource_attributes: vec!["region".into()] };
+    let opts = MapOptions { promote_resource_attributes: vec!["region".into()], ..MapOptions::default() };
     let (_, got) = run(&req, &opts);
     assert_eq!(got, ["__name__=g,host_name=h,instance=i-1,job=svc,region=point 1 @1700000000123"]);
 }
@@ -277,7 +277,7 @@ fn http_bodies_decode_as_protobuf_json_and_gzip() {
             vec![metric("g", "", Data::Gauge(Gauge { data_points: vec![gauge(2.0)] }))],
         )],
     };
-    let limits = Limits { max_decoded_bytes: 1 << 20 };
+    let limits = Limits { max_decoded_bytes: 1 << 20, series: crate::ingest::SeriesLimits::DEFAULT };
     let pb = req.encode_to_vec();
     let (got, enc) = decode_http(&pb, Some("application/x-protobuf"), None, limits).unwrap();
     assert_eq!((got, enc), (req.clone(), Encoding::Protobuf));
@@ -314,7 +314,7 @@ fn http_bodies_decode_as_protobuf_json_and_gzip() {
         err(br#"{"resourceMetrics": 7}"#, Some("application/json"), None, limits)
             .contains("cannot decode JSON ExportMetricsServiceRequest")
     );
-    let tiny = Limits { max_decoded_bytes: 10 };
+    let tiny = Limits { max_decoded_bytes: 10, series: crate::ingest::SeriesLimits::DEFAULT };
     assert!(
         err(&gz, Some("application/x-protobuf"), Some("gzip"), tiny).contains("over the limit of 10 bytes")
     );

@@ -24,6 +24,8 @@ const MAX_TIMESTAMP_MS: i64 = 253_402_300_799_000;
 pub struct Limits {
     /// Largest decompressed body.
     pub max_decoded_bytes: usize,
+    /// Labels per series and their lengths.
+    pub series: super::SeriesLimits,
 }
 
 /// Remote-write protocol version of a request.
@@ -87,12 +89,18 @@ pub fn decompress(body: &[u8], limits: Limits) -> Result<Vec<u8>, IngestError> {
 pub fn ingest(body: &[u8], limits: Limits, sink: &dyn SampleSink) -> Result<IngestOutcome, IngestError> {
     let raw = decompress(body, limits)?;
     let req = remote_write::decode(&raw).map_err(IngestError::Protobuf)?;
-    let mut out = IngestOutcome { series: req.series.len() as u64, ..IngestOutcome::default() };
+    let (bad_series, bad_samples) = req.invalid_utf8;
+    let mut out = IngestOutcome {
+        series: req.series.len() as u64 + bad_series,
+        samples_received: bad_samples,
+        ..IngestOutcome::default()
+    };
+    out.reject(RejectReason::InvalidUtf8, bad_samples);
     for s in &req.series {
         out.samples_received += (s.samples.len() + s.histograms) as u64;
         out.reject(RejectReason::NativeHistogram, s.histograms as u64);
     }
-    store(&req.series, sink, &mut out, |_| {});
+    store(&req.series, &limits.series, sink, &mut out, |_| {});
     Ok(out)
 }
 
@@ -135,7 +143,8 @@ pub fn ingest_v2(body: &[u8], limits: Limits, sink: &dyn SampleSink) -> Result<O
             first_bad_ref.get_or_insert(*e);
         }
     }
-    let stats = store(req.iter().filter_map(|s| s.series.as_ref().ok()), sink, &mut out, |_| {});
+    let stats =
+        store(req.iter().filter_map(|s| s.series.as_ref().ok()), &limits.series, sink, &mut out, |_| {});
     let written = Written { samples: stats.accepted + stats.unmatched, histograms: 0, exemplars: 0 };
     Ok(OutcomeV2 { outcome: out, written, first_bad_ref })
 }

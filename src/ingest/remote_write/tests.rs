@@ -87,7 +87,7 @@ impl SampleSink for Collect {
 type Labels<'a> = &'a [(&'a str, &'a str)];
 type Samples<'a> = &'a [(f64, i64)];
 
-const LIMITS: Limits = Limits { max_decoded_bytes: 1 << 20 };
+const LIMITS: Limits = Limits { max_decoded_bytes: 1 << 20, series: crate::ingest::SeriesLimits::DEFAULT };
 const TS: i64 = 1_700_000_000_000;
 
 fn body(series: &[(Labels<'_>, Samples<'_>)]) -> Vec<u8> {
@@ -149,6 +149,35 @@ fn each_invalid_series_is_rejected_by_reason_and_the_good_ones_kept() {
         assert_eq!(out.invalid(), 1);
         assert!(out.summary().contains(reason.as_str()), "{}", out.summary());
         assert_eq!(sink.0.lock().len(), 2);
+    }
+}
+
+#[test]
+fn series_over_a_size_limit_are_rejected_by_reason_naming_the_limit_and_the_good_ones_kept() {
+    let config = crate::ingest::SeriesLimits::from_config(&crate::config::IngestConfig::default());
+    assert_eq!(config, crate::ingest::SeriesLimits::DEFAULT);
+    let many: Vec<(String, String)> = (0..200).map(|i| (format!("l{i:03}"), "v".to_string())).collect();
+    let mut many: Vec<(&str, &str)> = many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    many.insert(0, ("__name__", "m"));
+    let long_name = "n".repeat(2000);
+    let huge_value = "x".repeat(1 << 20);
+    let long_name_labels = [("__name__", "m"), (long_name.as_str(), "1")];
+    let huge_value_labels = [("__name__", "m"), ("instance", huge_value.as_str())];
+    let cases: [(Labels<'_>, RejectReason, &str); 3] = [
+        (&many, RejectReason::TooManyLabels, "ingest.max_labels_per_series = 128"),
+        (&long_name_labels, RejectReason::LabelNameTooLong, "ingest.max_label_name_length = 1024"),
+        (&huge_value_labels, RejectReason::LabelValueTooLong, "ingest.max_label_value_length = 4096"),
+    ];
+    let limits = Limits { max_decoded_bytes: 4 << 20, ..LIMITS };
+    for (labels, reason, named) in cases {
+        let (ga, sa) = good("a");
+        let sink = Collect::default();
+        let out = ingest(&body(&[(ga, sa), (labels, &[(1.0, TS)])]), limits, &sink).unwrap();
+        assert_eq!(out.rejected, vec![(reason, 1)], "{reason:?}");
+        assert_eq!(out.samples_accepted, 1, "{reason:?}");
+        assert_eq!(sink.0.lock().len(), 1);
+        let summary = out.summary();
+        assert!(summary.contains(reason.as_str()) && summary.contains(named), "{summary}");
     }
 }
 
