@@ -40,6 +40,16 @@ impl Default for IngestConfig {
     }
 }
 
+/// Limits of the process as a whole (`limits`), like the collector's `memory_limiter`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Resident memory from which ingest requests are refused as retryable (remote-write and
+    /// OTLP/HTTP 503 with `Retry-After`, OTLP/gRPC `UNAVAILABLE`) until it falls back; what was
+    /// already accepted is still scored. 0: no ceiling.
+    pub max_memory_bytes: u64,
+}
+
 /// One scrape target.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]

@@ -33,7 +33,7 @@ pub use detect::{DETECTORS, DetectConfig, ZScoreConfig};
 pub use error::{ConfigError, ConfigErrors, LoadError};
 pub use export::{BasicAuth, ExportConfig, RemoteWriteConfig, RemoteWriteMessage, TlsClientConfig};
 pub use iforest::IsolationForestConfig;
-pub use ingest::{IngestConfig, ScrapeConfig};
+pub use ingest::{IngestConfig, LimitsConfig, ScrapeConfig};
 pub use kmeans::KMeansConfig;
 pub use onnx::{LstmAeConfig, OnnxBackend, OnnxConfig};
 pub use otlp::{OtelConfig, OtelExporter, OtlpConfig, OtlpExportConfig, OtlpProtocol};
@@ -67,6 +67,8 @@ pub struct Config {
     pub state_save_interval: Duration,
     /// Request limits for the ingest endpoints.
     pub ingest: IngestConfig,
+    /// Limits of the process as a whole (memory ceiling).
+    pub limits: LimitsConfig,
     /// OTLP receiver (gRPC listener, resource attribute mapping).
     pub otlp: OtlpConfig,
     /// `/metrics` targets the service scrapes itself (small setups without Prometheus).
@@ -97,6 +99,7 @@ impl Default for Config {
             state_dir: None,
             state_save_interval: Duration::from_secs(300),
             ingest: IngestConfig::default(),
+            limits: LimitsConfig::default(),
             otlp: OtlpConfig::default(),
             scrape: Vec::new(),
             otel: OtelConfig::default(),

@@ -99,7 +99,7 @@ pub struct EnsembleScore {
     pub expected: Vec<Expected>,
     /// Each member's score.
     pub detectors: Vec<DetectorScore>,
-    /// With `detect.fpr_control`: the share of the entity's recent vectors that were flagged
+    /// The share of the entity's recent vectors (`detect.fpr_control.window`) that were flagged
     /// (this one included), exported as `anomaly_flag_rate`.
     pub flag_rate: Option<f64>,
 }
@@ -139,6 +139,8 @@ pub struct Ensemble {
 /// cost a quarter of the events (docs/accuracy.md). Raising the vote was measured neutral to
 /// better on every family, since it acts only where calibration has drifted (`step` below).
 struct FprControl {
+    /// Whether the threshold is corrected (else only the flag rate is measured).
+    correct: bool,
     /// The vote's promised tail rate.
     target: f64,
     min_points: usize,
@@ -159,20 +161,24 @@ const CONTROL_EVERY: usize = 100;
 impl FprControl {
     fn new(cfg: &FprControlConfig, target: f64, decades: f64) -> Self {
         Self {
+            correct: cfg.enabled,
             target,
             min_points: cfg.min_points,
             step: 0.1 / decades,
             max_raise: cfg.max_decades / decades,
             raise: 0.0,
-            voted: BitWindow::new(cfg.window),
+            voted: BitWindow::new(if cfg.enabled { cfg.window } else { 1 }),
             flagged: BitWindow::new(cfg.window),
             since_step: 0,
         }
     }
 
     fn record(&mut self, voted: bool, flagged: bool) {
-        self.voted.push(voted);
         self.flagged.push(flagged);
+        if !self.correct {
+            return;
+        }
+        self.voted.push(voted);
         self.since_step += 1;
         if self.since_step < CONTROL_EVERY || self.voted.len() < self.min_points {
             return;
@@ -265,10 +271,10 @@ impl Ensemble {
         let decades = cfg.calibration_decades;
         let mut e =
             self.with_recalibration(&cfg.recalibrate, decades).with_hold(cfg.hold_ratio.unwrap_or(1.0));
-        if cfg.fpr_control.enabled {
-            let target = 10f64.powf(-e.threshold * decades);
-            e = e.with_fpr_control(&cfg.fpr_control, target, decades);
-        }
+        // The flag rate is always measured (anomaly_flag_rate); the threshold is corrected only
+        // with `fpr_control.enabled`.
+        let target = 10f64.powf(-e.threshold * decades);
+        e = e.with_fpr_control(&cfg.fpr_control, target, decades);
         if let Some(alone) = &cfg.alone_fpr {
             e.set_alone(|name| alone.get(name).copied(), decades);
         }
@@ -280,8 +286,9 @@ impl Ensemble {
         self.hold_ratio = ratio.clamp(0.0, 1.0);
     }
 
-    /// Holds the vote to the tail rate `target` on live data (see [`FprControl`];
-    /// `decades` as in [`super::calibrate`]).
+    /// Measures the share of flagged vectors over `cfg.window` and, with `cfg.enabled`, holds
+    /// the vote to the tail rate `target` on live data (see [`FprControl`]; `decades` as in
+    /// [`super::calibrate`]).
     pub fn with_fpr_control(mut self, cfg: &FprControlConfig, target: f64, decades: f64) -> Self {
         self.control = Some(FprControl::new(cfg, target, decades));
         self

@@ -12,7 +12,7 @@ pub enum ApiError {
     /// The client sent something unusable (400/413/415), with the reason.
     Client(StatusCode, String),
     /// We could not handle it now; the sender should retry (503).
-    Overloaded,
+    Overloaded(String),
     /// Our fault; details only in the log (500).
     Internal(String),
 }
@@ -39,8 +39,8 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match self {
             ApiError::Client(status, reason) => (status, format!("{reason}\n")).into_response(),
-            ApiError::Overloaded => {
-                (StatusCode::SERVICE_UNAVAILABLE, [("Retry-After", "1")], "overloaded, retry later\n")
+            ApiError::Overloaded(why) => {
+                (StatusCode::SERVICE_UNAVAILABLE, [("Retry-After", "1")], format!("overloaded: {why}\n"))
                     .into_response()
             }
             ApiError::Internal(detail) => {

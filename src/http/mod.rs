@@ -4,6 +4,7 @@
 //! service so tests can drive it with `oneshot` and no socket.
 
 pub mod auth;
+pub mod admission;
 mod error;
 pub mod otlp;
 mod page;
@@ -41,8 +42,9 @@ pub struct AppState {
     pub limits: remote_write::Limits,
     /// How OTLP data maps to series.
     pub otlp: Arc<ingest::otlp::MapOptions>,
-    /// Ingest requests that may run at once (`ingest.max_concurrent_requests`).
-    pub in_flight: Arc<tokio::sync::Semaphore>,
+    /// Whether an ingest request may start (`ingest.max_concurrent_requests`,
+    /// `limits.max_memory_bytes`).
+    pub admission: Arc<admission::Admission>,
     /// Largest request body.
     pub max_request_bytes: usize,
     /// True while the pipeline runs.
@@ -74,7 +76,10 @@ impl AppState {
                 promote_resource_attributes: cfg.otlp.promote_resource_attributes.clone(),
                 limits: ingest::SeriesLimits::from_config(&cfg.ingest),
             }),
-            in_flight: Arc::new(tokio::sync::Semaphore::new(cfg.ingest.max_concurrent_requests)),
+            admission: Arc::new(admission::Admission::new(
+                cfg.ingest.max_concurrent_requests,
+                cfg.limits.max_memory_bytes,
+            )),
             max_request_bytes: cfg.ingest.max_request_bytes,
             ready,
             history: PageHistory::shared(),
@@ -117,9 +122,12 @@ fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<&str> {
 
 async fn remote_write_handler(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let start = std::time::SystemTime::now();
-    let Ok(_permit) = st.in_flight.clone().try_acquire_owned() else {
-        st.telemetry.requests.with(&["remote_write", "503"]).inc();
-        return ApiError::Overloaded.into_response();
+    let _permit = match st.admission.admit("remote_write", &st.telemetry) {
+        Ok(p) => p,
+        Err(why) => {
+            st.telemetry.requests.with(&["remote_write", "503"]).inc();
+            return ApiError::Overloaded(why).into_response();
+        }
     };
     let version = remote_write::check_headers(
         header_str(&headers, header::CONTENT_TYPE),

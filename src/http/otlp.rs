@@ -63,8 +63,8 @@ pub(super) async fn http_handler(State(st): State<AppState>, headers: HeaderMap,
     let ct = header_str(&headers, header::CONTENT_TYPE);
     // Errors are answered in the request's encoding when it names one, else in protobuf.
     let enc = ct.and_then(Encoding::from_content_type).unwrap_or(Encoding::Protobuf);
-    let response = match st.in_flight.clone().try_acquire_owned() {
-        Err(_) => error_response(StatusCode::SERVICE_UNAVAILABLE, "overloaded, retry later".into(), enc),
+    let response = match st.admission.admit("otlp_http", &st.telemetry) {
+        Err(why) => error_response(StatusCode::SERVICE_UNAVAILABLE, format!("overloaded: {why}"), enc),
         Ok(_permit) => {
             match otlp::decode_http(&body, ct, header_str(&headers, header::CONTENT_ENCODING), st.limits) {
                 Ok((req, enc)) => {
@@ -112,8 +112,8 @@ impl MetricsService for GrpcService {
         }
         let start = std::time::SystemTime::now();
         let mut samples = 0;
-        let result = match st.in_flight.clone().try_acquire_owned() {
-            Err(_) => Err(tonic::Status::unavailable("overloaded, retry later")),
+        let result = match st.admission.admit("otlp_grpc", &st.telemetry) {
+            Err(why) => Err(tonic::Status::unavailable(format!("overloaded: {why}"))),
             Ok(_permit) => {
                 let out = ingest(st, request.get_ref(), "otlp_grpc");
                 samples = out.samples.samples_received;
@@ -154,6 +154,10 @@ pub struct AuthInterceptor(AppState);
 impl tonic::service::Interceptor for AuthInterceptor {
     fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
         let st = &self.0;
+        // Over the memory ceiling the message is not even read.
+        st.admission
+            .check_memory("otlp_grpc", &st.telemetry)
+            .map_err(|why| tonic::Status::unavailable(format!("overloaded: {why}")))?;
         if let Some(auth) = st.auth.as_ref().filter(|a| a.protects("/v1/metrics")) {
             let header = request.metadata().get("authorization").map(|v| v.as_bytes());
             if auth.screen(header, &st.telemetry, "otlp_grpc").map_err(unauthenticated)? {

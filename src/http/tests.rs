@@ -221,7 +221,7 @@ mod otlp_http {
         let cfg = Config::default();
         let p = Pipeline::new(&cfg, Arc::clone(&telemetry)).unwrap();
         let mut state = AppState::new(&cfg, p.sink(), p.scoreboard(), Arc::clone(&telemetry), p.ready_flag());
-        state.in_flight = Arc::new(tokio::sync::Semaphore::new(0));
+        state.admission = Arc::new(crate::http::admission::Admission::new(0, 0));
         let app = router(state);
         let resp = app
             .clone()
@@ -233,6 +233,30 @@ mod otlp_http {
         let resp = app.oneshot(write_req(compress(b""), "application/x-protobuf")).await.unwrap();
         assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(telemetry.samples_received.value(&["otlp_http"]), 0.0);
+        assert_eq!(telemetry.ingest_refused.value(&["remote_write", "max_concurrent_requests"]), 1.0);
+    }
+
+    #[tokio::test]
+    async fn over_the_memory_ceiling_ingest_is_refused_naming_the_limit() {
+        let telemetry = Arc::new(Telemetry::default());
+        // A ceiling far below any process's resident memory.
+        let cfg =
+            Config { limits: crate::config::LimitsConfig { max_memory_bytes: 4096 }, ..Config::default() };
+        let p = Pipeline::new(&cfg, Arc::clone(&telemetry)).unwrap();
+        let state = AppState::new(&cfg, p.sink(), p.scoreboard(), Arc::clone(&telemetry), p.ready_flag());
+        let app = router(state);
+        let resp = app.clone().oneshot(write_req(compress(b""), "application/x-protobuf")).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(header_str(resp.headers(), header::RETRY_AFTER), Some("1"));
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 16).await.unwrap();
+        let body = String::from_utf8_lossy(&body);
+        assert!(body.contains("limits.max_memory_bytes = 4096"), "{body}");
+        assert_eq!(telemetry.ingest_refused.value(&["remote_write", "max_memory_bytes"]), 1.0);
+        // Probes and /metrics still answer.
+        let resp = app
+            .oneshot(axum::http::Request::get("/-/healthy").body(axum::body::Body::empty()).unwrap())
+            .await;
+        assert_eq!(resp.unwrap().status(), StatusCode::OK);
     }
 }
 

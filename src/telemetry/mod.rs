@@ -241,6 +241,8 @@ pub struct Telemetry {
     pub model_fits: Family,
     /// See [`names::AUTH_FAILURES`].
     pub auth_failures: Family,
+    /// See [`names::INGEST_REFUSED`].
+    pub ingest_refused: Family,
     /// See [`names::DETECTION_DELAY`].
     pub detection_delay: Histogram,
     /// See [`names::SCORE_LATENCY`].
@@ -349,6 +351,12 @@ impl Telemetry {
                 "Requests refused for their credentials, by listener and reason.",
                 Counter,
                 &["listener", "reason"],
+            ),
+            ingest_refused: Family::new(
+                INGEST_REFUSED,
+                "Ingest requests refused as retryable to protect the service, by protocol and the limit reached.",
+                Counter,
+                &["protocol", "limit"],
             ),
             detection_delay: Histogram::new(
                 DETECTION_DELAY,
@@ -461,7 +469,7 @@ impl Telemetry {
 
     /// Every counter and gauge family, in exposition order; the check-duration histogram
     /// goes after the first [`Self::PRE_HISTOGRAM`] of them.
-    pub fn families(&self) -> [&Family; 27] {
+    pub fn families(&self) -> [&Family; 28] {
         [
             &self.build_info,
             &self.samples_received,
@@ -490,6 +498,7 @@ impl Telemetry {
             &self.entity_states,
             &self.model_fits,
             &self.auth_failures,
+            &self.ingest_refused,
         ]
     }
 
@@ -514,18 +523,22 @@ impl Telemetry {
 
 /// The standard `process_*` metrics every Prometheus client library exports (resident memory,
 /// CPU seconds, start time), read from `/proc/self` on Linux; nothing elsewhere.
+/// The process's resident memory (`VmRSS`), `None` off Linux.
+pub fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:")?.trim().strip_suffix("kB")?.trim().parse::<u64>().ok())?;
+    Some(kb * 1024)
+}
+
 fn render_process(out: &mut String) {
     // Clock ticks per second: 100 on every Linux architecture Rust targets.
     const TICKS: f64 = 100.0;
-    let rss_kb = std::fs::read_to_string("/proc/self/status").ok().and_then(|s| {
-        s.lines()
-            .find_map(|l| l.strip_prefix("VmRSS:")?.trim().strip_suffix("kB")?.trim().parse::<f64>().ok())
-    });
-    if let Some(kb) = rss_kb {
+    if let Some(bytes) = resident_bytes() {
         let _ = writeln!(
             out,
-            "# HELP process_resident_memory_bytes Resident memory size in bytes.\n# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {}",
-            kb * 1024.0
+            "# HELP process_resident_memory_bytes Resident memory size in bytes.\n# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {bytes}",
         );
     }
     // Fields after the command name (which may hold spaces): utime is the 12th, stime the

@@ -38,6 +38,8 @@ pub const DETECTION_DELAY: &str = "dwcp_anomaly_detection_delay_seconds";
 /// Sample receipt to score: from the receipt of an entity's first sample since the previous
 /// check to the check that published its score.
 pub const SCORE_LATENCY: &str = "dwcp_anomaly_score_latency_seconds";
+/// Ingest requests refused to protect the service (retryable), by protocol and the limit.
+pub const INGEST_REFUSED: &str = "dwcp_anomaly_ingest_refused_total";
 /// Requests refused for their credentials, by listener and reason.
 pub const AUTH_FAILURES: &str = "dwcp_anomaly_auth_failures_total";
 /// Samples (series points) written by exporters.

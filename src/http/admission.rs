@@ -1,0 +1,113 @@
+//! Whether an ingest request may start: at most `ingest.max_concurrent_requests` at once, and
+//! none while the process's resident memory is at or over `limits.max_memory_bytes`.
+//!
+//! Both refusals are retryable and say so — HTTP 503 with `Retry-After`, gRPC `UNAVAILABLE` —
+//! because every sender retries them: Prometheus retries 5xx always but 429 only with
+//! `retry_on_http_429`, so a 429 would make a default Prometheus drop the batch. The refusal
+//! comes before the body is decoded, so a refused request costs no memory, and everything
+//! already accepted is still scored. Refusals are counted by protocol and limit.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::telemetry::Telemetry;
+
+/// The memory reading is reused for this long (reading `/proc` costs a few microseconds).
+const MEMORY_READ_EVERY_MS: i64 = 100;
+
+/// The admission state of the ingest endpoints.
+pub struct Admission {
+    slots: Arc<Semaphore>,
+    max_requests: usize,
+    max_memory: u64,
+    rss: AtomicU64,
+    read_at_ms: AtomicI64,
+}
+
+impl Admission {
+    /// `max_requests` at once; `max_memory` bytes resident at most (0: no ceiling).
+    pub fn new(max_requests: usize, max_memory: u64) -> Self {
+        Self {
+            slots: Arc::new(Semaphore::new(max_requests)),
+            max_requests,
+            max_memory,
+            rss: AtomicU64::new(0),
+            read_at_ms: AtomicI64::new(i64::MIN),
+        }
+    }
+
+    /// A slot for one request of `protocol`, or the reason it must retry later (counted).
+    pub fn admit(&self, protocol: &str, telemetry: &Telemetry) -> Result<OwnedSemaphorePermit, String> {
+        self.check_memory(protocol, telemetry)?;
+        Arc::clone(&self.slots).try_acquire_owned().map_err(|_| {
+            refused(
+                telemetry,
+                protocol,
+                "max_concurrent_requests",
+                format!("ingest.max_concurrent_requests = {} requests in progress", self.max_requests),
+            )
+        })
+    }
+
+    /// The memory ceiling alone (for the gRPC interceptor, before the message is read).
+    pub fn check_memory(&self, protocol: &str, telemetry: &Telemetry) -> Result<(), String> {
+        if self.max_memory == 0 {
+            return Ok(());
+        }
+        let rss = self.resident();
+        if rss < self.max_memory {
+            return Ok(());
+        }
+        Err(refused(
+            telemetry,
+            protocol,
+            "max_memory_bytes",
+            format!("resident memory {rss} bytes is at limits.max_memory_bytes = {}", self.max_memory),
+        ))
+    }
+
+    /// Resident memory, re-read at most every [`MEMORY_READ_EVERY_MS`].
+    fn resident(&self) -> u64 {
+        let now = crate::rfc3339::now_ms();
+        let at = self.read_at_ms.load(Ordering::Relaxed);
+        if now.saturating_sub(at) >= MEMORY_READ_EVERY_MS
+            && self.read_at_ms.compare_exchange(at, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+            && let Some(rss) = crate::telemetry::resident_bytes()
+        {
+            self.rss.store(rss, Ordering::Relaxed);
+        }
+        self.rss.load(Ordering::Relaxed)
+    }
+}
+
+/// Counts a refusal and words it.
+fn refused(telemetry: &Telemetry, protocol: &str, limit: &str, why: String) -> String {
+    telemetry.ingest_refused.with(&[protocol, limit]).inc();
+    format!("{why}; retry later")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_over_the_memory_ceiling_and_beyond_the_slots_and_counts_both() {
+        let t = Telemetry::default();
+        // Any process has more than 1 KiB resident.
+        let tight = Admission::new(4, 1024);
+        let why = tight.admit("remote_write", &t).unwrap_err();
+        assert!(why.contains("limits.max_memory_bytes = 1024"), "{why}");
+        assert_eq!(t.ingest_refused.value(&["remote_write", "max_memory_bytes"]), 1.0);
+        let one = Admission::new(1, 0);
+        let held = one.admit("otlp_http", &t).unwrap();
+        let why = one.admit("otlp_http", &t).unwrap_err();
+        assert!(why.contains("ingest.max_concurrent_requests = 1"), "{why}");
+        drop(held);
+        assert!(one.admit("otlp_http", &t).is_ok());
+        assert_eq!(t.ingest_refused.value(&["otlp_http", "max_concurrent_requests"]), 1.0);
+        // A generous ceiling lets requests in.
+        assert!(Admission::new(1, u64::MAX).admit("otlp_grpc", &t).is_ok());
+    }
+}
