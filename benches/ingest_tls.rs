@@ -15,18 +15,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use dwcp_anomaly::internals::proto::remote_write::{Encoder, compress};
+use dwcp_anomaly::internals::simulate::METRICS;
 use rcgen::{CertificateParams, KeyPair};
 
 const ENTITIES: usize = 500;
-const METRICS: [&str; 7] = [
-    "dwcp_bandwidth_mbps",
-    "dwcp_latency_ms",
-    "dwcp_packet_loss_percent",
-    "dwcp_jitter_ms",
-    "dwcp_cpu_usage_percent",
-    "dwcp_memory_usage_percent",
-    "dwcp_error_rate_percent",
-];
 const SENDERS: usize = 8;
 const RUN: Duration = Duration::from_secs(10);
 const TOKEN: &str = "bench-token-0123456789abcdef";

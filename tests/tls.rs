@@ -95,6 +95,18 @@ async fn served_cert(client: &reqwest::Client, url: &str) -> Option<Vec<u8>> {
     r.extensions().get::<reqwest::tls::TlsInfo>().and_then(|i| i.peer_certificate()).map(<[u8]>::to_vec)
 }
 
+/// `/metrics` of the service at `base`, read with the bearer token.
+async fn metrics_with_token(client: &reqwest::Client, base: &str) -> Option<String> {
+    let r = client.get(format!("{base}/metrics")).bearer_auth(TOKEN).send().await.ok()?;
+    r.text().await.ok()
+}
+
+/// Whether `text` holds an ensemble score of a series labelled `label` (`name="value"`).
+fn has_ensemble_score(text: &str, label: &str) -> bool {
+    text.lines()
+        .any(|l| l.starts_with("anomaly_score{") && l.contains("detector=\"ensemble\"") && l.contains(label))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_remote_writes_over_tls_with_basic_auth_and_with_a_bearer_token() {
     let dir = tempfile::tempdir().unwrap();
@@ -147,24 +159,9 @@ async fn prometheus_remote_writes_over_tls_with_basic_auth_and_with_a_bearer_tok
 
     // Both senders' series are scored (each relabels `job`, so each makes its own entities):
     // the ensemble's score is on /metrics for each.
-    let auth = format!("Bearer {TOKEN}");
     let scored = eventually(Duration::from_secs(90), "scores for both remote-write senders", || async {
-        let text = tls
-            .get(format!("{base}/metrics"))
-            .header("Authorization", &auth)
-            .send()
-            .await
-            .ok()?
-            .text()
-            .await
-            .ok()?;
-        let has = |via: &str| {
-            text.lines().any(|l| {
-                l.starts_with("anomaly_score{")
-                    && l.contains("detector=\"ensemble\"")
-                    && l.contains(&format!("job=\"dwcp-{via}\""))
-            })
-        };
+        let text = metrics_with_token(&tls, &base).await?;
+        let has = |via: &str| has_ensemble_score(&text, &format!("job=\"dwcp-{via}\""));
         (has("basic") && has("bearer")).then_some(text)
     })
     .await;
@@ -384,24 +381,9 @@ async fn the_opentelemetry_sdk_exports_over_tls_with_a_bearer_token_to_grpc_and_
         ("OTEL_REPLAY_BEARER_TOKEN", TOKEN.to_string()),
     ];
     let replay_proc = spawn_env("otel_replay", &python(), &args, dir.path(), &env);
-    let auth = format!("Bearer {TOKEN}");
     let metrics = eventually(Duration::from_secs(60), "both SDK exporters' entities scored", || async {
-        let text = tls
-            .get(format!("{base}/metrics"))
-            .header("Authorization", &auth)
-            .send()
-            .await
-            .ok()?
-            .text()
-            .await
-            .ok()?;
-        let scored = |inst: &str| {
-            text.lines().any(|l| {
-                l.starts_with("anomaly_score{")
-                    && l.contains("detector=\"ensemble\"")
-                    && l.contains(&format!("instance=\"{inst}\""))
-            })
-        };
+        let text = metrics_with_token(&tls, &base).await?;
+        let scored = |inst: &str| has_ensemble_score(&text, &format!("instance=\"{inst}\""));
         (scored("dwcp-node-01") && scored("dwcp-node-02")).then_some(text)
     })
     .await;
@@ -454,7 +436,6 @@ async fn scores_go_out_over_otlp_grpc_and_http_with_tls_and_a_bearer_token() {
     );
     let svc = start_service("sender", dir.path(), port, &config).await;
     push_simulated(port, "4s", None);
-    let auth = format!("Bearer {TOKEN}");
     let received = |text: &str, protocol: &str| {
         text.lines()
             .filter(|l| {
@@ -465,15 +446,7 @@ async fn scores_go_out_over_otlp_grpc_and_http_with_tls_and_a_bearer_token() {
             .sum::<f64>()
     };
     let text = eventually(Duration::from_secs(30), "scores received over both protocols", || async {
-        let text = tls
-            .get(format!("{recv}/metrics"))
-            .header("Authorization", &auth)
-            .send()
-            .await
-            .ok()?
-            .text()
-            .await
-            .ok()?;
+        let text = metrics_with_token(&tls, &recv).await?;
         (received(&text, "otlp_grpc") > 0.0 && received(&text, "otlp_http") > 0.0).then_some(text)
     })
     .await;
