@@ -287,7 +287,7 @@ impl Ensemble {
     }
 
     /// Measures the share of flagged vectors over `cfg.window` and, with `cfg.enabled`, holds
-    /// the vote to the tail rate `target` on live data (see [`FprControl`]; `decades` as in
+    /// the vote to the tail rate `target` on live data (see `detect.fpr_control`; `decades` as in
     /// [`super::calibrate`]).
     pub fn with_fpr_control(mut self, cfg: &FprControlConfig, target: f64, decades: f64) -> Self {
         self.control = Some(FprControl::new(cfg, target, decades));
