@@ -139,8 +139,6 @@ pub struct Ensemble {
 /// cost a quarter of the events (docs/accuracy.md). Raising the vote was measured neutral to
 /// better on every family, since it acts only where calibration has drifted (`step` below).
 struct FprControl {
-    /// Whether the threshold is corrected (else only the flag rate is measured).
-    correct: bool,
     /// The vote's promised tail rate.
     target: f64,
     min_points: usize,
@@ -149,8 +147,10 @@ struct FprControl {
     max_raise: f64,
     /// Current raise of the threshold, in score units.
     raise: f64,
-    /// Vectors the vote flagged, and all flags, over the last `window` scored vectors.
-    voted: BitWindow,
+    /// Vectors the vote flagged over the last `window` scored vectors; `None` when the
+    /// threshold is not corrected (only the flag rate is measured).
+    voted: Option<BitWindow>,
+    /// All flags over the same window.
     flagged: BitWindow,
     since_step: usize,
 }
@@ -161,13 +161,12 @@ const CONTROL_EVERY: usize = 100;
 impl FprControl {
     fn new(cfg: &FprControlConfig, target: f64, decades: f64) -> Self {
         Self {
-            correct: cfg.enabled,
             target,
             min_points: cfg.min_points,
             step: 0.1 / decades,
             max_raise: cfg.max_decades / decades,
             raise: 0.0,
-            voted: BitWindow::new(if cfg.enabled { cfg.window } else { 1 }),
+            voted: cfg.enabled.then(|| BitWindow::new(cfg.window)),
             flagged: BitWindow::new(cfg.window),
             since_step: 0,
         }
@@ -175,16 +174,14 @@ impl FprControl {
 
     fn record(&mut self, voted: bool, flagged: bool) {
         self.flagged.push(flagged);
-        if !self.correct {
-            return;
-        }
-        self.voted.push(voted);
+        let Some(window) = &mut self.voted else { return };
+        window.push(voted);
         self.since_step += 1;
-        if self.since_step < CONTROL_EVERY || self.voted.len() < self.min_points {
+        if self.since_step < CONTROL_EVERY || window.len() < self.min_points {
             return;
         }
         self.since_step = 0;
-        let rate = self.voted.rate();
+        let rate = window.rate();
         if rate > self.target {
             self.raise = (self.raise + self.step).min(self.max_raise);
         } else if rate < self.target / 2.0 {
@@ -332,11 +329,6 @@ impl Ensemble {
             calibrators: self.members.iter().map(|_| None).collect(),
         });
         self
-    }
-
-    /// Severity of a confidence value.
-    pub fn severity(&self, confidence: f64) -> Severity {
-        severity(confidence, self.threshold, self.warning, self.critical)
     }
 
     /// Fits every member on the same history; with recalibration, also refits each member's
