@@ -131,7 +131,7 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<()> {
         info!(url = %target.url, interval = ?target.interval, "Scraping.");
         let task = ingest::scrape::run(
             target.clone(),
-            ingest::SeriesLimits::from_config(&cfg.ingest),
+            ingest::remote_write::Limits::from_config(&cfg.ingest),
             pipeline.sink(),
             Arc::clone(&telemetry),
             shutdown.clone(),

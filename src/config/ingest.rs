@@ -25,6 +25,11 @@ pub struct IngestConfig {
     pub max_label_name_length: usize,
     /// Longest label value in bytes (`label_value_too_long`).
     pub max_label_value_length: usize,
+    /// Series one request may hold; a request with more is refused whole (413) before anything
+    /// of it is stored. Prometheus sends at most `queue_config.max_samples_per_send` (2000).
+    pub max_series_per_request: usize,
+    /// Samples (OTLP: data points) one request may hold (413 beyond it).
+    pub max_samples_per_request: usize,
 }
 
 impl Default for IngestConfig {
@@ -36,6 +41,8 @@ impl Default for IngestConfig {
             max_labels_per_series: 128,
             max_label_name_length: 1024,
             max_label_value_length: 4096,
+            max_series_per_request: 100_000,
+            max_samples_per_request: 1_000_000,
         }
     }
 }

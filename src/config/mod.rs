@@ -239,6 +239,12 @@ impl Config {
             if self.ingest.max_label_value_length < 16 {
                 e.invalid("max_label_value_length", "must be >= 16");
             }
+            if self.ingest.max_series_per_request == 0 {
+                e.invalid("max_series_per_request", "must be > 0");
+            }
+            if self.ingest.max_samples_per_request == 0 {
+                e.invalid("max_samples_per_request", "must be > 0");
+            }
         });
         for (i, t) in self.scrape.iter().enumerate() {
             errs.scope(&format!("scrape[{i}]"), |e| t.validate(e));

@@ -20,6 +20,11 @@ pub struct VectorizeConfig {
     pub staleness: Duration,
     /// Upper bound on live entities; samples of further new entities are rejected and counted.
     pub max_entities: usize,
+    /// New entities created per second at most, in bursts of as many (0: unlimited). Samples
+    /// of further new entities are refused as retryable (`new_entity_rate`; remote-write and
+    /// OTLP/HTTP 503 with `Retry-After`, OTLP/gRPC `UNAVAILABLE`) while the rest of the request
+    /// is stored, so a burst of new series cannot take the memory the existing entities need.
+    pub max_new_entities_per_second: u32,
     /// User-defined profiles by name.
     pub profiles: BTreeMap<String, ProfileConfig>,
 }
@@ -31,6 +36,7 @@ impl Default for VectorizeConfig {
             entity_labels: None,
             staleness: Duration::from_secs(300),
             max_entities: 10_000,
+            max_new_entities_per_second: 10_000,
             profiles: BTreeMap::new(),
         }
     }

@@ -20,7 +20,7 @@ pub enum ApiError {
 /// The HTTP status of a refused ingest request.
 pub fn ingest_status(e: &IngestError) -> StatusCode {
     match e {
-        IngestError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        IngestError::TooLarge { .. } | IngestError::TooMany { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         IngestError::Unsupported { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         IngestError::Snappy(_)
         | IngestError::Protobuf(_)

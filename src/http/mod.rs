@@ -68,10 +68,7 @@ impl AppState {
             sink,
             scores,
             telemetry,
-            limits: remote_write::Limits {
-                max_decoded_bytes: cfg.ingest.max_decoded_bytes,
-                series: ingest::SeriesLimits::from_config(&cfg.ingest),
-            },
+            limits: remote_write::Limits::from_config(&cfg.ingest),
             otlp: Arc::new(ingest::otlp::MapOptions {
                 promote_resource_attributes: cfg.otlp.promote_resource_attributes.clone(),
                 limits: ingest::SeriesLimits::from_config(&cfg.ingest),
@@ -171,8 +168,12 @@ async fn remote_write_handler(State(st): State<AppState>, headers: HeaderMap, bo
     response
 }
 
-/// 204, or 400 naming what was rejected (the valid series are stored either way).
+/// 204; 503 with `Retry-After` when new entities must wait (`new_entity_rate`); or 400 naming
+/// what was rejected. The valid series are stored either way.
 fn written_response(out: &ingest::IngestOutcome, detail: Option<String>) -> Response {
+    if out.retry_later() > 0 {
+        return ApiError::Overloaded(out.summary()).into_response();
+    }
     if out.invalid() == 0 {
         return StatusCode::NO_CONTENT.into_response();
     }

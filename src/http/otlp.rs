@@ -20,6 +20,7 @@ use prost::Message;
 use tonic::codec::CompressionEncoding;
 
 use super::{AppState, error, header_str};
+use crate::ingest::IngestError;
 use crate::ingest::otlp::{self, Encoding, OtlpOutcome};
 use crate::telemetry::otel;
 
@@ -67,12 +68,18 @@ pub(super) async fn http_handler(State(st): State<AppState>, headers: HeaderMap,
         Err(why) => error_response(StatusCode::SERVICE_UNAVAILABLE, format!("overloaded: {why}"), enc),
         Ok(_permit) => {
             match otlp::decode_http(&body, ct, header_str(&headers, header::CONTENT_ENCODING), st.limits) {
-                Ok((req, enc)) => {
-                    let out = ingest(&st, &req, "otlp_http");
-                    samples = out.samples.samples_received;
-                    let body = encode(&out.response(), enc);
-                    (StatusCode::OK, [(header::CONTENT_TYPE, enc.content_type())], body).into_response()
-                }
+                Ok((req, enc)) => match ingest(&st, &req, "otlp_http") {
+                    Ok(out) if out.samples.retry_later() > 0 => {
+                        samples = out.samples.samples_received;
+                        error_response(StatusCode::SERVICE_UNAVAILABLE, out.samples.summary(), enc)
+                    }
+                    Ok(out) => {
+                        samples = out.samples.samples_received;
+                        let body = encode(&out.response(), enc);
+                        (StatusCode::OK, [(header::CONTENT_TYPE, enc.content_type())], body).into_response()
+                    }
+                    Err(e) => error_response(error::ingest_status(&e), e.to_string(), enc),
+                },
                 Err(e) => error_response(error::ingest_status(&e), e.to_string(), enc),
             }
         }
@@ -83,10 +90,16 @@ pub(super) async fn http_handler(State(st): State<AppState>, headers: HeaderMap,
     response
 }
 
-fn ingest(st: &AppState, req: &ExportMetricsServiceRequest, protocol: &str) -> OtlpOutcome {
+/// Stores a decoded request within the per-request limits, counting what it rejected.
+fn ingest(
+    st: &AppState,
+    req: &ExportMetricsServiceRequest,
+    protocol: &str,
+) -> Result<OtlpOutcome, IngestError> {
+    otlp::check_request(req, &st.otlp.limits)?;
     let out = otlp::ingest(req, &st.otlp, st.sink.as_ref());
     out.samples.record(protocol, &st.telemetry);
-    out
+    Ok(out)
 }
 
 /// The OTLP/gRPC metrics service over the same state as the HTTP handlers.
@@ -114,16 +127,27 @@ impl MetricsService for GrpcService {
         let mut samples = 0;
         let result = match st.admission.admit("otlp_grpc", &st.telemetry) {
             Err(why) => Err(tonic::Status::unavailable(format!("overloaded: {why}"))),
-            Ok(_permit) => {
-                let out = ingest(st, request.get_ref(), "otlp_grpc");
-                samples = out.samples.samples_received;
-                Ok(tonic::Response::new(out.response()))
-            }
+            Ok(_permit) => match ingest(st, request.get_ref(), "otlp_grpc") {
+                Ok(out) => {
+                    samples = out.samples.samples_received;
+                    if out.samples.retry_later() > 0 {
+                        Err(tonic::Status::unavailable(out.samples.summary()))
+                    } else {
+                        Ok(tonic::Response::new(out.response()))
+                    }
+                }
+                // Too big a batch is permanent for this batch: the sender must split it.
+                Err(e) => Err(tonic::Status::invalid_argument(e.to_string())),
+            },
         };
         let code = result.as_ref().map_or_else(|s| s.code(), |_| tonic::Code::Ok);
         st.telemetry.requests.with(&["otlp_grpc", &format!("{code:?}")]).inc();
         // gRPC status as the HTTP status an OTLP/HTTP server would answer.
-        let status = if code == tonic::Code::Ok { 200 } else { 503 };
+        let status = match code {
+            tonic::Code::Ok => 200,
+            tonic::Code::InvalidArgument => 413,
+            _ => 503,
+        };
         otel::request_span(
             "opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
             start,

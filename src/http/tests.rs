@@ -57,6 +57,40 @@ async fn partly_invalid_write_is_400_with_reason_and_keeps_the_rest() {
 }
 
 #[tokio::test]
+async fn new_entities_beyond_their_rate_are_refused_as_retryable_and_the_rest_stored() {
+    let telemetry = Arc::new(Telemetry::default());
+    let mut cfg = Config::default();
+    cfg.vectorize.max_new_entities_per_second = 2;
+    let p = Pipeline::new(&cfg, Arc::clone(&telemetry)).unwrap();
+    let state = AppState::new(&cfg, p.sink(), p.scoreboard(), Arc::clone(&telemetry), p.ready_flag());
+    let app = router(state);
+    let write = |instances: std::ops::Range<u32>| {
+        let mut enc = Encoder::default();
+        for i in instances {
+            let instance = format!("n{i}");
+            enc.series(
+                &[("__name__", "dwcp_latency_ms"), ("instance", &instance)],
+                &[(1.0, 1_700_000_000_000)],
+            );
+        }
+        write_req(compress(&enc.finish()), "application/x-protobuf")
+    };
+    let resp = app.clone().oneshot(write(0..5)).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(resp.headers()["Retry-After"], "1");
+    let body = String::from_utf8_lossy(&to_bytes(resp.into_body(), 1 << 20).await.unwrap()).into_owned();
+    assert!(body.contains("new_entity_rate=3"), "{body}");
+    assert!(body.contains("vectorize.max_new_entities_per_second = 2"), "{body}");
+    assert!(body.contains("accepted 2 of 5 samples"), "the first two entities are stored: {body}");
+    assert_eq!(telemetry.samples_rejected.value(&["new_entity_rate"]), 3.0);
+    // Entities that exist keep being written while new ones wait.
+    let mut enc = Encoder::default();
+    enc.series(&[("__name__", "dwcp_latency_ms"), ("instance", "n0")], &[(2.0, 1_700_000_001_000)]);
+    let (status, _) = call(&app, write_req(compress(&enc.finish()), "application/x-protobuf")).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+}
+
+#[tokio::test]
 async fn malformed_bodies_get_4xx_with_a_reason() {
     let (app, t) = app();
     let (status, body) = call(&app, write_req(b"garbage".to_vec(), "application/x-protobuf")).await;

@@ -17,6 +17,18 @@ pub enum IngestError {
         /// The limit.
         limit: usize,
     },
+    /// More series or samples in one request than `ingest.<key>` allows (413).
+    #[error("request holds {count} {what}, over ingest.{key} = {limit}; send smaller batches")]
+    TooMany {
+        /// `series` or `samples`.
+        what: &'static str,
+        /// How many the request holds.
+        count: usize,
+        /// The limit's configuration key.
+        key: &'static str,
+        /// The limit.
+        limit: usize,
+    },
     /// Content type or encoding this endpoint does not accept (415).
     #[error("unsupported {header} {value:?}: {expected}")]
     Unsupported {

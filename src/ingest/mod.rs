@@ -15,9 +15,11 @@ use crate::telemetry::Telemetry;
 
 pub use error::IngestError;
 
-/// Per-series size limits (`ingest.max_labels_per_series`, `max_label_name_length`,
-/// `max_label_value_length`), checked with each series' validity: a series over one is
-/// rejected by reason and the rest of its request kept.
+/// Size limits of `ingest`: per series (`max_labels_per_series`, `max_label_name_length`,
+/// `max_label_value_length`), checked with each series' validity so that a series over one is
+/// rejected by reason and the rest of its request kept; and per request
+/// (`max_series_per_request`, `max_samples_per_request`), checked right after decoding so that
+/// a request over one is refused whole (413) before anything is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SeriesLimits {
     /// Labels per series, `__name__` included.
@@ -26,6 +28,10 @@ pub struct SeriesLimits {
     pub max_name_bytes: usize,
     /// Bytes per label value.
     pub max_value_bytes: usize,
+    /// Series per request.
+    pub max_series: usize,
+    /// Samples (OTLP: data points) per request.
+    pub max_samples: usize,
 }
 
 impl Default for SeriesLimits {
@@ -36,7 +42,13 @@ impl Default for SeriesLimits {
 
 impl SeriesLimits {
     /// The defaults of `ingest` (a test keeps them equal to the configuration's).
-    pub const DEFAULT: Self = Self { max_labels: 128, max_name_bytes: 1024, max_value_bytes: 4096 };
+    pub const DEFAULT: Self = Self {
+        max_labels: 128,
+        max_name_bytes: 1024,
+        max_value_bytes: 4096,
+        max_series: 100_000,
+        max_samples: 1_000_000,
+    };
 
     /// The limits `cfg` sets.
     pub fn from_config(cfg: &crate::config::IngestConfig) -> Self {
@@ -44,7 +56,23 @@ impl SeriesLimits {
             max_labels: cfg.max_labels_per_series,
             max_name_bytes: cfg.max_label_name_length,
             max_value_bytes: cfg.max_label_value_length,
+            max_series: cfg.max_series_per_request,
+            max_samples: cfg.max_samples_per_request,
         }
+    }
+
+    /// Refuses a whole request of `series` series and `samples` samples over a per-request
+    /// limit (checked before anything of it is stored).
+    pub fn check_request(&self, series: usize, samples: usize) -> Result<(), IngestError> {
+        for (what, key, count, limit) in [
+            ("series", "max_series_per_request", series, self.max_series),
+            ("samples", "max_samples_per_request", samples, self.max_samples),
+        ] {
+            if count > limit {
+                return Err(IngestError::TooMany { what, count, key, limit });
+            }
+        }
+        Ok(())
     }
 
     /// The first limit `s` exceeds.
@@ -106,7 +134,18 @@ pub(crate) fn store<'s, 'a: 's>(
     let stats = sink.accept(&valid);
     out.samples_accepted += stats.accepted;
     out.samples_unmatched += stats.unmatched;
-    out.reject(RejectReason::MaxEntities, stats.max_entities);
+    for (reason, n) in [
+        (RejectReason::MaxEntities, stats.max_entities),
+        (RejectReason::NewEntityRate, stats.new_entity_rate),
+    ] {
+        if n > 0
+            && let Some(d) = sink.describe(reason)
+            && !out.limits_hit.contains(&d)
+        {
+            out.limits_hit.push(d);
+        }
+        out.reject(reason, n);
+    }
     out.reject(RejectReason::OutOfOrder, stats.out_of_order);
     stats
 }
@@ -115,6 +154,12 @@ pub(crate) fn store<'s, 'a: 's>(
 pub trait SampleSink: Send + Sync {
     /// Stores the series; returns what was accepted or refused downstream.
     fn accept(&self, series: &[&SeriesRef<'_>]) -> ObserveStats;
+
+    /// The configuration key and value behind a refusal of this sink (for answers), e.g.
+    /// `max_entities: over vectorize.max_entities = 10000`.
+    fn describe(&self, _reason: RejectReason) -> Option<String> {
+        None
+    }
 }
 
 /// What a [`SampleSink`] stored and refused of the series handed to it.
@@ -128,6 +173,8 @@ pub struct ObserveStats {
     pub max_entities: u64,
     /// Samples refused as out of order or duplicate.
     pub out_of_order: u64,
+    /// Samples refused because of `max_new_entities_per_second` (the sender should retry).
+    pub new_entity_rate: u64,
 }
 
 impl ObserveStats {
@@ -137,6 +184,7 @@ impl ObserveStats {
         self.unmatched += o.unmatched;
         self.max_entities += o.max_entities;
         self.out_of_order += o.out_of_order;
+        self.new_entity_rate += o.new_entity_rate;
     }
 }
 
@@ -173,9 +221,20 @@ impl IngestOutcome {
     pub fn invalid(&self) -> u64 {
         self.rejected
             .iter()
-            .filter(|(r, _)| !matches!(r, RejectReason::MaxEntities | RejectReason::OutOfOrder))
+            .filter(|(r, _)| {
+                !matches!(
+                    r,
+                    RejectReason::MaxEntities | RejectReason::OutOfOrder | RejectReason::NewEntityRate
+                )
+            })
             .map(|(_, n)| n)
             .sum()
+    }
+
+    /// Samples refused for a limit that passes (`new_entity_rate`): the sender should send the
+    /// request again later, and the answer says so (the rest of it is stored already).
+    pub fn retry_later(&self) -> u64 {
+        self.rejected.iter().filter(|(r, _)| *r == RejectReason::NewEntityRate).map(|(_, n)| n).sum()
     }
 
     /// Counts this outcome in the service's own metrics (`protocol`: `remote_write`,

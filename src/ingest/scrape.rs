@@ -23,6 +23,7 @@ use crate::config::ScrapeConfig;
 use crate::sample::{LABEL_INSTANCE, LABEL_JOB, LABEL_NAME, SampleRef, SeriesRef, one_sample_series};
 use crate::telemetry::Telemetry;
 
+use super::remote_write::Limits;
 use super::{IngestOutcome, SampleSink, SeriesLimits, store};
 
 /// `Accept` header of a scrape, as Prometheus sends it.
@@ -102,10 +103,12 @@ pub fn target_labels(cfg: &ScrapeConfig) -> Vec<(String, String)> {
     labels
 }
 
-/// Scrapes `cfg`'s target every `interval` until `shutdown`.
+/// Scrapes `cfg`'s target every `interval` until `shutdown`. A page over
+/// `ingest.max_decoded_bytes`, or with more samples than `ingest.max_samples_per_request`, fails
+/// the scrape whole (`up` 0, as Prometheus's `body_size_limit` and `sample_limit` do).
 pub async fn run(
     cfg: ScrapeConfig,
-    limits: SeriesLimits,
+    limits: Limits,
     sink: Arc<dyn SampleSink>,
     telemetry: Arc<Telemetry>,
     mut shutdown: watch::Receiver<bool>,
@@ -136,16 +139,15 @@ pub async fn run(
         }
         let start = Instant::now();
         let now_ms = crate::rfc3339::now_ms();
-        let result = async {
-            let resp = client.get(&cfg.url).header("Accept", ACCEPT).send().await?.error_for_status()?;
-            resp.text().await
-        }
-        .await;
+        let result = fetch(&client, &cfg.url, limits.max_decoded_bytes).await.and_then(|text| {
+            let parsed = parse(&text, now_ms, &labels, cfg.honor_labels);
+            limits.series.check_request(parsed.len(), parsed.len()).map_err(|e| e.to_string())?;
+            Ok(parsed)
+        });
         duration.set(start.elapsed().as_secs_f64());
         match result {
-            Ok(text) => {
-                let parsed = parse(&text, now_ms, &labels, cfg.honor_labels);
-                let out = ingest(&parsed, &limits, sink.as_ref());
+            Ok(parsed) => {
+                let out = ingest(&parsed, &limits.series, sink.as_ref());
                 out.record("scrape", &telemetry);
                 up.set(1.0);
                 samples.set(parsed.len() as f64);
@@ -154,10 +156,29 @@ pub async fn run(
             Err(e) => {
                 up.set(0.0);
                 samples.set(0.0);
-                debug!(target = %cfg.url, error = %e, "Scrape failed.");
+                warn!(target = %cfg.url, error = %e, "Scrape failed.");
             }
         }
     }
+}
+
+/// The page at `url`, read no further than `max_bytes`.
+async fn fetch(client: &reqwest::Client, url: &str, max_bytes: usize) -> Result<String, String> {
+    let mut resp = client
+        .get(url)
+        .header("Accept", ACCEPT)
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .map_err(|e| e.to_string())?;
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
+        if body.len() + chunk.len() > max_bytes {
+            return Err(format!("page is over ingest.max_decoded_bytes = {max_bytes} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    String::from_utf8(body).map_err(|e| format!("page is not UTF-8: {e}"))
 }
 
 #[cfg(test)]

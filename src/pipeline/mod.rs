@@ -104,7 +104,7 @@ impl Pipeline {
         };
         Ok(Self {
             cfg: cfg.clone(),
-            sink: Arc::new(VectorizerSink::new(vectorizer)),
+            sink: Arc::new(VectorizerSink::new(vectorizer, cfg.vectorize.max_new_entities_per_second)),
             scoreboard: Arc::new(RwLock::new(Arc::new(empty))),
             telemetry,
             scorer,

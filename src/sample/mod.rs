@@ -90,11 +90,14 @@ pub enum RejectReason {
     LabelValueTooLong,
     /// Remote-write 1.0: a label name or value that is not UTF-8.
     InvalidUtf8,
+    /// A new entity beyond `vectorize.max_new_entities_per_second` (retryable: the answer says
+    /// to retry, and the entity is created when the sender does).
+    NewEntityRate,
 }
 
 impl RejectReason {
     /// Every reason, for pre-registering counters.
-    pub const ALL: [RejectReason; 18] = [
+    pub const ALL: [RejectReason; 19] = [
         RejectReason::MissingMetricName,
         RejectReason::InvalidLabelName,
         RejectReason::DuplicateLabel,
@@ -113,6 +116,7 @@ impl RejectReason {
         RejectReason::LabelNameTooLong,
         RejectReason::LabelValueTooLong,
         RejectReason::InvalidUtf8,
+        RejectReason::NewEntityRate,
     ];
 
     /// The label value.
@@ -136,6 +140,7 @@ impl RejectReason {
             RejectReason::LabelNameTooLong => "label_name_too_long",
             RejectReason::LabelValueTooLong => "label_value_too_long",
             RejectReason::InvalidUtf8 => "invalid_utf8",
+            RejectReason::NewEntityRate => "new_entity_rate",
         }
     }
 }

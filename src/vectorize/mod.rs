@@ -42,12 +42,15 @@ pub enum Refusal {
     MaxEntities,
     /// Timestamp not newer than the series' previous one.
     OutOfOrder,
+    /// A new entity beyond the budget of new entities the caller set.
+    NewEntityRate,
 }
 
 fn refuse(stats: &mut ObserveStats, r: Refusal, n: u64) {
     match r {
         Refusal::MaxEntities => stats.max_entities += n,
         Refusal::OutOfOrder => stats.out_of_order += n,
+        Refusal::NewEntityRate => stats.new_entity_rate += n,
     }
 }
 
@@ -157,6 +160,9 @@ pub struct Vectorizer {
     entities: FxHashMap<u64, Entity>,
     staleness_ms: i64,
     max_entities: usize,
+    /// New entities that may still be created (`u64::MAX`: no budget); the serving sink sets it
+    /// from `max_new_entities_per_second`, replay leaves it unlimited.
+    new_entity_budget: u64,
 }
 
 impl Vectorizer {
@@ -184,6 +190,7 @@ impl Vectorizer {
             entities: FxHashMap::default(),
             staleness_ms: cfg.staleness.as_millis() as i64,
             max_entities: cfg.max_entities,
+            new_entity_budget: u64::MAX,
         })
     }
 
@@ -198,6 +205,22 @@ impl Vectorizer {
             ProfileMode::PerSeries => hash_all(labels),
             ProfileMode::Grouped => hash_entity(&self.profile.entity_labels, labels),
         }
+    }
+
+    /// Lets at most `n` new entities be created from now on (`u64::MAX`: any number); further
+    /// new entities are refused (`Refusal::NewEntityRate`) until it is set again.
+    pub fn set_new_entity_budget(&mut self, n: u64) {
+        self.new_entity_budget = n;
+    }
+
+    /// How many new entities may still be created.
+    pub fn new_entity_budget(&self) -> u64 {
+        self.new_entity_budget
+    }
+
+    /// The configured `max_entities`.
+    pub fn max_entities(&self) -> usize {
+        self.max_entities
     }
 
     /// Number of live entities.
@@ -274,6 +297,12 @@ impl Vectorizer {
             std::collections::hash_map::Entry::Vacant(v) => {
                 if len >= self.max_entities {
                     return Err(Refusal::MaxEntities);
+                }
+                if self.new_entity_budget == 0 {
+                    return Err(Refusal::NewEntityRate);
+                }
+                if self.new_entity_budget != u64::MAX {
+                    self.new_entity_budget -= 1;
                 }
                 Ok(v.insert(Entity {
                     labels: make(labels).into(),

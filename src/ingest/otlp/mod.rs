@@ -38,7 +38,7 @@ use crate::sample::{
 };
 
 use super::remote_write::Limits;
-use super::{IngestError, IngestOutcome, SampleSink, store};
+use super::{IngestError, IngestOutcome, SampleSink, SeriesLimits, store};
 use names::NameKind;
 
 /// Content type of OTLP/HTTP protobuf bodies.
@@ -365,6 +365,14 @@ impl<'a> Mapper<'a> {
             self.emit(id, &attrs, name, None, value, p.time_unix_nano, p.flags);
         }
     }
+}
+
+/// Refuses a request over `ingest.max_series_per_request` (counted as metrics) or
+/// `max_samples_per_request` (counted as data points) before anything of it is mapped.
+pub fn check_request(req: &ExportMetricsServiceRequest, limits: &SeriesLimits) -> Result<(), IngestError> {
+    let metrics = || req.resource_metrics.iter().flat_map(|rm| &rm.scope_metrics).flat_map(|sm| &sm.metrics);
+    let points: u64 = metrics().map(point_count).sum();
+    limits.check_request(metrics().count(), points as usize)
 }
 
 fn point_count(m: &Metric) -> u64 {

@@ -28,6 +28,13 @@ pub struct Limits {
     pub series: super::SeriesLimits,
 }
 
+impl Limits {
+    /// The limits `cfg` sets.
+    pub fn from_config(cfg: &crate::config::IngestConfig) -> Self {
+        Self { max_decoded_bytes: cfg.max_decoded_bytes, series: super::SeriesLimits::from_config(cfg) }
+    }
+}
+
 /// Remote-write protocol version of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Version {
@@ -90,6 +97,8 @@ pub fn ingest(body: &[u8], limits: Limits, sink: &dyn SampleSink) -> Result<Inge
     let raw = decompress(body, limits)?;
     let req = remote_write::decode(&raw).map_err(IngestError::Protobuf)?;
     let (bad_series, bad_samples) = req.invalid_utf8;
+    let samples: usize = req.series.iter().map(|s| s.samples.len() + s.histograms).sum();
+    limits.series.check_request(req.series.len() + bad_series as usize, samples + bad_samples as usize)?;
     let mut out = IngestOutcome {
         series: req.series.len() as u64 + bad_series,
         samples_received: bad_samples,
@@ -133,6 +142,7 @@ pub struct OutcomeV2 {
 pub fn ingest_v2(body: &[u8], limits: Limits, sink: &dyn SampleSink) -> Result<OutcomeV2, IngestError> {
     let raw = decompress(body, limits)?;
     let req = remote_write_v2::decode(&raw).map_err(IngestError::Protobuf)?;
+    limits.series.check_request(req.len(), req.iter().map(|s| s.samples + s.histograms).sum())?;
     let mut out = IngestOutcome { series: req.len() as u64, ..IngestOutcome::default() };
     let mut first_bad_ref = None;
     for s in &req {

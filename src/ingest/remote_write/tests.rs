@@ -182,6 +182,27 @@ fn series_over_a_size_limit_are_rejected_by_reason_naming_the_limit_and_the_good
 }
 
 #[test]
+fn requests_over_a_per_request_limit_are_refused_whole_naming_the_limit() {
+    let (ga, sa) = good("a");
+    let (gb, _) = good("b");
+    let two = body(&[(ga, sa), (gb, &[(1.0, TS), (2.0, TS + 1), (3.0, TS + 2)])]);
+    let series = Limits { series: crate::ingest::SeriesLimits { max_series: 1, ..LIMITS.series }, ..LIMITS };
+    let samples =
+        Limits { series: crate::ingest::SeriesLimits { max_samples: 3, ..LIMITS.series }, ..LIMITS };
+    for (limits, named) in [
+        (series, "2 series, over ingest.max_series_per_request = 1"),
+        (samples, "4 samples, over ingest.max_samples_per_request = 3"),
+    ] {
+        let sink = Collect::default();
+        let e = ingest(&two, limits, &sink).unwrap_err();
+        assert!(e.to_string().contains(named), "{e}");
+        assert!(sink.0.lock().is_empty(), "nothing of a refused request is stored");
+    }
+    let sink = Collect::default();
+    assert_eq!(ingest(&two, LIMITS, &sink).unwrap().samples_accepted, 4);
+}
+
+#[test]
 fn duplicate_hidden_behind_disorder_is_a_duplicate() {
     let s = SeriesRef {
         labels: vec![
