@@ -1,8 +1,9 @@
-//! Hostile input against a real process on loopback (issue 27, first part): oversized labels,
+//! Hostile input against a real process on loopback (issue 27): oversized labels,
 //! invalid UTF-8, truncated and random protobuf, snappy and gzip bombs, wrong content types,
-//! unknown OTLP JSON fields, non-finite values and far-future timestamps. Each answer has the
-//! status and the reason; the good series in the same request are kept; the process stays
-//! alive and small.
+//! unknown OTLP JSON fields, non-finite values and far-future timestamps; then 100,000 new
+//! entities in one burst, remote-write 2.0 and OTLP/gRPC garbage, and scrape pages too big or
+//! unreadable. Each answer has the status and the reason; the good series in the same request
+//! are kept; entities that existed keep being written; the process stays alive and small.
 
 mod common;
 
@@ -163,4 +164,195 @@ async fn hostile_requests_get_their_reason_and_the_good_series_in_them_are_kept(
     assert!(get_ok(&client, format!("{base}/-/healthy")).await.is_some(), "{}", svc.tail());
     let rss = rss_bytes(svc.pid());
     assert!(rss < 256 << 20, "RSS {} MiB after the hostile requests", rss >> 20);
+}
+
+/// Serves `/huge` (a page over the service's decoding limit) and `/garbage` (lines no parser
+/// wants around one good sample) as a scrape target would.
+async fn hostile_target(port: u16, huge_bytes: usize) {
+    let huge: String = "dwcp_latency_ms{instance=\"huge\"} 1\n".repeat(huge_bytes / 34 + 1);
+    let garbage = "\u{0}\u{1}{{{ not metrics\n# TYPE dwcp_latency_ms gauge\n\
+                   dwcp_latency_ms{instance=\"scraped\",job=\"dwcp\"} 21.5\n\
+                   dwcp_latency_ms{instance=\"scraped\" 1\n=== \u{fffd}\n";
+    let app = axum::Router::new()
+        .route("/huge", axum::routing::get(move || async move { huge.clone() }))
+        .route("/garbage", axum::routing::get(move || async move { garbage }));
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+}
+
+/// A remote-write 1.0 body: one `dwcp_latency_ms` sample for each instance.
+fn latency(instances: impl Iterator<Item = String>, value: f64) -> Vec<u8> {
+    let now = NOW();
+    compress(&raw(&instances.map(|i| (good(&i), value, now)).collect::<Vec<_>>()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bursts_of_new_entities_big_batches_and_hostile_pages_leave_existing_entities_scored() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, grpc_port, target_port) = (free_port(), free_port(), free_port());
+    hostile_target(target_port, 17 << 20).await;
+    let config = format!(
+        "check_interval: 1s\n\
+         ingest:\n  max_request_bytes: 16777216\n  max_decoded_bytes: 16777216\n  \
+         max_series_per_request: 60000\n\
+         vectorize:\n  max_entities: 200000\n  max_new_entities_per_second: 2000\n\
+         scrape:\n  - url: http://127.0.0.1:{target_port}/huge\n    interval: 1s\n    timeout: 900ms\n  \
+         - url: http://127.0.0.1:{target_port}/garbage\n    interval: 1s\n    timeout: 900ms\n    \
+         honor_labels: true\n"
+    );
+    let svc = start_service_grpc("serve", dir.path(), port, grpc_port, &config).await;
+    let client =
+        dwcp_anomaly::internals::retry::http_client().timeout(Duration::from_secs(30)).build().unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let rw_url = format!("{base}/api/v1/write");
+    let existing = || (0..10).map(|i| format!("existing-{i}"));
+
+    // Ten entities exist and are written every second throughout.
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let pusher = {
+        let (client, url) = (client.clone(), rw_url.clone());
+        tokio::spawn(async move {
+            let mut n = 0u32;
+            loop {
+                let (status, text) =
+                    post(&client, &url, &RW, latency(existing(), 10.0 + f64::from(n % 3))).await;
+                assert_eq!(status, 204, "{text}");
+                n += 1;
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = stop_rx.changed() => return n,
+                }
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // 100,000 new entities in one request: over max_series_per_request, refused whole.
+    let (status, text) =
+        post(&client, &rw_url, &RW, latency((0..100_000).map(|i| format!("burst-{i}")), 1.0)).await;
+    assert_eq!(status, 413, "{text}");
+    assert!(text.contains("100000 series, over ingest.max_series_per_request = 60000"), "{text}");
+    // The same 100,000 in two requests beside an existing entity: 2,000 new ones a second get
+    // in, the rest are refused as retryable; the existing entity's sample is stored.
+    for half in [0..50_000, 50_000..100_000] {
+        let instances = half.map(|i| format!("burst-{i}")).chain(std::iter::once("existing-0".to_string()));
+        let r =
+            client.post(&rw_url).headers(headers(&RW)).body(latency(instances, 5.0)).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 503);
+        assert_eq!(r.headers()["retry-after"], "1");
+        let text = r.text().await.unwrap();
+        assert!(
+            text.contains("new_entity_rate=") && text.contains("max_new_entities_per_second = 2000"),
+            "{text}"
+        );
+        let accepted: u64 =
+            text.split("accepted ").nth(1).and_then(|t| t.split(' ').next()?.parse().ok()).unwrap();
+        assert!((1..=4_001).contains(&accepted), "{text}");
+    }
+
+    // Remote-write 2.0: a truncated and a random body are refused whole with the reason.
+    let v2 = [
+        ("Content-Encoding", "snappy"),
+        ("Content-Type", "application/x-protobuf;proto=io.prometheus.write.v2.Request"),
+        ("X-Prometheus-Remote-Write-Version", "2.0.0"),
+    ];
+    let mut enc = dwcp_anomaly::internals::proto::remote_write_v2::EncoderV2::default();
+    enc.series(&good("v2-good"), &[(3.0, NOW())]);
+    let body = enc.finish();
+    let (status, text) = post(&client, &rw_url, &v2, compress(&body[..body.len() - 3])).await;
+    assert_eq!(status, 400, "{text}");
+    let noise: Vec<u8> = (0..2048u32).map(|i| (i.wrapping_mul(2_246_822_519) >> 11) as u8).collect();
+    let (status, text) = post(&client, &rw_url, &v2, compress(&noise)).await;
+    assert_eq!(status, 400, "{text}");
+    let (status, text) = post(&client, &rw_url, &v2, compress(&body)).await;
+    assert_eq!(status, 204, "{text}");
+
+    // OTLP/gRPC: a message over the decoding limit is refused by tonic; a NaN point beside a
+    // good one is a partial success.
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+    use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+    use opentelemetry_proto::tonic::metrics::v1::{
+        Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric, number_data_point,
+    };
+    let attr = |k: &str, v: &str| KeyValue {
+        key: k.into(),
+        value: Some(AnyValue { value: Some(any_value::Value::StringValue(v.into())) }),
+        ..Default::default()
+    };
+    let point = |v: f64| NumberDataPoint {
+        time_unix_nano: NOW() as u64 * 1_000_000,
+        value: Some(number_data_point::Value::AsDouble(v)),
+        ..Default::default()
+    };
+    let request = |schema_url: String| ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: Some(opentelemetry_proto::tonic::resource::v1::Resource {
+                attributes: vec![attr("service.name", "dwcp"), attr("service.instance.id", "grpc-good")],
+                ..Default::default()
+            }),
+            scope_metrics: vec![ScopeMetrics {
+                metrics: vec![Metric {
+                    name: "dwcp_latency_ms".into(),
+                    data: Some(metric::Data::Gauge(Gauge { data_points: vec![point(4.0), point(f64::NAN)] })),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            schema_url,
+        }],
+    };
+    let mut grpc = MetricsServiceClient::connect(format!("http://127.0.0.1:{grpc_port}"))
+        .await
+        .unwrap()
+        .max_encoding_message_size(64 << 20);
+    let err = grpc.export(request("x".repeat(17 << 20))).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::OutOfRange, "{err}");
+    let ok = grpc.export(request(String::new())).await.unwrap().into_inner();
+    let partial = ok.partial_success.expect("the NaN point is named");
+    assert_eq!(partial.rejected_data_points, 1, "{partial:?}");
+
+    // Scrape: the page over the limit fails its scrape; the garbage page yields its good line.
+    let metrics = eventually(Duration::from_secs(15), "both targets scraped", || async {
+        let m = get_ok(&client, format!("{base}/metrics")).await?;
+        let up = |path: &str| {
+            let prefix = format!("dwcp_anomaly_scrape_up{{target=\"http://127.0.0.1:{target_port}/{path}\"}}");
+            m.lines().find(|l| l.starts_with(&prefix)).map(|l| l.ends_with(" 1"))
+        };
+        (up("huge") == Some(false) && up("garbage") == Some(true)).then_some(m)
+    })
+    .await;
+    let log = std::fs::read_to_string(&svc.log).unwrap();
+    assert!(log.contains("ingest.max_decoded_bytes"), "the failed scrape says why");
+    let rejected = |reason: &str| {
+        let prefix = format!("dwcp_anomaly_samples_rejected_total{{reason=\"{reason}\"}} ");
+        metrics.lines().find_map(|l| l.strip_prefix(prefix.as_str())?.parse::<f64>().ok()).unwrap_or(0.0)
+    };
+    assert!(rejected("new_entity_rate") >= 96_000.0, "{metrics}");
+
+    // Every entity that existed before, and each good sample beside the hostile ones, is scored;
+    // the process is alive and small.
+    let wanted: Vec<String> =
+        existing().chain(["v2-good", "grpc-good", "scraped"].map(String::from)).collect();
+    eventually(Duration::from_secs(15), "every good entity scored", || async {
+        let m = get_ok(&client, format!("{base}/metrics")).await?;
+        wanted
+            .iter()
+            .all(|i| {
+                let tag = format!("instance=\"{i}\"");
+                m.lines().any(|l| l.starts_with("anomaly_model_state{") && l.contains(&tag))
+            })
+            .then_some(())
+    })
+    .await;
+    stop_tx.send(true).unwrap();
+    let pushes = pusher.await.unwrap();
+    assert!(pushes >= 3, "the existing entities were written throughout ({pushes} pushes)");
+    assert!(get_ok(&client, format!("{base}/-/healthy")).await.is_some(), "{}", svc.tail());
+    let rss = rss_bytes(svc.pid());
+    assert!(rss < 512 << 20, "RSS {} MiB after the burst", rss >> 20);
+}
+
+fn headers(h: &[(&str, &str)]) -> reqwest::header::HeaderMap {
+    h.iter().map(|(k, v)| (k.parse().unwrap(), v.parse().unwrap())).collect()
 }
