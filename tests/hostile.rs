@@ -316,7 +316,8 @@ async fn bursts_of_new_entities_big_batches_and_hostile_pages_leave_existing_ent
     let metrics = eventually(Duration::from_secs(15), "both targets scraped", || async {
         let m = get_ok(&client, format!("{base}/metrics")).await?;
         let up = |path: &str| {
-            let prefix = format!("dwcp_anomaly_scrape_up{{target=\"http://127.0.0.1:{target_port}/{path}\"}}");
+            let prefix =
+                format!("dwcp_anomaly_scrape_up{{target=\"http://127.0.0.1:{target_port}/{path}\"}}");
             m.lines().find(|l| l.starts_with(&prefix)).map(|l| l.ends_with(" 1"))
         };
         (up("huge") == Some(false) && up("garbage") == Some(true)).then_some(m)

@@ -48,13 +48,24 @@ impl Default for IngestConfig {
 }
 
 /// Limits of the process as a whole (`limits`), like the collector's `memory_limiter`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
     /// Resident memory from which ingest requests are refused as retryable (remote-write and
     /// OTLP/HTTP 503 with `Retry-After`, OTLP/gRPC `UNAVAILABLE`) until it falls back; what was
     /// already accepted is still scored. 0: no ceiling.
     pub max_memory_bytes: u64,
+    /// How late a check may finish (`dwcp_anomaly_check_lag_seconds`) before ingest is refused
+    /// as retryable until a check catches up: entities without new samples are not scored, so
+    /// the next check is lighter and the CPU that decoding took goes to scoring. 0: never.
+    #[serde(with = "super::duration")]
+    pub max_check_lag: Duration,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self { max_memory_bytes: 0, max_check_lag: Duration::from_secs(30) }
+    }
 }
 
 /// One scrape target.

@@ -1,5 +1,6 @@
-//! Whether an ingest request may start: at most `ingest.max_concurrent_requests` at once, and
-//! none while the process's resident memory is at or over `limits.max_memory_bytes`.
+//! Whether an ingest request may start: at most `ingest.max_concurrent_requests` at once, none
+//! while the process's resident memory is at or over `limits.max_memory_bytes`, and none while
+//! the last check finished more than `limits.max_check_lag` late.
 //!
 //! Both refusals are retryable and say so — HTTP 503 with `Retry-After`, gRPC `UNAVAILABLE` —
 //! because every sender retries them: Prometheus retries 5xx always but 429 only with
@@ -22,17 +23,20 @@ pub struct Admission {
     slots: Arc<Semaphore>,
     max_requests: usize,
     max_memory: u64,
+    max_lag_s: f64,
     rss: AtomicU64,
     read_at_ms: AtomicI64,
 }
 
 impl Admission {
-    /// `max_requests` at once; `max_memory` bytes resident at most (0: no ceiling).
-    pub fn new(max_requests: usize, max_memory: u64) -> Self {
+    /// `max_requests` at once; `max_memory` bytes resident at most (0: no ceiling); checks at
+    /// most `max_check_lag` late (zero: no bound).
+    pub fn new(max_requests: usize, max_memory: u64, max_check_lag: std::time::Duration) -> Self {
         Self {
             slots: Arc::new(Semaphore::new(max_requests)),
             max_requests,
             max_memory,
+            max_lag_s: max_check_lag.as_secs_f64(),
             rss: AtomicU64::new(0),
             read_at_ms: AtomicI64::new(i64::MIN),
         }
@@ -41,6 +45,7 @@ impl Admission {
     /// A slot for one request of `protocol`, or the reason it must retry later (counted).
     pub fn admit(&self, protocol: &str, telemetry: &Telemetry) -> Result<OwnedSemaphorePermit, String> {
         self.check_memory(protocol, telemetry)?;
+        self.check_lag(protocol, telemetry)?;
         Arc::clone(&self.slots).try_acquire_owned().map_err(|_| {
             refused(
                 telemetry,
@@ -68,6 +73,26 @@ impl Admission {
         ))
     }
 
+    /// The scoring lag alone: refused while the last check finished over `max_check_lag` late.
+    pub fn check_lag(&self, protocol: &str, telemetry: &Telemetry) -> Result<(), String> {
+        if self.max_lag_s <= 0.0 {
+            return Ok(());
+        }
+        let lag = telemetry.check_lag.value(&[]);
+        if lag <= self.max_lag_s {
+            return Ok(());
+        }
+        Err(refused(
+            telemetry,
+            protocol,
+            "max_check_lag",
+            format!(
+                "the last check finished {lag:.1}s late, over limits.max_check_lag = {}s",
+                self.max_lag_s
+            ),
+        ))
+    }
+
     /// Resident memory, re-read at most every [`MEMORY_READ_EVERY_MS`].
     fn resident(&self) -> u64 {
         let now = crate::rfc3339::now_ms();
@@ -90,17 +115,19 @@ fn refused(telemetry: &Telemetry, protocol: &str, limit: &str, why: String) -> S
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
     fn refuses_over_the_memory_ceiling_and_beyond_the_slots_and_counts_both() {
         let t = Telemetry::default();
         // Any process has more than 1 KiB resident.
-        let tight = Admission::new(4, 1024);
+        let tight = Admission::new(4, 1024, Duration::ZERO);
         let why = tight.admit("remote_write", &t).unwrap_err();
         assert!(why.contains("limits.max_memory_bytes = 1024"), "{why}");
         assert_eq!(t.ingest_refused.value(&["remote_write", "max_memory_bytes"]), 1.0);
-        let one = Admission::new(1, 0);
+        let one = Admission::new(1, 0, Duration::ZERO);
         let held = one.admit("otlp_http", &t).unwrap();
         let why = one.admit("otlp_http", &t).unwrap_err();
         assert!(why.contains("ingest.max_concurrent_requests = 1"), "{why}");
@@ -108,6 +135,21 @@ mod tests {
         assert!(one.admit("otlp_http", &t).is_ok());
         assert_eq!(t.ingest_refused.value(&["otlp_http", "max_concurrent_requests"]), 1.0);
         // A generous ceiling lets requests in.
-        assert!(Admission::new(1, u64::MAX).admit("otlp_grpc", &t).is_ok());
+        assert!(Admission::new(1, u64::MAX, Duration::ZERO).admit("otlp_grpc", &t).is_ok());
+    }
+
+    #[test]
+    fn refuses_while_checks_finish_late_and_lets_in_once_they_catch_up() {
+        let t = Telemetry::default();
+        let a = Admission::new(4, 0, Duration::from_secs(30));
+        t.check_lag.with(&[]).set(31.0);
+        let why = a.admit("remote_write", &t).unwrap_err();
+        assert!(why.contains("31.0s late, over limits.max_check_lag = 30s"), "{why}");
+        assert_eq!(t.ingest_refused.value(&["remote_write", "max_check_lag"]), 1.0);
+        t.check_lag.with(&[]).set(0.0);
+        assert!(a.admit("remote_write", &t).is_ok());
+        // Zero turns the bound off.
+        t.check_lag.with(&[]).set(1e6);
+        assert!(Admission::new(4, 0, Duration::ZERO).admit("remote_write", &t).is_ok());
     }
 }

@@ -76,6 +76,7 @@ impl AppState {
             admission: Arc::new(admission::Admission::new(
                 cfg.ingest.max_concurrent_requests,
                 cfg.limits.max_memory_bytes,
+                cfg.limits.max_check_lag,
             )),
             max_request_bytes: cfg.ingest.max_request_bytes,
             ready,

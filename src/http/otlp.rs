@@ -178,9 +178,10 @@ pub struct AuthInterceptor(AppState);
 impl tonic::service::Interceptor for AuthInterceptor {
     fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
         let st = &self.0;
-        // Over the memory ceiling the message is not even read.
+        // Over the memory ceiling, or with checks behind, the message is not even read.
         st.admission
             .check_memory("otlp_grpc", &st.telemetry)
+            .and_then(|()| st.admission.check_lag("otlp_grpc", &st.telemetry))
             .map_err(|why| tonic::Status::unavailable(format!("overloaded: {why}")))?;
         if let Some(auth) = st.auth.as_ref().filter(|a| a.protects("/v1/metrics")) {
             let header = request.metadata().get("authorization").map(|v| v.as_bytes());

@@ -255,7 +255,7 @@ mod otlp_http {
         let cfg = Config::default();
         let p = Pipeline::new(&cfg, Arc::clone(&telemetry)).unwrap();
         let mut state = AppState::new(&cfg, p.sink(), p.scoreboard(), Arc::clone(&telemetry), p.ready_flag());
-        state.admission = Arc::new(crate::http::admission::Admission::new(0, 0));
+        state.admission = Arc::new(crate::http::admission::Admission::new(0, 0, std::time::Duration::ZERO));
         let app = router(state);
         let resp = app
             .clone()
@@ -274,8 +274,10 @@ mod otlp_http {
     async fn over_the_memory_ceiling_ingest_is_refused_naming_the_limit() {
         let telemetry = Arc::new(Telemetry::default());
         // A ceiling far below any process's resident memory.
-        let cfg =
-            Config { limits: crate::config::LimitsConfig { max_memory_bytes: 4096 }, ..Config::default() };
+        let cfg = Config {
+            limits: crate::config::LimitsConfig { max_memory_bytes: 4096, ..Default::default() },
+            ..Config::default()
+        };
         let p = Pipeline::new(&cfg, Arc::clone(&telemetry)).unwrap();
         let state = AppState::new(&cfg, p.sink(), p.scoreboard(), Arc::clone(&telemetry), p.ready_flag());
         let app = router(state);
