@@ -55,6 +55,11 @@ pub struct LimitsConfig {
     /// OTLP/HTTP 503 with `Retry-After`, OTLP/gRPC `UNAVAILABLE`) until it falls back; what was
     /// already accepted is still scored. 0: no ceiling.
     pub max_memory_bytes: u64,
+    /// Resident memory from which each check drops a tenth of the entities, those seen least
+    /// recently first (stale and quiet ones before busy ones), with their models, logged and
+    /// counted in `dwcp_anomaly_entities_shed_total`; above `max_memory_bytes` when both are set.
+    /// 0: never.
+    pub shed_memory_bytes: u64,
     /// How late a check may finish (`dwcp_anomaly_check_lag_seconds`) before ingest is refused
     /// as retryable until a check catches up: entities without new samples are not scored, so
     /// the next check is lighter and the CPU that decoding took goes to scoring. 0: never.
@@ -64,7 +69,7 @@ pub struct LimitsConfig {
 
 impl Default for LimitsConfig {
     fn default() -> Self {
-        Self { max_memory_bytes: 0, max_check_lag: Duration::from_secs(30) }
+        Self { max_memory_bytes: 0, shed_memory_bytes: 0, max_check_lag: Duration::from_secs(30) }
     }
 }
 

@@ -249,6 +249,18 @@ impl Config {
         for (i, t) in self.scrape.iter().enumerate() {
             errs.scope(&format!("scrape[{i}]"), |e| t.validate(e));
         }
+        errs.scope("limits", |e| {
+            let l = &self.limits;
+            if l.shed_memory_bytes > 0 && l.shed_memory_bytes <= l.max_memory_bytes {
+                e.invalid(
+                    "shed_memory_bytes",
+                    format!(
+                        "must be above max_memory_bytes ({}) so that ingest stops before entities are shed",
+                        l.max_memory_bytes
+                    ),
+                );
+            }
+        });
         errs.scope("vectorize", |e| self.vectorize.validate(e));
         errs.scope("detect", |e| self.detect.validate(e));
         errs.scope("export", |e| {

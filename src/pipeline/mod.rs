@@ -165,7 +165,10 @@ impl Pipeline {
                 };
                 let started = Instant::now();
                 let now = now_ms();
-                let assembled = sink.lock().assemble(now);
+                let shed = shed_if_over(&cfg.limits, &sink, &telemetry);
+                let trim = !shed.is_empty();
+                let mut assembled = sink.lock().assemble(now);
+                assembled.dropped.extend(shed);
                 telemetry.entities.with(&[]).set(assembled.status.len() as f64);
                 let Some((mut sc, mut alerts)) = scorer.take() else { break };
                 let save_to =
@@ -175,6 +178,9 @@ impl Pipeline {
                 }
                 let joined = tokio::task::spawn_blocking(move || {
                     let out = sc.check(assembled, now, Some(&mut alerts));
+                    if trim {
+                        release_freed_memory();
+                    }
                     if let Some(dir) = save_to {
                         save_state(&sc, &alerts, &dir);
                     }
@@ -241,6 +247,44 @@ impl Pipeline {
 }
 
 /// Loads saved state into `scorer`; problems are logged and the entities warm up instead.
+/// Over `limits.shed_memory_bytes`, drops a tenth of the entities (those seen least recently)
+/// from the vectorizer and returns their ids for the scorer to drop their models.
+fn shed_if_over(
+    limits: &crate::config::LimitsConfig,
+    sink: &VectorizerSink,
+    telemetry: &Telemetry,
+) -> Vec<u64> {
+    if limits.shed_memory_bytes == 0 {
+        return Vec::new();
+    }
+    let Some(rss) = crate::telemetry::resident_bytes().filter(|&rss| rss >= limits.shed_memory_bytes) else {
+        return Vec::new();
+    };
+    let mut v = sink.lock();
+    let n = v.entity_count().div_ceil(10);
+    let shed = v.shed(n);
+    drop(v);
+    telemetry.entities_shed.with(&[]).add(shed.len() as f64);
+    warn!(
+        rss,
+        limit = limits.shed_memory_bytes,
+        shed = shed.len(),
+        "Resident memory is at limits.shed_memory_bytes: dropped the entities seen least recently, with their models."
+    );
+    shed
+}
+
+/// Hands memory freed by dropped models back to the system (glibc keeps it otherwise, and the
+/// memory limits read the resident size).
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free heap pages to the kernel; it touches no live
+    // allocation and is thread-safe in glibc.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 fn restore(scorer: &mut Scorer, vectorizer: &Vectorizer, dir: &std::path::Path, fit_every: Duration) {
     let (profile, features) = scorer.profile();
     let (profile, features) = (profile.to_string(), features.to_vec());
@@ -338,5 +382,43 @@ fn record(t: &Telemetry, s: &CheckStats) {
     }
     if s.errors > 0 {
         t.errors.with(&["detect", "score"]).add(s.errors as f64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::SampleSink;
+    use crate::sample::{LabelRef, SampleRef, SeriesRef};
+
+    #[test]
+    fn over_the_shedding_limit_a_tenth_of_the_entities_go_and_are_counted() {
+        let cfg = crate::config::Config::default();
+        let sink = VectorizerSink::new(Vectorizer::new(&cfg.vectorize).unwrap(), 0);
+        let names: Vec<String> = (0..25).map(|i| format!("n{i}")).collect();
+        let series: Vec<[LabelRef<'_>; 3]> = names
+            .iter()
+            .map(|n| {
+                [
+                    LabelRef { name: "__name__", value: "dwcp_latency_ms" },
+                    LabelRef { name: "instance", value: n },
+                    LabelRef { name: "job", value: "dwcp" },
+                ]
+            })
+            .collect();
+        let samples = [SampleRef { value: 1.0, timestamp_ms: 1_700_000_000_000 }];
+        let views: Vec<SeriesRef<'_>> = series
+            .iter()
+            .map(|l| SeriesRef { labels: l.to_vec(), samples: samples.to_vec(), histograms: 0 })
+            .collect();
+        sink.accept(&views.iter().collect::<Vec<_>>());
+        let t = Telemetry::default();
+        let roomy = crate::config::LimitsConfig { shed_memory_bytes: u64::MAX, ..Default::default() };
+        assert!(shed_if_over(&roomy, &sink, &t).is_empty());
+        let tight = crate::config::LimitsConfig { shed_memory_bytes: 1, ..Default::default() };
+        assert_eq!(shed_if_over(&tight, &sink, &t).len(), 3);
+        assert_eq!(sink.lock().entity_count(), 22);
+        assert_eq!(t.entities_shed.value(&[]), 3.0);
+        release_freed_memory();
     }
 }

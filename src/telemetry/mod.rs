@@ -243,6 +243,8 @@ pub struct Telemetry {
     pub auth_failures: Family,
     /// See [`names::INGEST_REFUSED`].
     pub ingest_refused: Family,
+    /// See [`names::ENTITIES_SHED`].
+    pub entities_shed: Family,
     /// See [`names::DETECTION_DELAY`].
     pub detection_delay: Histogram,
     /// See [`names::SCORE_LATENCY`].
@@ -358,6 +360,12 @@ impl Telemetry {
                 Counter,
                 &["protocol", "limit"],
             ),
+            entities_shed: Family::new(
+                ENTITIES_SHED,
+                "Entities dropped with their models because resident memory reached limits.shed_memory_bytes (those seen least recently first).",
+                Counter,
+                &[],
+            ),
             detection_delay: Histogram::new(
                 DETECTION_DELAY,
                 "Flag onset to detection: data time of the newest sample in the vector that raised an entity's flag to the check that published it.",
@@ -469,7 +477,7 @@ impl Telemetry {
 
     /// Every counter and gauge family, in exposition order; the check-duration histogram
     /// goes after the first [`Self::PRE_HISTOGRAM`] of them.
-    pub fn families(&self) -> [&Family; 28] {
+    pub fn families(&self) -> [&Family; 29] {
         [
             &self.build_info,
             &self.samples_received,
@@ -499,6 +507,7 @@ impl Telemetry {
             &self.model_fits,
             &self.auth_failures,
             &self.ingest_refused,
+            &self.entities_shed,
         ]
     }
 

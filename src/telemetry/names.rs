@@ -40,6 +40,8 @@ pub const DETECTION_DELAY: &str = "dwcp_anomaly_detection_delay_seconds";
 pub const SCORE_LATENCY: &str = "dwcp_anomaly_score_latency_seconds";
 /// Ingest requests refused to protect the service (retryable), by protocol and the limit.
 pub const INGEST_REFUSED: &str = "dwcp_anomaly_ingest_refused_total";
+/// Entities dropped with their models to bring memory under `limits.shed_memory_bytes`.
+pub const ENTITIES_SHED: &str = "dwcp_anomaly_entities_shed_total";
 /// Requests refused for their credentials, by listener and reason.
 pub const AUTH_FAILURES: &str = "dwcp_anomaly_auth_failures_total";
 /// Samples (series points) written by exporters.

@@ -223,6 +223,18 @@ impl Vectorizer {
         self.max_entities
     }
 
+    /// Drops the `n` entities seen least recently (silent ones before busy ones) and returns
+    /// their ids, for the scorer to drop their models.
+    pub fn shed(&mut self, n: usize) -> Vec<u64> {
+        let mut by_age: Vec<(i64, u64)> = self.entities.iter().map(|(id, e)| (e.last_seen_ms, *id)).collect();
+        by_age.sort_unstable();
+        by_age.truncate(n);
+        for (_, id) in &by_age {
+            self.entities.remove(id);
+        }
+        by_age.into_iter().map(|(_, id)| id).collect()
+    }
+
     /// Number of live entities.
     pub fn entity_count(&self) -> usize {
         self.entities.len()

@@ -129,6 +129,34 @@ fn max_entities_refuses_new_entities_only() {
 }
 
 #[test]
+fn shedding_drops_the_entities_seen_least_recently_and_budgets_bound_new_ones() {
+    let mut v = Vectorizer::new(&cfg("dwcp")).unwrap();
+    for (i, name) in ["quiet", "busy", "older", "newest"].iter().enumerate() {
+        dwcp(&mut v, name, "dwcp_latency_ms", 1.0, T0 + [3, 9, 1, 12][i] * 1000);
+    }
+    let shed = v.shed(2);
+    let ids = |names: &[&str]| -> Vec<u64> {
+        names
+            .iter()
+            .map(|n| {
+                let labels = [("__name__", "dwcp_latency_ms"), ("instance", n), ("job", "dwcp")];
+                v.entity_id(&labels.map(|(name, value)| LabelRef { name, value }))
+            })
+            .collect()
+    };
+    assert_eq!(shed, ids(&["older", "quiet"]));
+    assert_eq!(v.entity_count(), 2);
+    v.set_new_entity_budget(1);
+    dwcp(&mut v, "quiet", "dwcp_latency_ms", 1.0, T0 + 20_000);
+    let s =
+        obs(&mut v, &[("__name__", "dwcp_latency_ms"), ("instance", "older"), ("job", "dwcp")], &[(1.0, T0)]);
+    assert_eq!((s.new_entity_rate, v.entity_count(), v.new_entity_budget()), (1, 3, 0));
+    let s =
+        obs(&mut v, &[("__name__", "dwcp_jitter_ms"), ("instance", "busy"), ("job", "dwcp")], &[(1.0, T0)]);
+    assert_eq!(s.accepted, 1, "existing entities need no budget");
+}
+
+#[test]
 fn per_series_makes_every_series_an_entity() {
     let mut v = Vectorizer::new(&cfg("per_series")).unwrap();
     obs(&mut v, &[("__name__", "http_requests_total"), ("code", "200")], &[(10.0, T0), (20.0, T0 + 10_000)]);
