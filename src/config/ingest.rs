@@ -30,6 +30,10 @@ pub struct IngestConfig {
     pub max_series_per_request: usize,
     /// Samples (OTLP: data points) one request may hold (413 beyond it).
     pub max_samples_per_request: usize,
+    /// Samples accepted per second, in bursts of as many; beyond it ingest is refused as
+    /// retryable (503 + `Retry-After`, gRPC `UNAVAILABLE`) until time pays for the excess.
+    /// 0: unlimited.
+    pub max_samples_per_second: u64,
 }
 
 impl Default for IngestConfig {
@@ -43,6 +47,7 @@ impl Default for IngestConfig {
             max_label_value_length: 4096,
             max_series_per_request: 100_000,
             max_samples_per_request: 1_000_000,
+            max_samples_per_second: 0,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Whether an ingest request may start: at most `ingest.max_concurrent_requests` at once, none
-//! while the process's resident memory is at or over `limits.max_memory_bytes`, and none while
-//! the last check finished more than `limits.max_check_lag` late.
+//! while the process's resident memory is at or over `limits.max_memory_bytes`, none while the
+//! last check finished more than `limits.max_check_lag` late, and none while the samples of the
+//! last second exceed `ingest.max_samples_per_second`.
 //!
 //! Both refusals are retryable and say so — HTTP 503 with `Retry-After`, gRPC `UNAVAILABLE` —
 //! because every sender retries them: Prometheus retries 5xx always but 429 only with
@@ -10,6 +11,9 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Instant;
+
+use parking_lot::Mutex;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -26,6 +30,16 @@ pub struct Admission {
     max_lag_s: f64,
     rss: AtomicU64,
     read_at_ms: AtomicI64,
+    /// `ingest.max_samples_per_second` and its bucket (0: unlimited).
+    sample_rate: f64,
+    samples: Mutex<SampleBucket>,
+}
+
+/// Samples that may still come this second; negative after a big request (paid off by time).
+#[derive(Debug)]
+struct SampleBucket {
+    tokens: f64,
+    at: Instant,
 }
 
 impl Admission {
@@ -39,13 +53,55 @@ impl Admission {
             max_lag_s: max_check_lag.as_secs_f64(),
             rss: AtomicU64::new(0),
             read_at_ms: AtomicI64::new(i64::MIN),
+            sample_rate: 0.0,
+            samples: Mutex::new(SampleBucket { tokens: 0.0, at: Instant::now() }),
         }
+    }
+
+    /// The same admission letting in at most `per_second` samples a second, in bursts of as
+    /// many (0: unlimited). A request is let in while the bucket holds any sample and pays for
+    /// all of its samples once decoded ([`Admission::spend`]).
+    pub fn with_sample_rate(mut self, per_second: u64) -> Self {
+        self.sample_rate = per_second as f64;
+        *self.samples.get_mut() = SampleBucket { tokens: self.sample_rate, at: Instant::now() };
+        self
+    }
+
+    /// Pays for the `samples` a request held.
+    pub fn spend(&self, samples: u64) {
+        if self.sample_rate > 0.0 {
+            let mut b = self.samples.lock();
+            b.tokens = (b.tokens - samples as f64).max(-self.sample_rate);
+        }
+    }
+
+    /// The sample rate alone: refused while the bucket is empty.
+    fn check_rate(&self, protocol: &str, telemetry: &Telemetry) -> Result<(), String> {
+        if self.sample_rate <= 0.0 {
+            return Ok(());
+        }
+        let mut b = self.samples.lock();
+        let now = Instant::now();
+        b.tokens = (b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * self.sample_rate)
+            .min(self.sample_rate);
+        b.at = now;
+        if b.tokens > 0.0 {
+            return Ok(());
+        }
+        drop(b);
+        Err(refused(
+            telemetry,
+            protocol,
+            "max_samples_per_second",
+            format!("over ingest.max_samples_per_second = {}", self.sample_rate),
+        ))
     }
 
     /// A slot for one request of `protocol`, or the reason it must retry later (counted).
     pub fn admit(&self, protocol: &str, telemetry: &Telemetry) -> Result<OwnedSemaphorePermit, String> {
         self.check_memory(protocol, telemetry)?;
         self.check_lag(protocol, telemetry)?;
+        self.check_rate(protocol, telemetry)?;
         Arc::clone(&self.slots).try_acquire_owned().map_err(|_| {
             refused(
                 telemetry,
@@ -136,6 +192,21 @@ mod tests {
         assert_eq!(t.ingest_refused.value(&["otlp_http", "max_concurrent_requests"]), 1.0);
         // A generous ceiling lets requests in.
         assert!(Admission::new(1, u64::MAX, Duration::ZERO).admit("otlp_grpc", &t).is_ok());
+    }
+
+    #[test]
+    fn refuses_beyond_the_sample_rate_until_time_pays_the_debt() {
+        let t = Telemetry::default();
+        let a = Admission::new(4, 0, Duration::ZERO).with_sample_rate(1000);
+        assert!(a.admit("remote_write", &t).is_ok());
+        a.spend(2500);
+        let why = a.admit("remote_write", &t).unwrap_err();
+        assert!(why.contains("ingest.max_samples_per_second = 1000"), "{why}");
+        assert_eq!(t.ingest_refused.value(&["remote_write", "max_samples_per_second"]), 1.0);
+        // The debt is at most one second's worth.
+        std::thread::sleep(Duration::from_millis(1100));
+        assert!(a.admit("remote_write", &t).is_ok());
+        assert!(Admission::new(4, 0, Duration::ZERO).with_sample_rate(0).admit("x", &t).is_ok());
     }
 
     #[test]

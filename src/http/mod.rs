@@ -73,11 +73,14 @@ impl AppState {
                 promote_resource_attributes: cfg.otlp.promote_resource_attributes.clone(),
                 limits: ingest::SeriesLimits::from_config(&cfg.ingest),
             }),
-            admission: Arc::new(admission::Admission::new(
-                cfg.ingest.max_concurrent_requests,
-                cfg.limits.max_memory_bytes,
-                cfg.limits.max_check_lag,
-            )),
+            admission: Arc::new(
+                admission::Admission::new(
+                    cfg.ingest.max_concurrent_requests,
+                    cfg.limits.max_memory_bytes,
+                    cfg.limits.max_check_lag,
+                )
+                .with_sample_rate(cfg.ingest.max_samples_per_second),
+            ),
             max_request_bytes: cfg.ingest.max_request_bytes,
             ready,
             history: PageHistory::shared(),
@@ -101,9 +104,14 @@ impl AppState {
 /// The service's routes.
 pub fn router(state: AppState) -> Router {
     let limit = state.max_request_bytes;
-    Router::new()
+    // Admission runs before the body is read: a refused request costs no buffering, and the
+    // slots count bodies being received as well as being decoded.
+    let ingest = Router::new()
         .route("/api/v1/write", post(remote_write_handler))
         .route("/v1/metrics", post(otlp::http_handler))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), admit_ingest));
+    Router::new()
+        .merge(ingest)
         .route("/metrics", get(metrics))
         .route("/-/healthy", get(|| async { "Healthy.\n" }))
         .route("/-/ready", get(ready))
@@ -118,15 +126,34 @@ fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// Admits an ingest request before its body is read, holding its slot until it is answered;
+/// a refusal is 503 + `Retry-After` (OTLP: a `google.rpc.Status` in the request's encoding).
+async fn admit_ingest(
+    State(st): State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let otlp = req.uri().path() == "/v1/metrics";
+    let protocol = if otlp { "otlp_http" } else { "remote_write" };
+    match st.admission.admit(protocol, &st.telemetry) {
+        Ok(permit) => {
+            let response = next.run(req).await;
+            drop(permit);
+            response
+        }
+        Err(why) => {
+            st.telemetry.requests.with(&[protocol, "503"]).inc();
+            if otlp {
+                otlp::overloaded(req.headers(), why)
+            } else {
+                ApiError::Overloaded(why).into_response()
+            }
+        }
+    }
+}
+
 async fn remote_write_handler(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let start = std::time::SystemTime::now();
-    let _permit = match st.admission.admit("remote_write", &st.telemetry) {
-        Ok(p) => p,
-        Err(why) => {
-            st.telemetry.requests.with(&["remote_write", "503"]).inc();
-            return ApiError::Overloaded(why).into_response();
-        }
-    };
     let version = remote_write::check_headers(
         header_str(&headers, header::CONTENT_TYPE),
         header_str(&headers, header::CONTENT_ENCODING),
@@ -163,6 +190,7 @@ async fn remote_write_handler(State(st): State<AppState>, headers: HeaderMap, bo
             ("remote_write_v2", n, response)
         }
     };
+    st.admission.spend(samples);
     let status = response.status();
     st.telemetry.requests.with(&[protocol, status.as_str()]).inc();
     otel::request_span("POST /api/v1/write", start, status.as_u16(), protocol, samples);

@@ -62,32 +62,40 @@ pub(super) async fn http_handler(State(st): State<AppState>, headers: HeaderMap,
     let start = std::time::SystemTime::now();
     let mut samples = 0;
     let ct = header_str(&headers, header::CONTENT_TYPE);
-    // Errors are answered in the request's encoding when it names one, else in protobuf.
-    let enc = ct.and_then(Encoding::from_content_type).unwrap_or(Encoding::Protobuf);
-    let response = match st.admission.admit("otlp_http", &st.telemetry) {
-        Err(why) => error_response(StatusCode::SERVICE_UNAVAILABLE, format!("overloaded: {why}"), enc),
-        Ok(_permit) => {
-            match otlp::decode_http(&body, ct, header_str(&headers, header::CONTENT_ENCODING), st.limits) {
-                Ok((req, enc)) => match ingest(&st, &req, "otlp_http") {
-                    Ok(out) if out.samples.retry_later() > 0 => {
-                        samples = out.samples.samples_received;
-                        error_response(StatusCode::SERVICE_UNAVAILABLE, out.samples.summary(), enc)
-                    }
-                    Ok(out) => {
-                        samples = out.samples.samples_received;
-                        let body = encode(&out.response(), enc);
-                        (StatusCode::OK, [(header::CONTENT_TYPE, enc.content_type())], body).into_response()
-                    }
-                    Err(e) => error_response(error::ingest_status(&e), e.to_string(), enc),
-                },
+    let enc = error_encoding(&headers);
+    let response =
+        match otlp::decode_http(&body, ct, header_str(&headers, header::CONTENT_ENCODING), st.limits) {
+            Ok((req, enc)) => match ingest(&st, &req, "otlp_http") {
+                Ok(out) if out.samples.retry_later() > 0 => {
+                    samples = out.samples.samples_received;
+                    error_response(StatusCode::SERVICE_UNAVAILABLE, out.samples.summary(), enc)
+                }
+                Ok(out) => {
+                    samples = out.samples.samples_received;
+                    let body = encode(&out.response(), enc);
+                    (StatusCode::OK, [(header::CONTENT_TYPE, enc.content_type())], body).into_response()
+                }
                 Err(e) => error_response(error::ingest_status(&e), e.to_string(), enc),
-            }
-        }
-    };
+            },
+            Err(e) => error_response(error::ingest_status(&e), e.to_string(), enc),
+        };
+    st.admission.spend(samples);
     let status = response.status();
     st.telemetry.requests.with(&["otlp_http", status.as_str()]).inc();
     otel::request_span("POST /v1/metrics", start, status.as_u16(), "otlp_http", samples);
     response
+}
+
+/// The answer to an OTLP/HTTP request refused for load, in the request's encoding.
+pub(super) fn overloaded(headers: &HeaderMap, why: String) -> Response {
+    error_response(StatusCode::SERVICE_UNAVAILABLE, format!("overloaded: {why}"), error_encoding(headers))
+}
+
+/// Errors are answered in the request's encoding when it names one, else in protobuf.
+fn error_encoding(headers: &HeaderMap) -> Encoding {
+    header_str(headers, header::CONTENT_TYPE)
+        .and_then(Encoding::from_content_type)
+        .unwrap_or(Encoding::Protobuf)
 }
 
 /// Stores a decoded request within the per-request limits, counting what it rejected.
@@ -140,6 +148,7 @@ impl MetricsService for GrpcService {
                 Err(e) => Err(tonic::Status::invalid_argument(e.to_string())),
             },
         };
+        st.admission.spend(samples);
         let code = result.as_ref().map_or_else(|s| s.code(), |_| tonic::Code::Ok);
         st.telemetry.requests.with(&["otlp_grpc", &format!("{code:?}")]).inc();
         // gRPC status as the HTTP status an OTLP/HTTP server would answer.

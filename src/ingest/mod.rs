@@ -240,7 +240,13 @@ impl IngestOutcome {
     /// Counts this outcome in the service's own metrics (`protocol`: `remote_write`,
     /// `otlp_http`, ...).
     pub fn record(&self, protocol: &str, telemetry: &Telemetry) {
-        telemetry.record_ingest(protocol, self.samples_received, self.samples_unmatched, &self.rejected);
+        telemetry.record_ingest(
+            protocol,
+            self.samples_received,
+            self.samples_accepted,
+            self.samples_unmatched,
+            &self.rejected,
+        );
     }
 
     /// A one-line summary, e.g. `rejected 2 samples: duplicate_label=1 unsorted_labels=1`.

@@ -211,6 +211,8 @@ impl Histogram {
 pub struct Telemetry {
     /// See [`names::SAMPLES_RECEIVED`].
     pub samples_received: Family,
+    /// See [`names::SAMPLES_ACCEPTED`].
+    pub samples_accepted: Family,
     /// See [`names::SAMPLES_REJECTED`].
     pub samples_rejected: Family,
     /// See [`names::SAMPLES_UNMATCHED`].
@@ -292,6 +294,12 @@ impl Telemetry {
             samples_received: Family::new(
                 SAMPLES_RECEIVED,
                 "Samples received, by protocol.",
+                Counter,
+                &["protocol"],
+            ),
+            samples_accepted: Family::new(
+                SAMPLES_ACCEPTED,
+                "Samples stored by the vectorizer, by protocol (received = accepted + rejected + unmatched).",
                 Counter,
                 &["protocol"],
             ),
@@ -465,10 +473,12 @@ impl Telemetry {
         &self,
         protocol: &str,
         received: u64,
+        accepted: u64,
         unmatched: u64,
         rejected: &[(RejectReason, u64)],
     ) {
         self.samples_received.with(&[protocol]).add(received as f64);
+        self.samples_accepted.with(&[protocol]).add(accepted as f64);
         self.samples_unmatched.with(&[]).add(unmatched as f64);
         for (r, n) in rejected {
             self.samples_rejected.with(&[r.as_str()]).add(*n as f64);
@@ -477,7 +487,7 @@ impl Telemetry {
 
     /// Every counter and gauge family, in exposition order; the check-duration histogram
     /// goes after the first [`Self::PRE_HISTOGRAM`] of them.
-    pub fn families(&self) -> [&Family; 29] {
+    pub fn families(&self) -> [&Family; 30] {
         [
             &self.build_info,
             &self.samples_received,
@@ -508,6 +518,7 @@ impl Telemetry {
             &self.auth_failures,
             &self.ingest_refused,
             &self.entities_shed,
+            &self.samples_accepted,
         ]
     }
 

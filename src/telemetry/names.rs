@@ -2,6 +2,8 @@
 
 /// Samples received, by protocol.
 pub const SAMPLES_RECEIVED: &str = "dwcp_anomaly_ingest_samples_received_total";
+/// Samples stored by the vectorizer, by protocol: received = accepted + rejected + unmatched.
+pub const SAMPLES_ACCEPTED: &str = "dwcp_anomaly_ingest_samples_accepted_total";
 /// Samples rejected, by reason.
 pub const SAMPLES_REJECTED: &str = "dwcp_anomaly_samples_rejected_total";
 /// Samples of series that no profile feature selects.
