@@ -69,10 +69,7 @@ impl AppState {
             scores,
             telemetry,
             limits: remote_write::Limits::from_config(&cfg.ingest),
-            otlp: Arc::new(ingest::otlp::MapOptions {
-                promote_resource_attributes: cfg.otlp.promote_resource_attributes.clone(),
-                limits: ingest::SeriesLimits::from_config(&cfg.ingest),
-            }),
+            otlp: Arc::new(ingest::otlp::MapOptions::from_config(cfg)),
             admission: Arc::new(
                 admission::Admission::new(
                     cfg.ingest.max_concurrent_requests,

@@ -86,6 +86,16 @@ pub struct MapOptions {
     pub limits: super::SeriesLimits,
 }
 
+impl MapOptions {
+    /// The mapping `cfg` sets (`otlp.promote_resource_attributes`, the `ingest` limits).
+    pub fn from_config(cfg: &crate::config::Config) -> Self {
+        Self {
+            promote_resource_attributes: cfg.otlp.promote_resource_attributes.clone(),
+            limits: super::SeriesLimits::from_config(&cfg.ingest),
+        }
+    }
+}
+
 /// What one OTLP request did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct OtlpOutcome {
