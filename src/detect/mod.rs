@@ -10,6 +10,7 @@
 pub mod calibrate;
 mod ensemble;
 mod error;
+mod history;
 mod isolation_forest;
 mod kmeans;
 pub mod lstm_ae;

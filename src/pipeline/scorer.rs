@@ -158,10 +158,7 @@ impl Scorer {
             .iter()
             .filter(|(_, m)| m.is_ready())
             .filter_map(|(id, m)| {
-                Some(EntityState {
-                    labels: self.labels.get(id)?.to_vec(),
-                    history: m.history().cloned().collect(),
-                })
+                Some(EntityState { labels: self.labels.get(id)?.to_vec(), history: m.history().collect() })
             })
             .collect();
         out.sort_by(|a, b| a.labels.cmp(&b.labels));

@@ -1,0 +1,131 @@
+//! Where the bytes go (issue 28): heap bytes per entity of each detector alone, of the service's
+//! default and of the ensemble preset, and of the vectorizer's per-series state, at the 7 `dwcp`
+//! features with the default window settings.
+//!
+//!     cargo bench --bench model_bytes
+//!
+//! A counting global allocator measures the heap: each configuration builds `ENTITIES` entity
+//! models and steps each through enough vectors to fill its history (`fit_window`, recalibration
+//! windows) and refit, then the bytes still allocated are divided by the entity count. Under
+//! `cargo test` (no `--bench` argument) it runs a few entities only, as a smoke test.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicIsize, Ordering};
+
+use dwcp_anomaly::internals::config::{Config, DetectConfig, VectorizeConfig};
+use dwcp_anomaly::internals::detect::{FeatureVector, ModelSpec};
+use dwcp_anomaly::internals::ingest::ObserveStats;
+use dwcp_anomaly::internals::rng::Rng;
+use dwcp_anomaly::internals::sample::{LabelRef, SampleRef};
+use dwcp_anomaly::internals::simulate::METRICS;
+use dwcp_anomaly::internals::vectorize::Vectorizer;
+
+struct Counting;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: every call is forwarded to the system allocator unchanged; only sizes are counted.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+fn live() -> isize {
+    LIVE.load(Ordering::Relaxed)
+}
+
+const FEATURES: usize = 7;
+const STEP_MS: i64 = 10_000;
+
+/// Heap bytes per entity of `cfg`'s models after `vectors` steps each.
+fn model_bytes(cfg: &DetectConfig, entities: usize, vectors: usize) -> f64 {
+    let mut spec = ModelSpec::new(cfg, FEATURES);
+    if cfg.lstm_ae.enabled {
+        let full = Config { detect: cfg.clone(), ..Config::default() };
+        let vectorizer = Vectorizer::new(&VectorizeConfig::default()).unwrap();
+        let profile = vectorizer.profile();
+        match dwcp_anomaly::internals::onnx::load_lstm(&full, &profile.name, &profile.feature_names()) {
+            Ok(Some(m)) => spec = spec.with_lstm(m),
+            _ => return f64::NAN,
+        }
+    }
+    let mut rng = Rng::new(7);
+    let before = live();
+    let mut models: Vec<_> = (0..entities).map(|_| spec.build()).collect();
+    for i in 0..vectors {
+        for m in models.iter_mut() {
+            let x = FeatureVector {
+                timestamp_ms: 1_700_000_000_000 + i as i64 * STEP_MS,
+                values: (0..FEATURES).map(|f| 10.0 * (f + 1) as f64 + rng.normal()).collect(),
+            };
+            m.step(x).expect("the detectors score");
+        }
+    }
+    let bytes = (live() - before) as f64 / entities as f64;
+    drop(models);
+    bytes
+}
+
+/// Heap bytes per entity of the vectorizer holding `entities` `dwcp` entities (7 series each).
+fn vectorizer_bytes(entities: usize) -> f64 {
+    let before = live();
+    let mut v =
+        Vectorizer::new(&VectorizeConfig { max_entities: entities, ..VectorizeConfig::default() }).unwrap();
+    let mut stats = ObserveStats::default();
+    for e in 0..entities {
+        let instance = format!("dwcp-node-{e:06}");
+        for m in METRICS {
+            let labels = [
+                LabelRef { name: "__name__", value: m },
+                LabelRef { name: "instance", value: &instance },
+                LabelRef { name: "job", value: "dwcp" },
+            ];
+            v.observe(&labels, &[SampleRef { value: 1.0, timestamp_ms: 1_700_000_000_000 }], &mut stats);
+        }
+    }
+    let _ = v.assemble(1_700_000_000_000);
+    let bytes = (live() - before) as f64 / entities as f64;
+    drop(v);
+    bytes
+}
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let entities = if full { 50 } else { 3 };
+    let mut rows: Vec<(String, DetectConfig)> = Vec::new();
+    for d in ["zscore", "iforest", "sesd", "kmeans", "lstm_ae"] {
+        let mut c = DetectConfig::default();
+        c.enable_only(&[d]).unwrap();
+        rows.push((format!("{d} alone (default windows)"), c));
+    }
+    rows.push(("service default (z-score)".into(), DetectConfig::default()));
+    rows.push(("ensemble preset (eval without config)".into(), DetectConfig::ensemble()));
+    println!("| what | vectors stepped | heap bytes per entity |");
+    println!("|---|---|---|");
+    for (name, cfg) in &rows {
+        let windows = [cfg.fit_window, cfg.recalibrate.window, cfg.fpr_control.window, cfg.sesd.window];
+        let vectors =
+            if full { windows.into_iter().max().unwrap_or(0) + 100 } else { cfg.min_fit_points + 5 };
+        let b = model_bytes(cfg, entities, vectors);
+        if b.is_nan() {
+            println!("| {name} | — | no model for the dwcp features |");
+        } else {
+            println!("| {name} | {vectors} | {:.0} ({:.1} KiB) |", b, b / 1024.0);
+        }
+    }
+    let v = vectorizer_bytes(if full { 10_000 } else { 10 });
+    println!("| vectorizer, per entity (7 series) | — | {v:.0} ({:.1} KiB) |", v / 1024.0);
+}
