@@ -108,6 +108,16 @@ async fn hostile_requests_get_their_reason_and_the_good_series_in_them_are_kept(
     assert_eq!(status, 400, "{text}");
     assert!(text.contains("invalid_timestamp=1") && text.contains("accepted 2 of 3"), "{text}");
 
+    // A duplicate and an older sample of a series already stored: counted as out of order, not
+    // an error for the sender (Prometheus resends after a timeout); the new series beside them
+    // is stored.
+    let t = NOW();
+    let (status, text) = post(&client, &rw_url, &RW, compress(&raw(&[(good("n7"), 1.0, t)]))).await;
+    assert_eq!(status, 204, "{text}");
+    let again = [(good("n7"), 1.0, t), (good("n7"), 2.0, t - 60_000), (good("n8"), 3.0, t)];
+    let (status, text) = post(&client, &rw_url, &RW, compress(&raw(&again))).await;
+    assert_eq!(status, 204, "{text}");
+
     // Whole requests that cannot be read: truncated protobuf, random bytes, a snappy block
     // that declares 1 GiB, a wrong content type.
     let valid = raw(&[(good("n6"), 1.0, NOW())]);
@@ -149,11 +159,11 @@ async fn hostile_requests_get_their_reason_and_the_good_series_in_them_are_kept(
 
     // Counted by reason; the good series' entities exist; alive and small.
     let metrics = get_ok(&client, format!("{base}/metrics")).await.unwrap();
-    for reason in ["label_value_too_long", "invalid_utf8", "invalid_timestamp"] {
+    for reason in ["label_value_too_long", "invalid_utf8", "invalid_timestamp", "out_of_order"] {
         let line = format!("dwcp_anomaly_samples_rejected_total{{reason=\"{reason}\"}}");
         assert!(metrics.lines().any(|l| l.starts_with(&line) && !l.ends_with(" 0")), "{line}\n{metrics}");
     }
-    for instance in ["n1", "n2", "n3", "n4"] {
+    for instance in ["n1", "n2", "n3", "n4", "n8"] {
         let tag = format!("instance=\"{instance}\"");
         eventually(Duration::from_secs(10), &format!("entity {instance}"), || async {
             let m = get_ok(&client, format!("{base}/metrics")).await?;

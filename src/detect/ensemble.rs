@@ -368,6 +368,10 @@ impl Ensemble {
                     recent.pop_front();
                 }
                 recent.push_back(s.raw);
+                if recent.len() == r.window && recent.capacity() > r.window {
+                    // Full for good: give back what doubling reserved beyond the window.
+                    recent.shrink_to_fit();
+                }
             }
             num += m.weight * s.value;
             den += m.weight;
