@@ -48,16 +48,6 @@ const RW: [(&str, &str); 3] = [
     ("X-Prometheus-Remote-Write-Version", "0.1.0"),
 ];
 
-fn rss_bytes(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap();
-    kb * 1024
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_requests_get_their_reason_and_the_good_series_in_them_are_kept() {
     let dir = tempfile::tempdir().unwrap();
@@ -172,7 +162,7 @@ async fn hostile_requests_get_their_reason_and_the_good_series_in_them_are_kept(
         .await;
     }
     assert!(get_ok(&client, format!("{base}/-/healthy")).await.is_some(), "{}", svc.tail());
-    let rss = rss_bytes(svc.pid());
+    let rss = svc.rss_bytes();
     assert!(rss < 256 << 20, "RSS {} MiB after the hostile requests", rss >> 20);
 }
 
@@ -335,11 +325,8 @@ async fn bursts_of_new_entities_big_batches_and_hostile_pages_leave_existing_ent
     .await;
     let log = std::fs::read_to_string(&svc.log).unwrap();
     assert!(log.contains("ingest.max_decoded_bytes"), "the failed scrape says why");
-    let rejected = |reason: &str| {
-        let prefix = format!("dwcp_anomaly_samples_rejected_total{{reason=\"{reason}\"}} ");
-        metrics.lines().find_map(|l| l.strip_prefix(prefix.as_str())?.parse::<f64>().ok()).unwrap_or(0.0)
-    };
-    assert!(rejected("new_entity_rate") >= 96_000.0, "{metrics}");
+    let rejected = metric_value(&metrics, "dwcp_anomaly_samples_rejected_total{reason=\"new_entity_rate\"}");
+    assert!(rejected >= 96_000.0, "{metrics}");
 
     // Every entity that existed before, and each good sample beside the hostile ones, is scored;
     // the process is alive and small.
@@ -360,7 +347,7 @@ async fn bursts_of_new_entities_big_batches_and_hostile_pages_leave_existing_ent
     let pushes = pusher.await.unwrap();
     assert!(pushes >= 3, "the existing entities were written throughout ({pushes} pushes)");
     assert!(get_ok(&client, format!("{base}/-/healthy")).await.is_some(), "{}", svc.tail());
-    let rss = rss_bytes(svc.pid());
+    let rss = svc.rss_bytes();
     assert!(rss < 512 << 20, "RSS {} MiB after the burst", rss >> 20);
 }
 

@@ -85,6 +85,18 @@ impl Template {
     }
 }
 
+/// Posts one remote-write 1.0 request.
+async fn push(client: &reqwest::Client, url: &str, body: Vec<u8>) -> reqwest::Result<reqwest::Response> {
+    client
+        .post(url)
+        .header("Content-Encoding", "snappy")
+        .header("Content-Type", "application/x-protobuf")
+        .header("X-Prometheus-Remote-Write-Version", "0.1.0")
+        .body(body)
+        .send()
+        .await
+}
+
 /// Pushes until `stop`, as fast as answers come (a refused request is retried after 2 ms).
 async fn sender(url: String, sender: usize, seen: Arc<Seen>, stop: Arc<AtomicBool>) {
     let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
@@ -95,14 +107,7 @@ async fn sender(url: String, sender: usize, seen: Arc<Seen>, stop: Arc<AtomicBoo
         last_ts = (last_ts + 1).max(dwcp_anomaly::internals::rfc3339::now_ms());
         let bytes = template.at(last_ts);
         seen.offered.fetch_add(samples, Ordering::Relaxed);
-        let resp = client
-            .post(&url)
-            .header("Content-Encoding", "snappy")
-            .header("Content-Type", "application/x-protobuf")
-            .header("X-Prometheus-Remote-Write-Version", "0.1.0")
-            .body(bytes)
-            .send()
-            .await;
+        let resp = push(&client, &url, bytes).await;
         match resp.map(|r| (r.status().as_u16(), r.headers().contains_key("retry-after"))) {
             Ok((204, _)) => {
                 seen.acked.fetch_add(samples, Ordering::Relaxed);
@@ -116,20 +121,6 @@ async fn sender(url: String, sender: usize, seen: Arc<Seen>, stop: Arc<AtomicBoo
             }
         }
     }
-}
-
-/// The value of the series `prefix` starts (name and labels), 0 when absent.
-fn value(metrics: &str, prefix: &str) -> f64 {
-    metrics.lines().find_map(|l| l.strip_prefix(prefix)?.trim().parse().ok()).unwrap_or(0.0)
-}
-
-fn rss_bytes(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:")?.split_whitespace().next()?.parse::<u64>().ok())
-        .unwrap()
-        * 1024
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -154,14 +145,7 @@ async fn at_many_times_its_capacity_it_refuses_as_retryable_keeps_scoring_and_lo
         loop {
             for t in templates.iter_mut() {
                 let bytes = t.at(dwcp_anomaly::internals::rfc3339::now_ms());
-                let r = http
-                    .post(&url)
-                    .header("Content-Encoding", "snappy")
-                    .header("Content-Type", "application/x-protobuf")
-                    .body(bytes)
-                    .send()
-                    .await
-                    .unwrap();
+                let r = push(&http, &url, bytes).await.unwrap();
                 assert_eq!(r.status().as_u16(), 204);
             }
             tokio::time::sleep(Duration::from_millis(700)).await;
@@ -169,7 +153,7 @@ async fn at_many_times_its_capacity_it_refuses_as_retryable_keeps_scoring_and_lo
     };
     let ready = eventually(Duration::from_secs(30), "every entity scored", || async {
         let m = get_ok(&http, format!("{base}/metrics")).await?;
-        let ready = value(&m, "dwcp_anomaly_entities_by_state{state=\"ready\"}");
+        let ready = metric_value(&m, "dwcp_anomaly_entities_by_state{state=\"ready\"}");
         (ready >= entities).then_some(())
     });
     tokio::select! {
@@ -187,7 +171,7 @@ async fn at_many_times_its_capacity_it_refuses_as_retryable_keeps_scoring_and_lo
     let mut max_rss = 0;
     while started.elapsed() < OVERLOAD {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        max_rss = max_rss.max(rss_bytes(svc.pid()));
+        max_rss = max_rss.max(svc.rss_bytes());
     }
     stop.store(true, Ordering::Relaxed);
     for t in tasks {
@@ -207,7 +191,7 @@ async fn at_many_times_its_capacity_it_refuses_as_retryable_keeps_scoring_and_lo
     assert_eq!(other, 0, "every answer was 204 or 503 with Retry-After");
     assert!(refused > 0, "nothing refused");
     assert!(offered >= 5 * acked, "the load ({offered} samples offered) was not 5x what was taken ({acked})");
-    let delta = |name: &str| value(&after, name) - value(&before, name);
+    let delta = |name: &str| metric_value(&after, name) - metric_value(&before, name);
     // Every sample answered 2xx was received and stored, and nothing was refused after decoding.
     let protocol = "{protocol=\"remote_write\"}";
     assert_eq!(delta(&format!("{SAMPLES_ACCEPTED}{protocol}")), acked as f64);

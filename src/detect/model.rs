@@ -318,10 +318,7 @@ impl EntityModel {
     /// Fits on external history (e.g. a training file) and keeps its newest `fit_window`
     /// vectors as the buffer for later refits.
     pub fn fit_on(&mut self, history: &[FeatureVector]) -> Result<(), DetectError> {
-        self.history = History::new(self.history.width(), self.fit_window);
-        for x in history {
-            self.history.push(x.timestamp_ms, &x.values, false);
-        }
+        self.refill(history.iter().map(|x| (x, false)));
         let now = history.last().map_or(0, |x| x.timestamp_ms);
         self.choose_shape(history);
         self.ensemble.fit(history)?;
@@ -336,11 +333,16 @@ impl EntityModel {
         history: Vec<(FeatureVector, bool)>,
         last_fit_ms: i64,
     ) -> Result<(), DetectError> {
-        self.history = History::new(self.history.width(), self.fit_window);
-        for (x, flagged) in &history {
-            self.history.push(x.timestamp_ms, &x.values, *flagged);
-        }
+        self.refill(history.iter().map(|(x, flagged)| (x, *flagged)));
         self.refit(last_fit_ms)
+    }
+
+    /// Replaces the buffered history by the newest `fit_window` of `rows`.
+    fn refill<'a>(&mut self, rows: impl Iterator<Item = (&'a FeatureVector, bool)>) {
+        self.history = History::new(self.history.width(), self.fit_window);
+        for (x, flagged) in rows {
+            self.history.push(x.timestamp_ms, &x.values, flagged);
+        }
     }
 
     /// Vectors in the buffered history.

@@ -116,13 +116,7 @@ pub(crate) fn store<'s, 'a: 's>(
     let series = series.into_iter();
     let mut valid: Vec<&SeriesRef<'_>> = Vec::with_capacity(series.size_hint().0);
     for (i, s) in series.enumerate() {
-        let checked = limits.check(s).inspect_err(|r| {
-            if let Some(d) = limits.describe(*r)
-                && !out.limits_hit.contains(&d)
-            {
-                out.limits_hit.push(d);
-            }
-        });
+        let checked = limits.check(s).inspect_err(|r| out.note_limit(limits.describe(*r)));
         match checked.and_then(|()| remote_write::validate(s)) {
             Ok(()) => valid.push(s),
             Err(reason) => {
@@ -138,11 +132,8 @@ pub(crate) fn store<'s, 'a: 's>(
         (RejectReason::MaxEntities, stats.max_entities),
         (RejectReason::NewEntityRate, stats.new_entity_rate),
     ] {
-        if n > 0
-            && let Some(d) = sink.describe(reason)
-            && !out.limits_hit.contains(&d)
-        {
-            out.limits_hit.push(d);
+        if n > 0 {
+            out.note_limit(sink.describe(reason));
         }
         out.reject(reason, n);
     }
@@ -214,6 +205,15 @@ impl IngestOutcome {
         match self.rejected.iter_mut().find(|(r, _)| *r == reason) {
             Some((_, c)) => *c += n,
             None => self.rejected.push((reason, n)),
+        }
+    }
+
+    /// Names a limit that rejected samples in the answer, once.
+    fn note_limit(&mut self, described: Option<String>) {
+        if let Some(d) = described
+            && !self.limits_hit.contains(&d)
+        {
+            self.limits_hit.push(d);
         }
     }
 

@@ -130,6 +130,8 @@ pub async fn run(
         telemetry.scrape_duration.with(&[&cfg.url]),
         telemetry.scrape_samples.with(&[&cfg.url]),
     );
+    // A failing target is warned about when it starts failing, not at every interval.
+    let mut was_up = true;
     let mut ticks = tokio::time::interval(cfg.interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
@@ -150,13 +152,18 @@ pub async fn run(
                 let out = ingest(&parsed, &limits.series, sink.as_ref());
                 out.record("scrape", &telemetry);
                 up.set(1.0);
+                was_up = true;
                 samples.set(parsed.len() as f64);
                 debug!(target = %cfg.url, samples = parsed.len(), "Scraped.");
             }
             Err(e) => {
                 up.set(0.0);
                 samples.set(0.0);
-                warn!(target = %cfg.url, error = %e, "Scrape failed.");
+                if std::mem::replace(&mut was_up, false) {
+                    warn!(target = %cfg.url, error = %e, "Scrape failed.");
+                } else {
+                    debug!(target = %cfg.url, error = %e, "Scrape failed.");
+                }
             }
         }
     }

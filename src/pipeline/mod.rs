@@ -246,7 +246,6 @@ impl Pipeline {
     }
 }
 
-/// Loads saved state into `scorer`; problems are logged and the entities warm up instead.
 /// Over `limits.shed_memory_bytes`, drops a tenth of the entities (those seen least recently)
 /// from the vectorizer and returns their ids for the scorer to drop their models.
 fn shed_if_over(
@@ -285,6 +284,7 @@ fn release_freed_memory() {
     }
 }
 
+/// Loads saved state into `scorer`; problems are logged and the entities warm up instead.
 fn restore(scorer: &mut Scorer, vectorizer: &Vectorizer, dir: &std::path::Path, fit_every: Duration) {
     let (profile, features) = scorer.profile();
     let (profile, features) = (profile.to_string(), features.to_vec());

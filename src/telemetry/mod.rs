@@ -541,8 +541,6 @@ impl Telemetry {
     }
 }
 
-/// The standard `process_*` metrics every Prometheus client library exports (resident memory,
-/// CPU seconds, start time), read from `/proc/self` on Linux; nothing elsewhere.
 /// The process's resident memory (`VmRSS`), `None` off Linux.
 pub fn resident_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -552,6 +550,8 @@ pub fn resident_bytes() -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// The standard `process_*` metrics every Prometheus client library exports (resident memory,
+/// CPU seconds, start time), read from `/proc/self` on Linux; nothing elsewhere.
 fn render_process(out: &mut String) {
     // Clock ticks per second: 100 on every Linux architecture Rust targets.
     const TICKS: f64 = 100.0;

@@ -43,6 +43,22 @@ impl Proc {
     pub fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
+
+    /// Its resident memory (`VmRSS` from `/proc`, Linux).
+    pub fn rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:")?.split_whitespace().next()?.parse().ok())
+            .unwrap();
+        kb * 1024
+    }
+}
+
+/// The value of the series whose line starts with `prefix` (name and labels) in the exposition
+/// `text`; 0 when there is none.
+pub fn metric_value(text: &str, prefix: &str) -> f64 {
+    text.lines().find_map(|l| l.strip_prefix(prefix)?.trim().parse().ok()).unwrap_or(0.0)
 }
 
 /// Starts `program` with `args`, stdout and stderr to `<dir>/<name>.log`.
