@@ -327,3 +327,50 @@ fn version_names_the_commit_and_the_onnx_backend_found() {
     let text = version(&[("DWCP_ANOMALY_PYTHON", "/nonexistent/python")]);
     assert!(text.contains("onnx backend: tract (built in; no ONNX Runtime library found"), "{text}");
 }
+
+/// `simulate push` speaks all three ingest protocols: every sample it reports acknowledged is
+/// counted accepted by the service under that protocol, and the 50 entities are the same
+/// entities whichever protocol carried them.
+#[tokio::test]
+async fn simulate_push_reports_what_each_protocol_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, grpc) = (free_port(), free_port());
+    let _svc = start_service_grpc("push", dir.path(), port, grpc, "check_interval: 1s\n").await;
+    let base = format!("http://127.0.0.1:{port}");
+    let targets = [
+        ("remote_write", vec!["--remote-write".to_string(), format!("{base}/api/v1/write")]),
+        ("otlp_http", vec!["--otlp-http".to_string(), format!("{base}/v1/metrics")]),
+        ("otlp_grpc", vec!["--otlp-grpc".to_string(), format!("http://127.0.0.1:{grpc}")]),
+    ];
+    let client = dwcp_anomaly::internals::retry::http_client().build().unwrap();
+    for (protocol, target) in targets {
+        let mut args = vec!["simulate", "--entities", "50", "--interval", "200ms", "push", "--batch", "100"];
+        args.extend(target.iter().map(String::as_str));
+        args.extend(["--duration", "1s"]);
+        let out = run(&args);
+        let report = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let field = |name: &str| {
+            report.split(' ').find_map(|kv| kv.strip_prefix(name)?.strip_prefix('=')?.parse::<u64>().ok())
+        };
+        // 5 steps of 50 entities × 7 metrics, 100 samples a request: 14 entities, 4 requests a step.
+        let expected = [
+            ("steps", 5),
+            ("requests", 20),
+            ("offered", 1750),
+            ("acked", 1750),
+            ("refusals", 0),
+            ("dropped", 0),
+        ];
+        for (name, value) in expected {
+            assert_eq!(field(name), Some(value), "{protocol} {name}: {report}");
+        }
+        let m = get_ok(&client, format!("{base}/metrics")).await.unwrap();
+        let accepted = metric_value(
+            &m,
+            &format!("dwcp_anomaly_ingest_samples_accepted_total{{protocol=\"{protocol}\"}}"),
+        );
+        assert_eq!(accepted, 1750.0, "{protocol}");
+    }
+    let m = get_ok(&client, format!("{base}/metrics")).await.unwrap();
+    assert_eq!(metric_value(&m, "dwcp_anomaly_entities "), 50.0, "{m}");
+}

@@ -163,12 +163,11 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<()> {
         let injected =
             sim.injected_anomalies(dwcp_anomaly::internals::rfc3339::now_ms(), Duration::from_secs(1));
         state.history.lock().injections = injected;
-        let opts = PushOptions {
-            url: format!("http://127.0.0.1:{}/api/v1/write", addr.port()),
-            interval: Duration::from_secs(1),
-            job: "dwcp-demo".into(),
-            steps: None,
-        };
+        let opts = PushOptions::remote_write(
+            format!("http://127.0.0.1:{}/api/v1/write", addr.port()),
+            Duration::from_secs(1),
+            "dwcp-demo".into(),
+        );
         tokio::spawn(simulate::push(sim, opts, shutdown.clone()));
     }
     let mut http_shutdown = shutdown.clone();

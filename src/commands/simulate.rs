@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 
 use dwcp_anomaly::internals::config::LogFormat;
-use dwcp_anomaly::internals::simulate::{self, Injection, PushOptions, Simulator};
+use dwcp_anomaly::internals::simulate::{self, Injection, PushOptions, PushTarget, Simulator};
 
 use super::{indicatif_like_progress, init_logging, shutdown_signal};
 
@@ -22,8 +22,8 @@ pub(crate) struct SimulateArgs {
     /// Random seed.
     #[arg(long, default_value_t = 1, global = true)]
     pub(crate) seed: u64,
-    /// Time between two points.
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration, global = true)]
+    /// Time between two points (`push`/`serve`: wall time between steps).
+    #[arg(long, visible_alias = "interval", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
     pub(crate) step: Duration,
     /// Length of the load cycle (seasonality).
     #[arg(long, default_value = "1h", value_parser = humantime::parse_duration, global = true)]
@@ -64,17 +64,34 @@ pub(crate) enum SimOutput {
         #[arg(long, default_value = "127.0.0.1:9491")]
         listen: SocketAddr,
     },
-    /// Push the simulation as remote-write in real time.
+    /// Push the simulation in real time (remote-write 1.0 unless an OTLP target is given);
+    /// prints what was offered, acknowledged, refused and dropped at the end.
     Push {
-        /// Remote-write URL.
-        #[arg(long, default_value = "http://127.0.0.1:9490/api/v1/write")]
-        url: String,
+        /// Remote-write 1.0 URL.
+        #[arg(long, visible_alias = "url", default_value = "http://127.0.0.1:9490/api/v1/write")]
+        remote_write: String,
+        /// Push OTLP/HTTP protobuf to this URL instead (e.g. http://127.0.0.1:9490/v1/metrics).
+        #[arg(long, conflicts_with = "otlp_grpc")]
+        otlp_http: Option<String>,
+        /// Push OTLP/gRPC to this endpoint instead (e.g. http://127.0.0.1:4317).
+        #[arg(long)]
+        otlp_grpc: Option<String>,
         /// `job` label of the pushed series.
         #[arg(long, default_value = "dwcp")]
         job: String,
         /// Stop after this long (default: until interrupted).
         #[arg(long, value_parser = humantime::parse_duration)]
         duration: Option<Duration>,
+        /// Samples per request, rounded to whole entities (Prometheus sends up to 2000).
+        #[arg(long, default_value_t = 2000)]
+        batch: usize,
+        /// Requests in flight at once.
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+        /// Retries of a request the receiver answers 429/5xx/UNAVAILABLE, before its samples
+        /// are counted as dropped.
+        #[arg(long, default_value_t = 5)]
+        retries: u32,
     },
 }
 
@@ -89,7 +106,9 @@ pub(crate) async fn simulate_cmd(args: SimulateArgs) -> Result<()> {
     let step_ms = args.step.as_millis() as u64;
     let steps_of = |d: Duration| (d.as_millis() as u64 / step_ms).max(1);
     let total = match &args.output {
-        SimOutput::Csv { duration, .. } => steps_of(*duration),
+        SimOutput::Csv { duration, .. } | SimOutput::Push { duration: Some(duration), .. } => {
+            steps_of(*duration)
+        }
         _ => u64::MAX / 4,
     };
     let mut schedule: Vec<Injection> = args
@@ -135,9 +154,42 @@ pub(crate) async fn simulate_cmd(args: SimulateArgs) -> Result<()> {
             eprintln!("wrote {} files to {}", files.len(), out.display());
         }
         SimOutput::Serve { listen } => simulate::serve(listen, sim, args.step, shutdown).await?,
-        SimOutput::Push { url, job, duration } => {
-            let opts = PushOptions { url, interval: args.step, job, steps: duration.map(steps_of) };
-            simulate::push(sim, opts, shutdown).await?;
+        SimOutput::Push {
+            remote_write,
+            otlp_http,
+            otlp_grpc,
+            job,
+            duration,
+            batch,
+            concurrency,
+            retries,
+        } => {
+            let target = match (otlp_http, otlp_grpc) {
+                (Some(url), _) => PushTarget::OtlpHttp(url),
+                (_, Some(url)) => PushTarget::OtlpGrpc(url),
+                _ => PushTarget::RemoteWrite(remote_write),
+            };
+            let start_ms = dwcp_anomaly::internals::rfc3339::now_ms();
+            for i in sim.injected_anomalies(start_ms, args.step) {
+                eprintln!(
+                    "anomaly: {} {} from {} for {}",
+                    i.entity,
+                    i.kind,
+                    dwcp_anomaly::internals::rfc3339::format(i.start_ms),
+                    humantime::format_duration(Duration::from_millis(i.duration_ms as u64))
+                );
+            }
+            let opts = PushOptions {
+                target,
+                interval: args.step,
+                job,
+                steps: duration.map(steps_of),
+                batch,
+                concurrency,
+                retries,
+            };
+            let report = simulate::push(sim, opts, shutdown).await?;
+            println!("{report}");
         }
     }
     Ok(())

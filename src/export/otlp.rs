@@ -16,7 +16,7 @@ use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
-use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
+use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
 use opentelemetry_proto::tonic::metrics::v1::{
     Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric::Data, number_data_point,
 };
@@ -33,6 +33,7 @@ use super::remote_write::SendFailure;
 use super::{ExporterHandle, ScoreWriter, Series, for_each_series};
 use crate::check::CheckScores;
 use crate::config::{OtlpExportConfig, OtlpProtocol};
+use crate::proto::otlp::string_kv;
 use crate::retry::RetryPolicy;
 use crate::rng::Rng;
 use crate::telemetry::Telemetry;
@@ -79,14 +80,6 @@ pub fn encode(check: &CheckScores, service_name: &str) -> ExportMetricsServiceRe
             }],
             ..Default::default()
         }],
-    }
-}
-
-fn string_kv(k: &str, v: &str) -> KeyValue {
-    KeyValue {
-        key: k.into(),
-        value: Some(AnyValue { value: Some(any_value::Value::StringValue(v.into())) }),
-        ..Default::default()
     }
 }
 

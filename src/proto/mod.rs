@@ -4,6 +4,7 @@
 //! use it without importing each other.
 
 pub mod onnx;
+pub mod otlp;
 pub mod remote_write;
 pub mod remote_write_v2;
 pub mod wire;

@@ -1,11 +1,12 @@
 //! Synthetic DWCP traffic with injected anomalies, for demos, tests and training.
 //!
 //! One deterministic generator ([`Simulator`]) feeds three outputs: labeled CSV in the common
-//! dataset format ([`write_csv`]), a Prometheus scrape target ([`serve`]) and remote-write
-//! pushes ([`push`]). Normal traffic has a seasonal load cycle that drives bandwidth, CPU and
+//! dataset format ([`write_csv`]), a Prometheus scrape target ([`serve`]) and pushes over
+//! remote-write or OTLP ([`push`], also the load generator of the scale benchmark). Normal traffic has a seasonal load cycle that drives bandwidth, CPU and
 //! latency together, plus per-entity noise; each anomaly kind perturbs the features a real
 //! incident of that kind would.
 
+mod push;
 mod schedule;
 mod targets;
 
@@ -14,8 +15,9 @@ use std::str::FromStr;
 
 use crate::rng::Rng;
 
+pub use push::{PushError, PushOptions, PushReport, PushTarget, push};
 pub use schedule::{Injection, parse_injection, random_schedule};
-pub use targets::{PushOptions, push, render_exposition, serve, write_csv};
+pub use targets::{render_exposition, serve, write_csv};
 
 /// Feature names of the `dwcp` profile, in vector order.
 pub const FEATURES: [&str; 7] = [
@@ -193,10 +195,25 @@ impl Simulator {
     pub fn next_step(&mut self) -> Vec<Point> {
         let k = self.step;
         self.step += 1;
-        (0..self.params.len()).map(|e| self.point(e, k)).collect()
+        // Looked up once per step, not once per entity: a load run has 100k entities.
+        let mut active: Vec<Injection> = self
+            .injections
+            .iter()
+            .filter(|i| k >= i.start_step && k < i.start_step + i.steps)
+            .copied()
+            .collect();
+        active.sort_by_key(|i| i.entity);
+        (0..self.params.len())
+            .map(|e| {
+                // The first scheduled one when several overlap (the sort is stable).
+                let at = active.partition_point(|i| i.entity < e);
+                let inj = active.get(at).filter(|i| i.entity == e).copied();
+                self.point(e, k, inj)
+            })
+            .collect()
     }
 
-    fn point(&mut self, e: usize, k: u64) -> Point {
+    fn point(&mut self, e: usize, k: u64, active: Option<Injection>) -> Point {
         let p = &self.params[e];
         let rng = &mut self.rngs[e];
         let load = 1.0 + 0.3 * (std::f64::consts::TAU * k as f64 / self.period_steps + p.phase).sin();
@@ -208,8 +225,6 @@ impl Simulator {
         self.memory[e] = p.memory + 0.95 * (self.memory[e] - p.memory) + 0.5 * rng.normal();
         let mut mem = self.memory[e];
         let mut err = (0.02 + 0.01 * rng.normal()).max(0.0);
-        let active =
-            self.injections.iter().find(|i| i.entity == e && k >= i.start_step && k < i.start_step + i.steps);
         if let Some(inj) = active {
             let progress = (k - inj.start_step) as f64 / inj.steps.max(1) as f64;
             match inj.kind {

@@ -7,7 +7,7 @@ use crate::rng::Rng;
 use super::AnomalyKind;
 
 /// One injected anomaly.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Injection {
     /// Entity index (0-based; `dwcp-node-01` is 0).
     pub entity: usize,

@@ -1,4 +1,4 @@
-//! Outputs of the simulator: labeled CSV, a scrape target and remote-write pushes.
+//! Outputs of the simulator: labeled CSV and a scrape target (pushes are in `push`).
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -11,9 +11,8 @@ use axum::Router;
 use axum::routing::get;
 use parking_lot::Mutex;
 use tokio::sync::watch;
-use tracing::{debug, info, warn};
+use tracing::info;
 
-use crate::proto::remote_write::{Encoder, compress};
 use crate::rfc3339;
 
 use super::{FEATURES, METRICS, Point, Simulator};
@@ -121,7 +120,7 @@ pub async fn serve(
 
 /// Logs the injections that start at the simulator's next step (at `ts`, steps of `step`), as
 /// `serve --demo` does, so detections can be checked against them.
-fn log_injections(sim: &Simulator, ts: i64, step: Duration) {
+pub(super) fn log_injections(sim: &Simulator, ts: i64, step: Duration) {
     for inj in sim.injections().iter().filter(|i| i.start_step == sim.step()) {
         info!(
             kind = %inj.kind,
@@ -130,63 +129,5 @@ fn log_injections(sim: &Simulator, ts: i64, step: Duration) {
             duration = ?step * inj.steps as u32,
             "Injecting an anomaly."
         );
-    }
-}
-
-/// Options of [`push`].
-#[derive(Debug, Clone)]
-pub struct PushOptions {
-    /// Remote-write URL.
-    pub url: String,
-    /// Wall time between steps.
-    pub interval: Duration,
-    /// `job` label of the pushed series.
-    pub job: String,
-    /// Stop after this many steps (None: until shutdown).
-    pub steps: Option<u64>,
-}
-
-/// Pushes one step every `interval` as remote-write 1.0; returns at shutdown or after `steps`.
-pub async fn push(
-    mut sim: Simulator,
-    opts: PushOptions,
-    mut shutdown: watch::Receiver<bool>,
-) -> Result<(), reqwest::Error> {
-    let client = crate::retry::http_client().timeout(Duration::from_secs(10)).build()?;
-    let mut ticks = tokio::time::interval(opts.interval);
-    let mut enc = Encoder::default();
-    loop {
-        tokio::select! {
-            _ = ticks.tick() => {}
-            _ = shutdown.wait_for(|s| *s) => return Ok(()),
-        }
-        if opts.steps.is_some_and(|n| sim.step() >= n) {
-            return Ok(());
-        }
-        let ts = crate::rfc3339::now_ms();
-        log_injections(&sim, ts, opts.interval);
-        for (i, p) in sim.next_step().iter().enumerate() {
-            let instance = Simulator::entity_name(i);
-            for (f, metric) in METRICS.iter().enumerate() {
-                enc.series(
-                    &[("__name__", *metric), ("instance", &instance), ("job", &opts.job)],
-                    &[(p.values[f], ts)],
-                );
-            }
-        }
-        let body = compress(&enc.finish());
-        let sent = client
-            .post(&opts.url)
-            .header("Content-Encoding", "snappy")
-            .header("Content-Type", "application/x-protobuf")
-            .header("X-Prometheus-Remote-Write-Version", "0.1.0")
-            .body(body)
-            .send()
-            .await;
-        match sent {
-            Ok(r) if r.status().is_success() => debug!(step = sim.step(), "Pushed simulated step."),
-            Ok(r) => warn!(status = %r.status(), "Remote-write target refused simulated samples."),
-            Err(error) => warn!(%error, "Cannot push simulated samples."),
-        }
     }
 }
