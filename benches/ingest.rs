@@ -171,7 +171,7 @@ fn bench_otlp(c: &mut Criterion) {
             let (req, _) =
                 otlp::decode_http(&bodies[i % BODIES], Some("application/x-protobuf"), None, limits).unwrap();
             i += 1;
-            black_box(otlp::ingest(&req, &opts, &Discard).samples.samples_accepted)
+            black_box(otlp::ingest_decoded(&req, &opts, &Discard).samples.samples_accepted)
         })
     });
 
@@ -189,7 +189,7 @@ fn bench_otlp(c: &mut Criterion) {
                     otlp::decode_http(&bodies[i % BODIES], Some("application/x-protobuf"), None, limits)
                         .unwrap();
                 debug_assert_eq!(enc, Encoding::Protobuf);
-                let out = otlp::ingest(&req, &opts, s.as_ref());
+                let out = otlp::ingest_decoded(&req, &opts, s.as_ref());
                 debug_assert_eq!(out.rejected_points, 0);
                 black_box(out);
             }

@@ -42,6 +42,78 @@ async fn post(client: &reqwest::Client, url: &str, headers: &[(&str, &str)], bod
     (r.status().as_u16(), r.text().await.unwrap_or_default())
 }
 
+/// An encoded OTLP request of one `dwcp_latency_ms` point for each of two instances, the second
+/// one's `service.instance.id` ending in bytes that are not UTF-8.
+fn otlp_with_bad_utf8(good: &str, bad: &str) -> Vec<u8> {
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+    use opentelemetry_proto::tonic::metrics::v1::{
+        Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric, number_data_point,
+    };
+    use prost::Message;
+    let kv = dwcp_anomaly::internals::proto::otlp::string_kv;
+    let resource = |instance: &str| ResourceMetrics {
+        resource: Some(opentelemetry_proto::tonic::resource::v1::Resource {
+            attributes: vec![kv("service.name", "dwcp"), kv("service.instance.id", instance)],
+            ..Default::default()
+        }),
+        scope_metrics: vec![ScopeMetrics {
+            metrics: vec![Metric {
+                name: "dwcp_latency_ms".into(),
+                data: Some(metric::Data::Gauge(Gauge {
+                    data_points: vec![NumberDataPoint {
+                        time_unix_nano: NOW() as u64 * 1_000_000,
+                        value: Some(number_data_point::Value::AsDouble(5.0)),
+                        ..Default::default()
+                    }],
+                })),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let req =
+        ExportMetricsServiceRequest { resource_metrics: vec![resource(good), resource(&format!("{bad}~~"))] };
+    let mut bytes = req.encode_to_vec();
+    let at = bytes.windows(2).position(|w| w == b"~~").unwrap();
+    bytes[at..at + 2].copy_from_slice(b"\xff\x80");
+    bytes
+}
+
+/// Sends already-encoded request bytes over gRPC as they are (a typed client cannot send
+/// invalid UTF-8) and decodes the `ExportMetricsServiceResponse`.
+struct RawCodec;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+    fn encoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+    fn decoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+}
+
+impl tonic::codec::Encoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn encode(&mut self, item: Vec<u8>, dst: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        prost::bytes::BufMut::put_slice(dst, &item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawCodec {
+    type Item = opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
+    type Error = tonic::Status;
+    fn decode(&mut self, src: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<Self::Item>, tonic::Status> {
+        prost::Message::decode(src).map(Some).map_err(|e| tonic::Status::internal(e.to_string()))
+    }
+}
+
 const RW: [(&str, &str); 3] = [
     ("Content-Encoding", "snappy"),
     ("Content-Type", "application/x-protobuf"),
@@ -139,9 +211,25 @@ async fn hostile_requests_get_their_reason_and_the_good_series_in_them_are_kept(
     }
     let gz = gz.finish().unwrap();
     assert!(gz.len() < 1 << 20);
-    let headers = [("Content-Type", "application/x-protobuf"), ("Content-Encoding", "gzip")];
-    let (status, text) = post(&client, &otlp_url, &headers, gz).await;
+    let gzipped = [("Content-Type", "application/x-protobuf"), ("Content-Encoding", "gzip")];
+    let (status, text) = post(&client, &otlp_url, &gzipped, gz).await;
     assert_eq!(status, 413, "{text}");
+    // OTLP/HTTP protobuf with a resource whose instance is not UTF-8: a partial success, the
+    // other resource's point stored.
+    let pb = [("Content-Type", "application/x-protobuf")];
+    let r = client
+        .post(&otlp_url)
+        .headers(headers(&pb))
+        .body(otlp_with_bad_utf8("o1", "o2"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let resp: opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse =
+        prost::Message::decode(r.bytes().await.unwrap()).unwrap();
+    let partial = resp.partial_success.expect("the bad point is named");
+    assert_eq!(partial.rejected_data_points, 1, "{partial:?}");
+    assert!(partial.error_message.contains("invalid_utf8=1"), "{partial:?}");
     let json = br#"{"resourceMetrics":[{"resource":{"attributes":[],"futureField":1},"scopeMetrics":[]}],"extra":{"a":[1,2]}}"#;
     let (status, text) =
         post(&client, &otlp_url, &[("Content-Type", "application/json")], json.to_vec()).await;
@@ -153,7 +241,7 @@ async fn hostile_requests_get_their_reason_and_the_good_series_in_them_are_kept(
         let line = format!("dwcp_anomaly_samples_rejected_total{{reason=\"{reason}\"}}");
         assert!(metrics.lines().any(|l| l.starts_with(&line) && !l.ends_with(" 0")), "{line}\n{metrics}");
     }
-    for instance in ["n1", "n2", "n3", "n4", "n8"] {
+    for instance in ["n1", "n2", "n3", "n4", "n8", "o1"] {
         let tag = format!("instance=\"{instance}\"");
         eventually(Duration::from_secs(10), &format!("entity {instance}"), || async {
             let m = get_ok(&client, format!("{base}/metrics")).await?;
@@ -311,6 +399,22 @@ async fn bursts_of_new_entities_big_batches_and_hostile_pages_leave_existing_ent
     let ok = grpc.export(request(String::new())).await.unwrap().into_inner();
     let partial = ok.partial_success.expect("the NaN point is named");
     assert_eq!(partial.rejected_data_points, 1, "{partial:?}");
+    // Invalid UTF-8 in one resource: its point only (prost alone would refuse the message).
+    let channel = tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{grpc_port}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut raw_grpc = tonic::client::Grpc::new(channel);
+    raw_grpc.ready().await.unwrap();
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static(
+        "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+    );
+    let body = otlp_with_bad_utf8("grpc-utf8-good", "grpc-utf8-bad");
+    let ok = raw_grpc.unary(tonic::Request::new(body), path, RawCodec).await.unwrap().into_inner();
+    let partial = ok.partial_success.expect("the bad point is named");
+    assert_eq!(partial.rejected_data_points, 1, "{partial:?}");
+    assert!(partial.error_message.contains("invalid_utf8=1"), "{partial:?}");
 
     // Scrape: the page over the limit fails its scrape; the garbage page yields its good line.
     let metrics = eventually(Duration::from_secs(15), "both targets scraped", || async {
@@ -331,7 +435,7 @@ async fn bursts_of_new_entities_big_batches_and_hostile_pages_leave_existing_ent
     // Every entity that existed before, and each good sample beside the hostile ones, is scored;
     // the process is alive and small.
     let wanted: Vec<String> =
-        existing().chain(["v2-good", "grpc-good", "scraped"].map(String::from)).collect();
+        existing().chain(["v2-good", "grpc-good", "grpc-utf8-good", "scraped"].map(String::from)).collect();
     eventually(Duration::from_secs(15), "every good entity scored", || async {
         let m = get_ok(&client, format!("{base}/metrics")).await?;
         wanted

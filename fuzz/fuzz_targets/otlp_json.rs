@@ -14,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
         if let Ok((req, _)) = otlp::decode_http(data, Some("application/json"), encoding, common::limits())
             && otlp::check_request(&req, &opts.limits).is_ok()
         {
-            let _ = otlp::ingest(&req, &opts, &sink);
+            let _ = otlp::ingest_decoded(&req, &opts, &sink);
         }
     }
 });

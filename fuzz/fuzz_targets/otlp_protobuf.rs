@@ -15,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
             otlp::decode_http(data, Some("application/x-protobuf"), encoding, common::limits())
             && otlp::check_request(&req, &opts.limits).is_ok()
         {
-            let _ = otlp::ingest(&req, &opts, &sink);
+            let _ = otlp::ingest_decoded(&req, &opts, &sink);
         }
     }
 });

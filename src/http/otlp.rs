@@ -10,12 +10,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
-    MetricsService, MetricsServiceServer,
-};
-use opentelemetry_proto::tonic::collector::metrics::v1::{
-    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
-};
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
 use prost::Message;
 use tonic::codec::CompressionEncoding;
 
@@ -65,7 +60,7 @@ pub(super) async fn http_handler(State(st): State<AppState>, headers: HeaderMap,
     let enc = error_encoding(&headers);
     let response =
         match otlp::decode_http(&body, ct, header_str(&headers, header::CONTENT_ENCODING), st.limits) {
-            Ok((req, enc)) => match ingest(&st, &req, "otlp_http") {
+            Ok((decoded, enc)) => match ingest(&st, &decoded, "otlp_http") {
                 Ok(out) if out.samples.retry_later() > 0 => {
                     samples = out.samples.samples_received;
                     error_response(StatusCode::SERVICE_UNAVAILABLE, out.samples.summary(), enc)
@@ -99,28 +94,20 @@ fn error_encoding(headers: &HeaderMap) -> Encoding {
 }
 
 /// Stores a decoded request within the per-request limits, counting what it rejected.
-fn ingest(
-    st: &AppState,
-    req: &ExportMetricsServiceRequest,
-    protocol: &str,
-) -> Result<OtlpOutcome, IngestError> {
-    otlp::check_request(req, &st.otlp.limits)?;
-    let out = otlp::ingest(req, &st.otlp, st.sink.as_ref());
+fn ingest(st: &AppState, decoded: &otlp::Decoded, protocol: &str) -> Result<OtlpOutcome, IngestError> {
+    otlp::check_request(&decoded.request, &st.otlp.limits)?;
+    let out = otlp::ingest_decoded(decoded, &st.otlp, st.sink.as_ref());
     out.samples.record(protocol, &st.telemetry);
     Ok(out)
 }
 
-/// The OTLP/gRPC metrics service over the same state as the HTTP handlers.
-#[derive(Clone)]
-pub struct GrpcService(AppState);
-
-#[tonic::async_trait]
-impl MetricsService for GrpcService {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportMetricsServiceRequest>,
-    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
-        let st = &self.0;
+/// `MetricsService/Export`, over the same state as the HTTP handlers.
+async fn export(
+    st: AppState,
+    request: tonic::Request<otlp::Decoded>,
+) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+    let st = &st;
+    {
         // The interceptor admitted bearer tokens and known pairs before decoding; a new user and
         // password pays bcrypt here, on a blocking thread.
         if let Some(auth) = st.auth.as_ref().filter(|a| a.protects("/v1/metrics"))
@@ -202,17 +189,103 @@ impl tonic::service::Interceptor for AuthInterceptor {
     }
 }
 
-/// The tonic service for `MetricsService/Export`, accepting and answering gzip, behind the
-/// credential check.
+/// The gRPC path of `MetricsService/Export`.
+const EXPORT_PATH: &str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
+
+/// `MetricsService` by hand instead of the generated server, for its codec: requests decode
+/// with `otlp::decode_protobuf`, so a string that is not UTF-8 costs the points it touches
+/// rather than the whole message (prost's codec refuses the message).
+#[derive(Clone)]
+pub struct GrpcServer(AppState);
+
+impl tonic::server::NamedService for GrpcServer {
+    const NAME: &'static str = "opentelemetry.proto.collector.metrics.v1.MetricsService";
+}
+
+impl<B> tonic::codegen::Service<tonic::codegen::http::Request<B>> for GrpcServer
+where
+    B: tonic::codegen::Body + Send + 'static,
+    B::Error: Into<tonic::codegen::StdError> + Send + 'static,
+{
+    type Response = tonic::codegen::http::Response<tonic::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = tonic::codegen::BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: tonic::codegen::http::Request<B>) -> Self::Future {
+        let st = self.0.clone();
+        Box::pin(async move {
+            if req.uri().path() != EXPORT_PATH {
+                return Ok(
+                    tonic::Status::unimplemented(format!("no method {}", req.uri().path())).into_http()
+                );
+            }
+            let mut grpc = tonic::server::Grpc::new(ExportCodec)
+                .accept_compressed(CompressionEncoding::Gzip)
+                .send_compressed(CompressionEncoding::Gzip)
+                .max_decoding_message_size(st.limits.max_decoded_bytes);
+            Ok(grpc.unary(ExportMethod(st), req).await)
+        })
+    }
+}
+
+struct ExportMethod(AppState);
+
+impl tonic::server::UnaryService<otlp::Decoded> for ExportMethod {
+    type Response = ExportMetricsServiceResponse;
+    type Future = tonic::codegen::BoxFuture<tonic::Response<Self::Response>, tonic::Status>;
+
+    fn call(&mut self, request: tonic::Request<otlp::Decoded>) -> Self::Future {
+        Box::pin(export(self.0.clone(), request))
+    }
+}
+
+/// Responses encode with prost; requests decode with `otlp::decode_protobuf`.
+struct ExportCodec;
+
+impl tonic::codec::Codec for ExportCodec {
+    type Encode = ExportMetricsServiceResponse;
+    type Decode = otlp::Decoded;
+    type Encoder = ExportCodec;
+    type Decoder = ExportCodec;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        ExportCodec
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        ExportCodec
+    }
+}
+
+impl tonic::codec::Encoder for ExportCodec {
+    type Item = ExportMetricsServiceResponse;
+    type Error = tonic::Status;
+
+    fn encode(&mut self, item: Self::Item, dst: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), Self::Error> {
+        item.encode(dst).map_err(|e| tonic::Status::internal(e.to_string()))
+    }
+}
+
+impl tonic::codec::Decoder for ExportCodec {
+    type Item = otlp::Decoded;
+    type Error = tonic::Status;
+
+    fn decode(&mut self, src: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<Self::Item>, Self::Error> {
+        use prost::bytes::Buf;
+        let raw = src.copy_to_bytes(src.remaining());
+        otlp::decode_protobuf(&raw).map(Some).map_err(|e| tonic::Status::invalid_argument(e.to_string()))
+    }
+}
+
+/// The OTLP/gRPC service, accepting and answering gzip, behind the credential check.
 pub fn grpc_service(
     state: AppState,
-) -> tonic::service::interceptor::InterceptedService<MetricsServiceServer<GrpcService>, AuthInterceptor> {
-    let limit = state.limits.max_decoded_bytes;
-    let server = MetricsServiceServer::new(GrpcService(state.clone()))
-        .accept_compressed(CompressionEncoding::Gzip)
-        .send_compressed(CompressionEncoding::Gzip)
-        .max_decoding_message_size(limit);
-    tonic::service::interceptor::InterceptedService::new(server, AuthInterceptor(state))
+) -> tonic::service::interceptor::InterceptedService<GrpcServer, AuthInterceptor> {
+    tonic::service::interceptor::InterceptedService::new(GrpcServer(state.clone()), AuthInterceptor(state))
 }
 
 /// Serves OTLP/gRPC on `listener` (over TLS from `tls` when given) until `shutdown` resolves.

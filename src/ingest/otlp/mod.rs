@@ -15,10 +15,12 @@
 //! point of the request is stored: delta temporality (`delta_temporality`; put the
 //! collector's `deltatocumulative` processor in front), exponential histograms
 //! (`exponential_histogram`), a point without value (`missing_value`), NaN or ±Inf
-//! (`non_finite_value`), a resource block without a resource (`missing_resource`), and every
-//! reason remote-write series can fail for.
+//! (`non_finite_value`), a resource block without a resource (`missing_resource`), a point
+//! whose labels would come from a string that is not UTF-8 (`invalid_utf8`: see `utf8`), and
+//! every reason remote-write series can fail for.
 
 pub mod names;
+mod utf8;
 
 use std::borrow::Cow;
 use std::io::Read;
@@ -108,6 +110,17 @@ pub struct OtlpOutcome {
 }
 
 impl OtlpOutcome {
+    /// Counts `points` data points rejected whole for `reason` (one sample each).
+    pub fn reject(&mut self, reason: RejectReason, points: u64) {
+        if points == 0 {
+            return;
+        }
+        self.points += points;
+        self.rejected_points += points;
+        self.samples.samples_received += points;
+        self.samples.reject(reason, points);
+    }
+
     /// The response: `partial_success` set when any point was rejected.
     pub fn response(&self) -> ExportMetricsServiceResponse {
         let partial_success = (self.rejected_points > 0).then(|| ExportMetricsPartialSuccess {
@@ -124,7 +137,7 @@ pub fn decode_http(
     content_type: Option<&str>,
     content_encoding: Option<&str>,
     limits: Limits,
-) -> Result<(ExportMetricsServiceRequest, Encoding), IngestError> {
+) -> Result<(Decoded, Encoding), IngestError> {
     let ct = content_type.unwrap_or_default();
     let encoding = Encoding::from_content_type(ct).ok_or_else(|| IngestError::Unsupported {
         header: "Content-Type",
@@ -145,16 +158,48 @@ pub fn decode_http(
     if raw.len() > limits.max_decoded_bytes {
         return Err(IngestError::TooLarge { what: "body", size: raw.len(), limit: limits.max_decoded_bytes });
     }
-    let req = match encoding {
-        Encoding::Protobuf => ExportMetricsServiceRequest::decode(&*raw).map_err(|e| {
-            IngestError::Decode { what: "protobuf ExportMetricsServiceRequest", reason: e.to_string() }
-        })?,
-        Encoding::Json => serde_json::from_slice(&raw).map_err(|e| IngestError::Decode {
-            what: "JSON ExportMetricsServiceRequest",
-            reason: e.to_string(),
-        })?,
+    let decoded = match encoding {
+        Encoding::Protobuf => decode_protobuf(&raw)?,
+        Encoding::Json => {
+            Decoded::from(serde_json::from_slice::<ExportMetricsServiceRequest>(&raw).map_err(|e| {
+                IngestError::Decode { what: "JSON ExportMetricsServiceRequest", reason: e.to_string() }
+            })?)
+        }
     };
-    Ok((req, encoding))
+    Ok((decoded, encoding))
+}
+
+/// A decoded request, less the data points left out because their labels were not UTF-8.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Decoded {
+    /// What is left to map.
+    pub request: ExportMetricsServiceRequest,
+    /// Data points removed for invalid UTF-8 (counted as rejected when the rest is ingested).
+    pub invalid_utf8_points: u64,
+}
+
+impl From<ExportMetricsServiceRequest> for Decoded {
+    fn from(request: ExportMetricsServiceRequest) -> Self {
+        Self { request, invalid_utf8_points: 0 }
+    }
+}
+
+/// Decodes a protobuf `ExportMetricsServiceRequest`. A string that is not UTF-8 costs only the
+/// data points whose labels it would be part of, not the whole message (see `utf8`).
+pub fn decode_protobuf(raw: &[u8]) -> Result<Decoded, IngestError> {
+    let first = match ExportMetricsServiceRequest::decode(raw) {
+        Ok(request) => return Ok(request.into()),
+        Err(e) => e,
+    };
+    let error =
+        || IngestError::Decode { what: "protobuf ExportMetricsServiceRequest", reason: first.to_string() };
+    let mut owned = raw.to_vec();
+    if !matches!(utf8::mask_invalid_utf8(&mut owned), Ok(n) if n > 0) {
+        return Err(error());
+    }
+    let mut request = ExportMetricsServiceRequest::decode(&*owned).map_err(|_| error())?;
+    let invalid_utf8_points = utf8::drop_masked(&mut request);
+    Ok(Decoded { request, invalid_utf8_points })
 }
 
 fn gunzip(body: &[u8], limits: Limits) -> Result<Vec<u8>, IngestError> {
@@ -205,6 +250,13 @@ impl MetricNames {
             base,
         }
     }
+}
+
+/// [`ingest`] of a decoded request, counting the points decoding left out.
+pub fn ingest_decoded(d: &Decoded, opts: &MapOptions, sink: &dyn SampleSink) -> OtlpOutcome {
+    let mut out = ingest(&d.request, opts, sink);
+    out.reject(RejectReason::InvalidUtf8, d.invalid_utf8_points);
+    out
 }
 
 /// Maps, validates and stores one request; every valid point is stored whatever the others do.
@@ -262,10 +314,7 @@ type Labels<'a> = Vec<(Cow<'a, str>, Cow<'a, str>)>;
 impl<'a> Mapper<'a> {
     /// Counts `points` data points rejected whole for `reason`.
     fn reject(&mut self, reason: RejectReason, points: u64) {
-        self.out.points += points;
-        self.out.rejected_points += points;
-        self.out.samples.samples_received += points;
-        self.out.samples.reject(reason, points);
+        self.out.reject(reason, points);
     }
 
     /// Starts a data point; returns its number.

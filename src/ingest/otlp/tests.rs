@@ -280,7 +280,7 @@ fn http_bodies_decode_as_protobuf_json_and_gzip() {
     let limits = Limits { max_decoded_bytes: 1 << 20, series: crate::ingest::SeriesLimits::DEFAULT };
     let pb = req.encode_to_vec();
     let (got, enc) = decode_http(&pb, Some("application/x-protobuf"), None, limits).unwrap();
-    assert_eq!((got, enc), (req.clone(), Encoding::Protobuf));
+    assert_eq!((got, enc), (req.clone().into(), Encoding::Protobuf));
 
     let json = r#"{"resourceMetrics":[{"resource":{"attributes":[
         {"key":"service.name","value":{"stringValue":"svc"}},
@@ -290,13 +290,13 @@ fn http_bodies_decode_as_protobuf_json_and_gzip() {
          "timeUnixNano":"1700000000123456789","asDouble":2.0}]}}]}]}]}"#;
     let (got, enc) =
         decode_http(json.as_bytes(), Some("application/json; charset=utf-8"), None, limits).unwrap();
-    assert_eq!((got, enc), (req.clone(), Encoding::Json));
+    assert_eq!((got, enc), (req.clone().into(), Encoding::Json));
 
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     std::io::Write::write_all(&mut gz, &pb).unwrap();
     let gz = gz.finish().unwrap();
     let (got, _) = decode_http(&gz, Some("application/x-protobuf"), Some("gzip"), limits).unwrap();
-    assert_eq!(got, req);
+    assert_eq!(got, req.into());
 
     let err = |body: &[u8], ct: Option<&str>, ce: Option<&str>, limits: Limits| {
         decode_http(body, ct, ce, limits).unwrap_err().to_string()
@@ -318,4 +318,65 @@ fn http_bodies_decode_as_protobuf_json_and_gzip() {
     assert!(
         err(&gz, Some("application/x-protobuf"), Some("gzip"), tiny).contains("over the limit of 10 bytes")
     );
+}
+
+/// Strings that are not UTF-8 cost the points whose labels they would be, not the message:
+/// a bad resource attribute drops its resource's points, a bad metric name its metric's, a
+/// bad point attribute (key or nested value) that point; a bad description drops nothing.
+#[test]
+fn invalid_utf8_costs_only_the_points_it_touches() {
+    use opentelemetry_proto::tonic::common::v1::ArrayValue;
+    let good = |link: &str| point(vec![kv("link", s(link))], number_data_point::Value::AsDouble(1.0));
+    let nested = point(
+        vec![kv("tags", AV::ArrayValue(ArrayValue { values: vec![AnyValue { value: Some(s("x~~")) }] }))],
+        number_data_point::Value::AsDouble(2.0),
+    );
+    let mut described =
+        metric("ok_metric", "", Data::Gauge(Gauge { data_points: vec![good("a"), good("b~~"), nested] }));
+    described.description = "about ~~".into();
+    let req = ExportMetricsServiceRequest {
+        resource_metrics: vec![
+            resource(
+                service("svc", "good"),
+                vec![
+                    described,
+                    metric("bad~~name", "", Data::Gauge(Gauge { data_points: vec![good("c"), good("d")] })),
+                ],
+            ),
+            resource(
+                service("svc", "bad~~instance"),
+                vec![metric("g", "", Data::Gauge(Gauge { data_points: vec![good("e")] }))],
+            ),
+        ],
+    };
+    let mut pb = req.encode_to_vec();
+    // "~~" becomes a byte that never starts a UTF-8 character and a lone continuation byte.
+    let mut marks = 0;
+    for i in 0..pb.len() - 1 {
+        if &pb[i..i + 2] == b"~~" {
+            pb[i..i + 2].copy_from_slice(b"\xff\x80");
+            marks += 1;
+        }
+    }
+    assert_eq!(marks, 5);
+    assert!(
+        ExportMetricsServiceRequest::decode(&*pb).is_err(),
+        "prost must refuse it, or the test proves nothing"
+    );
+    let decoded = decode_protobuf(&pb).unwrap();
+    assert_eq!(decoded.invalid_utf8_points, 5);
+    let sink = Collect::default();
+    let out = ingest_decoded(&decoded, &MapOptions::default(), &sink);
+    assert_eq!(
+        sink.0.into_inner(),
+        vec![format!("__name__=ok_metric,instance=good,job=svc,link=a 1 @{}", T_NS / 1_000_000)]
+    );
+    assert_eq!((out.points, out.rejected_points), (6, 5));
+    assert_eq!(out.samples.samples_received, 6);
+    assert!(out.samples.summary().contains("invalid_utf8"), "{}", out.samples.summary());
+
+    // Without a string to blame, a broken message is still refused whole.
+    let mut truncated = req.encode_to_vec();
+    truncated.truncate(truncated.len() - 3);
+    assert!(decode_protobuf(&truncated).unwrap_err().to_string().contains("cannot decode protobuf"));
 }
