@@ -53,15 +53,22 @@ const STEP_MS: i64 = 10_000;
 /// Heap bytes per entity of `cfg`'s models after `vectors` steps each.
 fn model_bytes(cfg: &DetectConfig, entities: usize, vectors: usize) -> f64 {
     let mut spec = ModelSpec::new(cfg, FEATURES);
+    let full = Config { detect: cfg.clone(), ..Config::default() };
+    let vectorizer = Vectorizer::new(&VectorizeConfig::default()).unwrap();
+    let profile = vectorizer.profile();
     if cfg.lstm_ae.enabled {
-        let full = Config { detect: cfg.clone(), ..Config::default() };
-        let vectorizer = Vectorizer::new(&VectorizeConfig::default()).unwrap();
-        let profile = vectorizer.profile();
         match dwcp_anomaly::internals::onnx::load_lstm(&full, &profile.name, &profile.feature_names()) {
             Ok(Some(m)) => spec = spec.with_lstm(m),
             _ => return f64::NAN,
         }
     }
+    // A shared forest (`iforest.model`) is one per profile: not counted per entity.
+    match dwcp_anomaly::internals::onnx::load_forest(&full, &profile.feature_names()) {
+        Ok(Some(f)) => spec = spec.with_forest(f),
+        Ok(None) => {}
+        Err(_) => return f64::NAN,
+    }
+    drop(vectorizer);
     let mut rng = Rng::new(7);
     let before = live();
     let mut models: Vec<_> = (0..entities).map(|_| spec.build()).collect();
@@ -111,7 +118,17 @@ fn main() {
         c.enable_only(&[d]).unwrap();
         rows.push((format!("{d} alone (default windows)"), c));
     }
+    let mut shared = DetectConfig::default();
+    shared.enable_only(&["iforest"]).unwrap();
+    shared.iforest.model = Some("models/isolation_forest.onnx".into());
+    rows.push(("iforest alone, the shipped forest shared by the profile (`iforest.model`)".into(), shared));
     rows.push(("service default (z-score)".into(), DetectConfig::default()));
+    let scale = std::fs::read_to_string("benches/scale.yaml").expect("run from the crate root");
+    let scale = Config::parse(&scale).expect("benches/scale.yaml is valid").detect;
+    rows.push((
+        "benches/scale.yaml (five detectors, shipped forest and LSTM, default windows)".into(),
+        scale,
+    ));
     rows.push(("ensemble preset (eval without config)".into(), DetectConfig::ensemble()));
     println!("| what | vectors stepped | heap bytes per entity |");
     println!("|---|---|---|");

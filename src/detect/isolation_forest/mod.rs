@@ -56,6 +56,8 @@ pub struct IsolationForestDetector {
     forest: Option<Forest>,
     calibrator: Option<Calibrator>,
     pretrained: Option<std::sync::Arc<PretrainedForest>>,
+    /// `fit` succeeded at least once (with shared trees there is no forest of its own to tell).
+    fitted: bool,
 }
 
 /// A forest trained elsewhere (scikit-learn, imported from ONNX by `crate::onnx::forest`)
@@ -83,7 +85,15 @@ impl IsolationForestDetector {
     /// A detector for `n_features` features; `decades` is the calibration range (see
     /// [`calibrate`](super::calibrate)).
     pub fn new(cfg: &IsolationForestConfig, n_features: usize, decades: f64) -> Self {
-        Self { cfg: cfg.clone(), n_features, decades, forest: None, calibrator: None, pretrained: None }
+        Self {
+            cfg: cfg.clone(),
+            n_features,
+            decades,
+            forest: None,
+            calibrator: None,
+            pretrained: None,
+            fitted: false,
+        }
     }
 
     /// A detector scoring with `pretrained` trees instead of growing its own; `fit` only
@@ -139,7 +149,10 @@ impl Detector for IsolationForestDetector {
             rows.iter().for_each(|r| p.standardise(r, &mut flat));
             let mut raw = vec![0.0; rows.len()];
             p.forest.score_batch(&flat, &mut raw)?;
+            // Fewer than MIN_EMPIRICAL vectors (a first fit at min_fit_points): the fixed
+            // mapping, as for a forest of its own, until a refit has enough.
             self.calibrator = Calibrator::fit(&raw, self.decades);
+            self.fitted = true;
             return Ok(());
         }
         let forest = Forest::train(&rows, nf, &params)
@@ -165,7 +178,7 @@ impl Detector for IsolationForestDetector {
 
     /// Allocation-free once `out.contributions` has grown to the feature count.
     fn score_into(&self, x: &FeatureVector, out: &mut Score) -> Result<(), DetectError> {
-        if self.pretrained.is_some() && self.calibrator.is_none() {
+        if self.pretrained.is_some() && !self.fitted {
             return Err(DetectError::NotFitted(NAME));
         }
         let forest = self.forest().ok_or(DetectError::NotFitted(NAME))?;

@@ -419,3 +419,20 @@ fn every_scoring_path_matches_the_straightforward_walk() {
         }
     }
 }
+
+/// A shared forest (`iforest.model`) scores from the first fit even when that fit is too short
+/// to calibrate on (the default `min_fit_points` 30 < MIN_EMPIRICAL): with the fixed mapping,
+/// as a forest of its own does, instead of NotFitted until an hourly refit.
+#[test]
+fn a_shared_forest_scores_after_a_first_fit_too_short_to_calibrate() {
+    let train = gaussian_series(2000, NF, 81);
+    let rows: Vec<&[f64]> = train.iter().map(|x| x.values.as_slice()).collect();
+    let forest = Forest::train(&rows, NF, &ForestParams { trees: 50, sample_size: 128, seed: 3 }).unwrap();
+    let shared = std::sync::Arc::new(PretrainedForest { forest, mean: vec![0.0; NF], std: vec![1.0; NF] });
+    let mut d = IsolationForestDetector::pretrained(shared, 6.0);
+    assert_eq!(d.score(&vector(0, &[0.0; NF])), Err(DetectError::NotFitted("iforest")));
+    d.fit(&gaussian_series(30, NF, 82)).unwrap();
+    let ordinary = d.score(&vector(0, &[0.1; NF])).unwrap().value;
+    let far = d.score(&vector(0, &[8.0; NF])).unwrap().value;
+    assert!(far > 0.3 && far > ordinary + 0.2, "far {far}, ordinary {ordinary}");
+}
