@@ -33,6 +33,11 @@ pub struct DetectConfig {
     pub fit_window: usize,
     /// Vectors an entity needs before its first fit; until then it is `warming`.
     pub min_fit_points: usize,
+    /// Share of `check_interval` one check of `serve` may spend on (re)fits; entities whose fit
+    /// is due past it fit at a later check (scoring meanwhile with the models they have), so
+    /// thousands of entities warming or due together do not stall one check. Replay and
+    /// `eval` always fit on time.
+    pub fit_share: f64,
     /// Online recalibration of every detector on its recent scores (ensemble).
     pub recalibrate: RecalibrateConfig,
     /// Live correction of the vote's threshold to its promised rate (ensemble).
@@ -71,6 +76,7 @@ impl Default for DetectConfig {
             fit_every: Duration::from_secs(3600),
             fit_window: 360,
             min_fit_points: 30,
+            fit_share: 0.25,
             recalibrate: RecalibrateConfig::default(),
             fpr_control: FprControlConfig::default(),
             alone_fpr: None,
@@ -195,6 +201,9 @@ impl DetectConfig {
         }
         if self.fit_window < self.min_fit_points {
             e.invalid("fit_window", format!("must be >= min_fit_points ({})", self.min_fit_points));
+        }
+        if !(self.fit_share > 0.0 && self.fit_share <= 1.0) {
+            e.invalid("fit_share", format!("must be within (0, 1], got {}", self.fit_share));
         }
         if self.fit_every < Duration::from_secs(1) {
             e.invalid("fit_every", format!("must be >= 1s, got {:?}", self.fit_every));

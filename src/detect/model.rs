@@ -227,6 +227,8 @@ pub struct Step {
     pub score: Option<EnsembleScore>,
     /// The models were (re)fitted before scoring this vector.
     pub fitted: bool,
+    /// A fit was due and waits for a later step.
+    pub deferred: bool,
 }
 
 /// One entity's ensemble plus the history it is (re)fitted on.
@@ -273,7 +275,15 @@ impl EntityModel {
 
     /// Scores `x` (once fitted), then learns from it; fits when due.
     pub fn step(&mut self, x: FeatureVector) -> Result<Step, DetectError> {
-        let fitted = self.fit_due(x.timestamp_ms);
+        self.step_deferring(x, false)
+    }
+
+    /// [`step`](Self::step), except that a fit that is due waits when `defer` (a later step
+    /// fits): the vector is scored by the models the entity has, or not at all before its
+    /// first fit.
+    pub fn step_deferring(&mut self, x: FeatureVector, defer: bool) -> Result<Step, DetectError> {
+        let due = self.fit_due(x.timestamp_ms);
+        let fitted = due && !defer;
         if fitted {
             self.refit(x.timestamp_ms)?;
         }
@@ -290,7 +300,7 @@ impl EntityModel {
         let flagged = score.as_ref().is_some_and(|s| s.voted);
         self.history.push(x.timestamp_ms, &x.values, flagged);
         let state = if score.is_some() { ModelState::Ready } else { ModelState::Warming };
-        Ok(Step { state, score, fitted })
+        Ok(Step { state, score, fitted, deferred: due && defer })
     }
 
     /// Fits on the buffered history, leaving out vectors the ensemble's vote flagged.

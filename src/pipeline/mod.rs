@@ -75,6 +75,7 @@ impl Pipeline {
     pub fn new(cfg: &Config, telemetry: Arc<Telemetry>) -> Result<Self, PipelineError> {
         let vectorizer = Vectorizer::new(&cfg.vectorize)?;
         let mut scorer = Scorer::new(cfg, vectorizer.profile())?;
+        scorer.limit_fit_time(cfg.check_interval, cfg.detect.fit_share);
         telemetry.set_onnx_backend(scorer.onnx_backend());
         let mut alerts = AlertTracker::new(&cfg.alert);
         // Every feature (and severity) at 0, so that increase() sees an event's first count
@@ -375,6 +376,7 @@ fn record_published(t: &Telemetry, s: &CheckStats, check: &CheckScores) {
 fn record(t: &Telemetry, s: &CheckStats) {
     t.vectors_scored.with(&[]).add(s.scored as f64);
     t.model_fits.with(&[]).add(s.fits as f64);
+    t.fits_deferred.with(&[]).add(s.deferred_fits as f64);
     for (sev, n) in Severity::ANOMALOUS.iter().zip(s.anomalies) {
         if n > 0 {
             t.anomalies.with(&[sev.as_str()]).add(n as f64);

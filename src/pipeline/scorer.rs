@@ -28,6 +28,8 @@ pub struct CheckStats {
     pub errors: u64,
     /// Entity models (re)fitted.
     pub fits: u64,
+    /// Fits that were due but wait for a later check (`detect.fit_share` spent).
+    pub deferred_fits: u64,
     /// Entities still warming (collecting vectors before their first fit).
     pub warming: u64,
     /// Vectors collected by the most advanced warming entity.
@@ -55,6 +57,8 @@ pub struct Scorer {
     batch: Batch,
     max_batch: usize,
     min_fit_points: usize,
+    /// Wall time a check may spend on fits (`serve`); `None` fits everything on time.
+    fit_budget: Option<std::time::Duration>,
 }
 
 /// Reused buffers of the batched network pass.
@@ -91,7 +95,15 @@ impl Scorer {
             batch: Batch::default(),
             max_batch: cfg.detect.lstm_ae.max_batch.max(1),
             min_fit_points: cfg.detect.min_fit_points,
+            fit_budget: None,
         })
+    }
+
+    /// Limits the wall time each check spends on fits to `share` of `interval` (`serve`): fits
+    /// due past it wait for a later check. Without it (replay, `eval`) every fit happens on
+    /// time, so results never depend on the machine's speed.
+    pub fn limit_fit_time(&mut self, interval: std::time::Duration, share: f64) {
+        self.fit_budget = Some(interval.mul_f64(share));
     }
 
     /// Names of the detectors in each entity's ensemble, in order.
@@ -192,19 +204,29 @@ impl Scorer {
         if self.enabled {
             self.run_batch(&assembled.vectors);
         }
+        let mut fit_time = std::time::Duration::ZERO;
         for v in assembled.vectors {
             if !self.enabled {
                 continue;
             }
+            let defer = self.fit_budget.is_some_and(|b| fit_time >= b);
+            let started = self.fit_budget.map(|_| std::time::Instant::now());
             let values = v.values.clone();
             self.labels.entry(v.entity).or_insert_with(|| v.labels.clone());
             let model = self.model(v.entity);
             let was_ready = model.is_ready();
-            let step = model.step(FeatureVector { timestamp_ms: v.timestamp_ms, values: v.values });
+            let step =
+                model.step_deferring(FeatureVector { timestamp_ms: v.timestamp_ms, values: v.values }, defer);
+            if let (Some(t), Ok(s)) = (started, &step)
+                && s.fitted
+            {
+                fit_time += t.elapsed();
+            }
             let (rules, history_len) = (model.rules(), model.history_len());
             let entry = match step {
                 Ok(mut step) => {
                     stats.fits += u64::from(step.fitted);
+                    stats.deferred_fits += u64::from(step.deferred);
                     if let Some(score) = step.score.as_mut() {
                         clamp_expected(&mut score.expected, &self.ranges);
                     }
@@ -459,5 +481,40 @@ mod tests {
         assert_eq!(onsets, vec![1_700_000_000_000 + 250 * 10_000 - 3_000]);
         assert_eq!(received as u64, scored);
         assert!(scored > 100 && fits >= 1, "scored {scored}, fits {fits}");
+    }
+
+    /// With a fit budget spent by the first fit of a check, entities that warm up together fit
+    /// over the following checks, each exactly once, and none is lost or fitted twice; without
+    /// one (replay) they all fit in the same check.
+    #[test]
+    fn fits_past_the_budget_wait_for_later_checks() {
+        let cfg = Config::default();
+        let profile = crate::vectorize::Profile::from_config(&cfg.vectorize).unwrap();
+        let run = |budget: bool| {
+            let mut scorer = Scorer::new(&cfg, &profile).unwrap();
+            if budget {
+                scorer.limit_fit_time(std::time::Duration::from_nanos(1), 1.0);
+            }
+            let mut rng = crate::rng::Rng::new(5);
+            let mut per_check = Vec::new();
+            for i in 0..(cfg.detect.min_fit_points as i64 + 8) {
+                let ts = 1_700_000_000_000 + i * 10_000;
+                let vectors = (0..5u64)
+                    .map(|e| crate::vectorize::EntityVector {
+                        entity: e,
+                        labels: vec![("instance".to_string(), format!("n{e}"))].into(),
+                        timestamp_ms: ts,
+                        values: (0..7).map(|_| 50.0 + rng.normal()).collect(),
+                        sample_ms: ts,
+                        received_ms: ts,
+                    })
+                    .collect();
+                let (_, _, stats) = scorer.check(Assembled { vectors, ..Assembled::default() }, ts, None);
+                per_check.push((stats.fits, stats.deferred_fits));
+            }
+            per_check.into_iter().filter(|c| *c != (0, 0)).collect::<Vec<_>>()
+        };
+        assert_eq!(run(false), vec![(5, 0)]);
+        assert_eq!(run(true), vec![(1, 4), (1, 3), (1, 2), (1, 1), (1, 0)]);
     }
 }

@@ -241,6 +241,8 @@ pub struct Telemetry {
     pub entity_states: Family,
     /// See [`names::MODEL_FITS`].
     pub model_fits: Family,
+    /// See [`names::FITS_DEFERRED`].
+    pub fits_deferred: Family,
     /// See [`names::AUTH_FAILURES`].
     pub auth_failures: Family,
     /// See [`names::INGEST_REFUSED`].
@@ -356,6 +358,12 @@ impl Telemetry {
             last_check: Family::new(LAST_CHECK, "Unix time the last check finished.", Gauge, &[]),
             entity_states: Family::new(ENTITY_STATES, "Live entities by model state.", Gauge, &["state"]),
             model_fits: Family::new(MODEL_FITS, "Entity models (re)fitted.", Counter, &[]),
+            fits_deferred: Family::new(
+                FITS_DEFERRED,
+                "Fits that were due but waited for a later check (detect.fit_share spent).",
+                Counter,
+                &[],
+            ),
             auth_failures: Family::new(
                 AUTH_FAILURES,
                 "Requests refused for their credentials, by listener and reason.",
@@ -455,6 +463,7 @@ impl Telemetry {
         t.vectors_scored.with(&[]);
         t.check_lag.with(&[]);
         t.model_fits.with(&[]);
+        t.fits_deferred.with(&[]);
         for state in ["warming", "ready", "stale"] {
             t.entity_states.with(&[state]);
         }
@@ -487,7 +496,7 @@ impl Telemetry {
 
     /// Every counter and gauge family, in exposition order; the check-duration histogram
     /// goes after the first [`Self::PRE_HISTOGRAM`] of them.
-    pub fn families(&self) -> [&Family; 30] {
+    pub fn families(&self) -> [&Family; 31] {
         [
             &self.build_info,
             &self.samples_received,
@@ -515,6 +524,7 @@ impl Telemetry {
             &self.last_check,
             &self.entity_states,
             &self.model_fits,
+            &self.fits_deferred,
             &self.auth_failures,
             &self.ingest_refused,
             &self.entities_shed,
