@@ -43,6 +43,19 @@ pub struct CheckStats {
     pub onsets_ms: Vec<i64>,
 }
 
+/// One vector stepped through its entity's model, with what the bookkeeping after needs.
+struct Stepped {
+    step: Result<crate::detect::Step, DetectError>,
+    was_ready: bool,
+    rules: Option<&'static str>,
+    history_len: usize,
+}
+
+/// Most threads a check scores on.
+const MAX_THREADS: usize = 8;
+/// Entities with vectors in a check from which it is worth scoring on several threads.
+const PARALLEL_FROM: usize = 256;
+
 /// The entity models of one profile: vectors in, scores out.
 pub struct Scorer {
     spec: ModelSpec,
@@ -59,6 +72,8 @@ pub struct Scorer {
     min_fit_points: usize,
     /// Wall time a check may spend on fits (`serve`); `None` fits everything on time.
     fit_budget: Option<std::time::Duration>,
+    /// Threads a check scores on (the machine's cores, at most [`MAX_THREADS`]).
+    threads: usize,
 }
 
 /// Reused buffers of the batched network pass.
@@ -96,6 +111,7 @@ impl Scorer {
             max_batch: cfg.detect.lstm_ae.max_batch.max(1),
             min_fit_points: cfg.detect.min_fit_points,
             fit_budget: None,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_THREADS),
         })
     }
 
@@ -104,6 +120,11 @@ impl Scorer {
     /// time, so results never depend on the machine's speed.
     pub fn limit_fit_time(&mut self, interval: std::time::Duration, share: f64) {
         self.fit_budget = Some(interval.mul_f64(share));
+    }
+
+    /// Scores on `n` threads (at least 1) instead of one per core.
+    pub fn set_threads(&mut self, n: usize) {
+        self.threads = n.max(1);
     }
 
     /// Names of the detectors in each entity's ensemble, in order.
@@ -149,6 +170,60 @@ impl Scorer {
                 }
             }
         }
+    }
+
+    /// Steps every vector through its entity's model: entities in parallel on up to
+    /// [`MAX_THREADS`] threads (each entity's vectors in order, on one thread), so the result is
+    /// what a sequential loop gives. Fits stop once the check's fit budget is spent.
+    fn step_all(&mut self, vectors: &[crate::vectorize::EntityVector]) -> Vec<Stepped> {
+        let mut order: FxHashMap<u64, Vec<usize>> = FxHashMap::default();
+        for (i, v) in vectors.iter().enumerate() {
+            self.labels.entry(v.entity).or_insert_with(|| v.labels.clone());
+            self.model(v.entity);
+            order.entry(v.entity).or_default().push(i);
+        }
+        let mut work: Vec<(&mut EntityModel, Vec<usize>)> =
+            self.models.iter_mut().filter_map(|(id, m)| order.remove(id).map(|ix| (m, ix))).collect();
+        let budget = self.fit_budget;
+        let spent = std::sync::atomic::AtomicU64::new(0);
+        let step_chunk = |chunk: &mut [(&mut EntityModel, Vec<usize>)]| {
+            let mut out = Vec::new();
+            for (model, ix) in chunk.iter_mut() {
+                for &i in ix.iter() {
+                    let v = &vectors[i];
+                    let spent_ns = spent.load(std::sync::atomic::Ordering::Relaxed);
+                    let defer = budget.is_some_and(|b| spent_ns >= b.as_nanos() as u64);
+                    let started = budget.map(|_| std::time::Instant::now());
+                    let was_ready = model.is_ready();
+                    let x = FeatureVector { timestamp_ms: v.timestamp_ms, values: v.values.clone() };
+                    let step = model.step_deferring(x, defer);
+                    if let (Some(t), Ok(s)) = (started, &step)
+                        && s.fitted
+                    {
+                        spent.fetch_add(t.elapsed().as_nanos() as u64, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    let (rules, history_len) = (model.rules(), model.history_len());
+                    out.push((i, Stepped { step, was_ready, rules, history_len }));
+                }
+            }
+            out
+        };
+        let threads = self.threads;
+        let parts: Vec<Vec<(usize, Stepped)>> = if threads < 2 || work.len() < PARALLEL_FROM {
+            vec![step_chunk(&mut work)]
+        } else {
+            let per = work.len().div_ceil(threads);
+            std::thread::scope(|scope| {
+                let handles: Vec<_> =
+                    work.chunks_mut(per).map(|chunk| scope.spawn(|| step_chunk(chunk))).collect();
+                handles.into_iter().map(|h| h.join().expect("a scoring thread panicked")).collect()
+            })
+        };
+        let mut out: Vec<Option<Stepped>> = (0..vectors.len()).map(|_| None).collect();
+        for (i, s) in parts.into_iter().flatten() {
+            out[i] = Some(s);
+        }
+        out.into_iter().map(|s| s.expect("every vector was stepped")).collect()
     }
 
     /// The model of one entity, created on first use.
@@ -204,25 +279,10 @@ impl Scorer {
         if self.enabled {
             self.run_batch(&assembled.vectors);
         }
-        let mut fit_time = std::time::Duration::ZERO;
-        for v in assembled.vectors {
-            if !self.enabled {
-                continue;
-            }
-            let defer = self.fit_budget.is_some_and(|b| fit_time >= b);
-            let started = self.fit_budget.map(|_| std::time::Instant::now());
-            let values = v.values.clone();
-            self.labels.entry(v.entity).or_insert_with(|| v.labels.clone());
-            let model = self.model(v.entity);
-            let was_ready = model.is_ready();
-            let step =
-                model.step_deferring(FeatureVector { timestamp_ms: v.timestamp_ms, values: v.values }, defer);
-            if let (Some(t), Ok(s)) = (started, &step)
-                && s.fitted
-            {
-                fit_time += t.elapsed();
-            }
-            let (rules, history_len) = (model.rules(), model.history_len());
+        let stepped = if self.enabled { self.step_all(&assembled.vectors) } else { Vec::new() };
+        for (v, Stepped { step, was_ready, rules, history_len }) in assembled.vectors.into_iter().zip(stepped)
+        {
+            let values = v.values;
             let entry = match step {
                 Ok(mut step) => {
                     stats.fits += u64::from(step.fitted);
@@ -516,5 +576,60 @@ mod tests {
         };
         assert_eq!(run(false), vec![(5, 0)]);
         assert_eq!(run(true), vec![(1, 4), (1, 3), (1, 2), (1, 1), (1, 0)]);
+    }
+
+    /// Entities scored on several threads get exactly the scores, fits and order one thread
+    /// gives them.
+    #[test]
+    fn scoring_on_threads_changes_nothing() {
+        let mut cfg = Config::default();
+        cfg.detect.enable_only(&["zscore", "iforest", "kmeans"]).unwrap();
+        let profile = crate::vectorize::Profile::from_config(&cfg.vectorize).unwrap();
+        let run = |threads: usize| {
+            let mut scorer = Scorer::new(&cfg, &profile).unwrap();
+            scorer.set_threads(threads);
+            let mut rng = crate::rng::Rng::new(17);
+            let mut out = Vec::new();
+            for i in 0..(cfg.detect.min_fit_points as i64 + 5) {
+                let ts = 1_700_000_000_000 + i * 10_000;
+                let mut vectors: Vec<_> = (0..PARALLEL_FROM as u64 + 44)
+                    .map(|e| crate::vectorize::EntityVector {
+                        entity: e,
+                        labels: vec![("instance".to_string(), format!("n{e}"))].into(),
+                        timestamp_ms: ts,
+                        values: (0..7).map(|_| 50.0 + rng.normal()).collect(),
+                        sample_ms: ts,
+                        received_ms: ts,
+                    })
+                    .collect();
+                // A second vector of some entities in the same check, stepped after the first.
+                let again: Vec<_> = (0..20usize)
+                    .map(|e| crate::vectorize::EntityVector {
+                        timestamp_ms: ts + 5_000,
+                        values: (0..7).map(|_| 50.0 + rng.normal()).collect(),
+                        ..vectors[e * 7].clone()
+                    })
+                    .collect();
+                vectors.extend(again);
+                let status = vectors
+                    .iter()
+                    .take(PARALLEL_FROM + 44)
+                    .map(|v| crate::vectorize::EntityStatus {
+                        entity: v.entity,
+                        labels: v.labels.clone(),
+                        stale: false,
+                    })
+                    .collect();
+                let (check, _, stats) =
+                    scorer.check(Assembled { vectors, status, ..Assembled::default() }, ts, None);
+                let scores: Vec<Option<f64>> =
+                    check.entities.iter().map(|e| e.score.as_ref().map(|s| s.confidence)).collect();
+                out.push((scores, stats.scored, stats.fits));
+            }
+            out
+        };
+        let one = run(1);
+        assert!(one.last().unwrap().1 > PARALLEL_FROM as u64, "the last checks score every entity");
+        assert_eq!(run(3), one);
     }
 }
