@@ -15,15 +15,11 @@ use dwcp_anomaly::internals::ingest::otlp::{self, MapOptions};
 use dwcp_anomaly::internals::ingest::remote_write::{Limits, ingest};
 use dwcp_anomaly::internals::ingest::{SampleSink, otlp::Encoding};
 use dwcp_anomaly::internals::pipeline::Pipeline;
+use dwcp_anomaly::internals::proto::otlp::{gauges, string_kv as kv};
 use dwcp_anomaly::internals::proto::remote_write::{Encoder, compress, decode};
 use dwcp_anomaly::internals::simulate::METRICS;
 use dwcp_anomaly::internals::telemetry::Telemetry;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
-use opentelemetry_proto::tonic::metrics::v1::{
-    Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric::Data, number_data_point,
-};
-use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 
 const SERIES: usize = 1000;
@@ -88,14 +84,6 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-fn kv(k: &str, v: &str) -> KeyValue {
-    KeyValue {
-        key: k.into(),
-        value: Some(AnyValue { value: Some(Value::StringValue(v.into())) }),
-        ..Default::default()
-    }
-}
-
 /// OTLP requests of 143 resources (one per entity) × 7 gauges × 1 point = 1001 points, as an
 /// OpenTelemetry SDK per host would send them through a collector.
 fn otlp_bodies() -> Vec<Vec<u8>> {
@@ -104,37 +92,15 @@ fn otlp_bodies() -> Vec<Vec<u8>> {
         .map(|b| {
             let t = (1_700_000_000_000 + b as u64 * 10_000) * 1_000_000;
             let resource_metrics = (0..entities)
-                .map(|e| ResourceMetrics {
-                    resource: Some(Resource {
-                        attributes: vec![
-                            kv("service.name", "dwcp"),
-                            kv("service.instance.id", &format!("dwcp-node-{e:04}")),
-                            kv("cloud.region", "eu-west-1"),
-                        ],
-                        ..Default::default()
-                    }),
-                    scope_metrics: vec![ScopeMetrics {
-                        metrics: METRICS
-                            .iter()
-                            .enumerate()
-                            .map(|(m, name)| Metric {
-                                name: (*name).into(),
-                                data: Some(Data::Gauge(Gauge {
-                                    data_points: vec![NumberDataPoint {
-                                        attributes: vec![kv("link", "uplink")],
-                                        time_unix_nano: t,
-                                        value: Some(number_data_point::Value::AsDouble(
-                                            (e * 7 + m) as f64 + b as f64,
-                                        )),
-                                        ..Default::default()
-                                    }],
-                                })),
-                                ..Default::default()
-                            })
-                            .collect(),
-                        ..Default::default()
-                    }],
-                    ..Default::default()
+                .map(|e| {
+                    let resource = vec![
+                        kv("service.name", "dwcp"),
+                        kv("service.instance.id", &format!("dwcp-node-{e:04}")),
+                        kv("cloud.region", "eu-west-1"),
+                    ];
+                    let values =
+                        METRICS.iter().enumerate().map(|(m, name)| (*name, (e * 7 + m) as f64 + b as f64));
+                    gauges(resource, &[kv("link", "uplink")], t, values)
                 })
                 .collect();
             ExportMetricsServiceRequest { resource_metrics }.encode_to_vec()

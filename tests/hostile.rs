@@ -45,32 +45,13 @@ async fn post(client: &reqwest::Client, url: &str, headers: &[(&str, &str)], bod
 /// An encoded OTLP request of one `dwcp_latency_ms` point for each of two instances, the second
 /// one's `service.instance.id` ending in bytes that are not UTF-8.
 fn otlp_with_bad_utf8(good: &str, bad: &str) -> Vec<u8> {
+    use dwcp_anomaly::internals::proto::otlp::{gauges, string_kv as kv};
     use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-    use opentelemetry_proto::tonic::metrics::v1::{
-        Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric, number_data_point,
-    };
     use prost::Message;
-    let kv = dwcp_anomaly::internals::proto::otlp::string_kv;
-    let resource = |instance: &str| ResourceMetrics {
-        resource: Some(opentelemetry_proto::tonic::resource::v1::Resource {
-            attributes: vec![kv("service.name", "dwcp"), kv("service.instance.id", instance)],
-            ..Default::default()
-        }),
-        scope_metrics: vec![ScopeMetrics {
-            metrics: vec![Metric {
-                name: "dwcp_latency_ms".into(),
-                data: Some(metric::Data::Gauge(Gauge {
-                    data_points: vec![NumberDataPoint {
-                        time_unix_nano: NOW() as u64 * 1_000_000,
-                        value: Some(number_data_point::Value::AsDouble(5.0)),
-                        ..Default::default()
-                    }],
-                })),
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-        ..Default::default()
+    let t = NOW() as u64 * 1_000_000;
+    let resource = |instance: &str| {
+        let attributes = vec![kv("service.name", "dwcp"), kv("service.instance.id", instance)];
+        gauges(attributes, &[], t, [("dwcp_latency_ms", 5.0)])
     };
     let req =
         ExportMetricsServiceRequest { resource_metrics: vec![resource(good), resource(&format!("{bad}~~"))] };

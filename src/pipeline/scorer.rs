@@ -543,6 +543,20 @@ mod tests {
         assert!(scored > 100 && fits >= 1, "scored {scored}, fits {fits}");
     }
 
+    /// One vector of 7 values around 50 for each entity `0..n` at `ts`.
+    fn noisy_vectors(n: u64, ts: i64, rng: &mut crate::rng::Rng) -> Vec<crate::vectorize::EntityVector> {
+        (0..n)
+            .map(|e| crate::vectorize::EntityVector {
+                entity: e,
+                labels: vec![("instance".to_string(), format!("n{e}"))].into(),
+                timestamp_ms: ts,
+                values: (0..7).map(|_| 50.0 + rng.normal()).collect(),
+                sample_ms: ts,
+                received_ms: ts,
+            })
+            .collect()
+    }
+
     /// With a fit budget spent by the first fit of a check, entities that warm up together fit
     /// over the following checks, each exactly once, and none is lost or fitted twice; without
     /// one (replay) they all fit in the same check.
@@ -559,16 +573,7 @@ mod tests {
             let mut per_check = Vec::new();
             for i in 0..(cfg.detect.min_fit_points as i64 + 8) {
                 let ts = 1_700_000_000_000 + i * 10_000;
-                let vectors = (0..5u64)
-                    .map(|e| crate::vectorize::EntityVector {
-                        entity: e,
-                        labels: vec![("instance".to_string(), format!("n{e}"))].into(),
-                        timestamp_ms: ts,
-                        values: (0..7).map(|_| 50.0 + rng.normal()).collect(),
-                        sample_ms: ts,
-                        received_ms: ts,
-                    })
-                    .collect();
+                let vectors = noisy_vectors(5, ts, &mut rng);
                 let (_, _, stats) = scorer.check(Assembled { vectors, ..Assembled::default() }, ts, None);
                 per_check.push((stats.fits, stats.deferred_fits));
             }
@@ -592,16 +597,7 @@ mod tests {
             let mut out = Vec::new();
             for i in 0..(cfg.detect.min_fit_points as i64 + 5) {
                 let ts = 1_700_000_000_000 + i * 10_000;
-                let mut vectors: Vec<_> = (0..PARALLEL_FROM as u64 + 44)
-                    .map(|e| crate::vectorize::EntityVector {
-                        entity: e,
-                        labels: vec![("instance".to_string(), format!("n{e}"))].into(),
-                        timestamp_ms: ts,
-                        values: (0..7).map(|_| 50.0 + rng.normal()).collect(),
-                        sample_ms: ts,
-                        received_ms: ts,
-                    })
-                    .collect();
+                let mut vectors = noisy_vectors(PARALLEL_FROM as u64 + 44, ts, &mut rng);
                 // A second vector of some entities in the same check, stepped after the first.
                 let again: Vec<_> = (0..20usize)
                     .map(|e| crate::vectorize::EntityVector {

@@ -14,16 +14,12 @@ use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
-use opentelemetry_proto::tonic::metrics::v1::{
-    Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric::Data, number_data_point,
-};
-use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
 use super::{METRICS, Point, Simulator};
-use crate::proto::otlp::string_kv;
+use crate::proto::otlp::{gauges, string_kv};
 use crate::proto::remote_write::{Encoder, compress};
 use crate::retry::RetryPolicy;
 use crate::rng::Rng;
@@ -281,33 +277,10 @@ fn otlp_request(job: &str, first: usize, chunk: &[Point], ts: i64) -> ExportMetr
     let resource_metrics = chunk
         .iter()
         .enumerate()
-        .map(|(i, p)| ResourceMetrics {
-            resource: Some(Resource {
-                attributes: vec![
-                    string_kv("service.name", job),
-                    string_kv("service.instance.id", &Simulator::entity_name(first + i)),
-                ],
-                ..Default::default()
-            }),
-            scope_metrics: vec![ScopeMetrics {
-                metrics: METRICS
-                    .iter()
-                    .zip(p.values)
-                    .map(|(name, value)| Metric {
-                        name: (*name).into(),
-                        data: Some(Data::Gauge(Gauge {
-                            data_points: vec![NumberDataPoint {
-                                time_unix_nano,
-                                value: Some(number_data_point::Value::AsDouble(value)),
-                                ..Default::default()
-                            }],
-                        })),
-                        ..Default::default()
-                    })
-                    .collect(),
-                ..Default::default()
-            }],
-            ..Default::default()
+        .map(|(i, p)| {
+            let instance = Simulator::entity_name(first + i);
+            let resource = vec![string_kv("service.name", job), string_kv("service.instance.id", &instance)];
+            gauges(resource, &[], time_unix_nano, METRICS.iter().copied().zip(p.values))
         })
         .collect();
     ExportMetricsServiceRequest { resource_metrics }
@@ -425,6 +398,8 @@ async fn http_answer(sent: Result<reqwest::Response, reqwest::Error>) -> Answer 
 
 #[cfg(test)]
 mod tests {
+    use opentelemetry_proto::tonic::metrics::v1::{metric::Data, number_data_point};
+
     use super::*;
 
     #[test]
