@@ -58,7 +58,10 @@ const TYPICAL_SIGMA_SHARE: f64 = 0.1;
 /// One feature's window and its last decomposition.
 #[derive(Debug, Clone)]
 struct Feature {
-    /// Value of point `t` sits at `t % ring.len()`.
+    /// Value of point `t` sits at `t % window`. Grows to `window` as points arrive instead of
+    /// being allocated whole: a refit refills it from the model's history, which is usually
+    /// shorter than `window` (`fit_window` 360 vs 1440), so with the defaults it never fills
+    /// and half of it was never written (issue 28).
     ring: Vec<f64>,
     /// Configured or detected period (0 = none).
     period: usize,
@@ -78,9 +81,9 @@ struct Feature {
 }
 
 impl Feature {
-    fn new(window: usize, period: usize) -> Self {
+    fn new(period: usize) -> Self {
         Feature {
-            ring: vec![f64::NAN; window],
+            ring: Vec::new(),
             period,
             used_period: 1,
             baseline: Vec::new(),
@@ -122,11 +125,10 @@ impl SeasonalEsdDetector {
     /// A detector for `n_features` features; `decades` is the calibration range (see
     /// [`super::calibrate`]).
     pub fn new(cfg: &SeasonalEsdConfig, n_features: usize, decades: f64) -> Self {
-        let window = cfg.window.max(MIN_FIT);
         Self {
             cfg: cfg.clone(),
             decades,
-            features: vec![Feature::new(window, cfg.period); n_features],
+            features: vec![Feature::new(cfg.period); n_features],
             t: 0,
             since: 0,
             crit_cache: Vec::new(),
@@ -162,9 +164,13 @@ impl SeasonalEsdDetector {
         Ok(())
     }
 
+    /// Points per feature the ring holds once full.
+    fn window(&self) -> usize {
+        self.cfg.window.max(MIN_FIT)
+    }
+
     fn window_len(&self) -> usize {
-        let w = self.features.first().map_or(0, |f| f.ring.len());
-        (self.t as usize).min(w)
+        (self.t as usize).min(self.window())
     }
 
     /// ESD critical values λ_1..λ_k for `n` finite points (cached).
@@ -188,7 +194,7 @@ impl SeasonalEsdDetector {
         let t = self.t;
         let mut all = Vec::with_capacity(self.features.len());
         for i in 0..self.features.len() {
-            let w = self.features[i].ring.len() as u64;
+            let w = self.window() as u64;
             let vals: Vec<f64> =
                 (t - len as u64..t).map(|tt| self.features[i].ring[(tt % w) as usize]).collect();
             let start = t - len as u64;
@@ -289,10 +295,8 @@ impl Detector for SeasonalEsdDetector {
                 }
                 p => p,
             };
-            *f = Feature::new(window, period);
-            for (t, x) in recent.iter().enumerate() {
-                f.ring[t % window] = x.values[i];
-            }
+            *f = Feature::new(period);
+            f.ring = recent.iter().map(|x| x.values[i]).collect();
         }
         self.t = recent.len() as u64;
         let resid = self.recompute();
@@ -331,10 +335,18 @@ impl Detector for SeasonalEsdDetector {
         if !self.fitted || x.values.len() != self.features.len() {
             return;
         }
-        let t = self.t;
+        let (t, window) = (self.t, self.window());
         for (f, &v) in self.features.iter_mut().zip(&x.values) {
-            let w = f.ring.len() as u64;
-            f.ring[(t % w) as usize] = v;
+            if f.ring.len() < window {
+                // Points arrive in order from the fit on, so the next one is the ring's end.
+                debug_assert_eq!(f.ring.len() as u64, t);
+                if f.ring.len() == f.ring.capacity() {
+                    f.ring.reserve_exact(f.ring.len().clamp(1, window - f.ring.len()));
+                }
+                f.ring.push(v);
+            } else {
+                f.ring[(t % window as u64) as usize] = v;
+            }
         }
         self.t += 1;
         self.since += 1;
