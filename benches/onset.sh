@@ -2,15 +2,17 @@
 # Where a release instance starts refusing (issue 27): for each entity count, one `serve` with
 # the embedded defaults plus room for the entities and a 1 GiB memory ceiling
 # (`limits.max_memory_bytes`), pushed by `simulate push` (remote-write 1.0, CONCURRENCY senders,
-# 2000 samples per request) at shorter and shorter intervals, STEP_SECONDS per rate. One row per
-# rate: samples/s offered and acknowledged, answers asking to retry (503 + Retry-After), samples
-# dropped after the retries, steps the generator could not even produce on time, and RSS.
+# 2000 samples per request) at shorter and shorter intervals, STEP_SECONDS of wall time per rate
+# (the pusher is stopped with SIGINT and drains what it queued). One row per rate: samples/s
+# asked for (entities × 7 / interval), generated and acknowledged over the pusher's measured wall
+# time, answers asking to retry (503 + Retry-After), samples dropped after the retries, steps the
+# generator could not produce on time (the senders were waiting for answers), and RSS.
 #
 #   benches/onset.sh                    # 1000 and 10000 entities
 #   INTERVALS="1s 100ms 20ms" benches/onset.sh 1000
 set -euo pipefail
 cd "$(dirname "$0")/.."
-INTERVALS=${INTERVALS:-1s 500ms 200ms 100ms 50ms 20ms 10ms}
+INTERVALS=${INTERVALS:-1s 100ms 20ms 10ms 5ms 2ms 1ms}
 STEP_SECONDS=${STEP_SECONDS:-20}
 CONCURRENCY=${CONCURRENCY:-64}
 counts=("$@")
@@ -20,8 +22,8 @@ BIN=target/release/dwcp-anomaly
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-echo "| entities | interval | offered samples/s | acked samples/s | retry answers | dropped | late steps | RSS |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| entities | interval | asked samples/s | generated samples/s | acked samples/s | retry answers | dropped | late steps | RSS |"
+echo "|---|---|---|---|---|---|---|---|---|"
 for n in "${counts[@]}"; do
   http=$(port)
   cat >"$work/onset.yaml" <<YAML
@@ -36,17 +38,19 @@ YAML
   svc=$!
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$http/-/ready" >/dev/null && break; sleep 0.2; done
   for interval in $INTERVALS; do
-    report=$("$BIN" simulate --entities "$n" --interval "$interval" push \
-      --remote-write "http://127.0.0.1:$http/api/v1/write" --duration "${STEP_SECONDS}s" \
-      --concurrency "$CONCURRENCY" --batch 2000 2>>"$work/push-$n.log")
+    report=$(timeout -s INT "${STEP_SECONDS}s" "$BIN" simulate --entities "$n" --interval "$interval" push \
+      --remote-write "http://127.0.0.1:$http/api/v1/write" \
+      --concurrency "$CONCURRENCY" --batch 2000 2>>"$work/push-$n.log" || true)
     rss=$(awk '/^VmRSS/{print $2}' "/proc/$svc/status")
     python3 - "$n" "$interval" "$STEP_SECONDS" "$rss" "$report" <<'PY'
-import sys
+import re, sys
 n, interval, secs, rss, report = sys.argv[1:]
 r = dict(kv.split('=') for kv in report.split())
-secs = float(secs)
-print(f"| {n} | {interval} | {int(r['offered'])/secs:,.0f} | {int(r['acked'])/secs:,.0f} | {r['refusals']} "
-      f"| {r['dropped']} | {r['late_steps']} of {r['steps']} | {int(rss)/1024:.0f} MiB |")
+secs = float(r['seconds'])
+m = re.fullmatch(r'(\d+)(ms|s)', interval)
+asked = int(n) * 7 / (int(m[1]) * (0.001 if m[2] == 'ms' else 1))
+print(f"| {n} | {interval} | {asked:,.0f} | {int(r['offered'])/secs:,.0f} | {int(r['acked'])/secs:,.0f} "
+      f"| {r['refusals']} | {r['dropped']} | {r['late_steps']} of {r['steps']} | {int(rss)/1024:.0f} MiB |")
 PY
   done
   kill "$svc"; wait "$svc" 2>/dev/null || true

@@ -96,14 +96,24 @@ pub struct PushReport {
     pub refusals: u64,
     /// Samples given up: refused for good, or still refused after every retry.
     pub dropped: u64,
+    /// Wall time from the first step until every request was answered, in milliseconds: rates
+    /// are counts over this, since late steps stretch a run past `steps × interval`.
+    pub elapsed_ms: u64,
 }
 
 impl std::fmt::Display for PushReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "steps={} late_steps={} requests={} offered={} acked={} refusals={} dropped={}",
-            self.steps, self.late_steps, self.requests, self.offered, self.acked, self.refusals, self.dropped
+            "steps={} late_steps={} requests={} offered={} acked={} refusals={} dropped={} seconds={:.3}",
+            self.steps,
+            self.late_steps,
+            self.requests,
+            self.offered,
+            self.acked,
+            self.refusals,
+            self.dropped,
+            self.elapsed_ms as f64 / 1000.0
         )
     }
 }
@@ -187,7 +197,8 @@ pub async fn push(
     let mut report = PushReport::default();
     let mut ticks = tokio::time::interval(opts.interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut progress = tokio::time::Instant::now();
+    let started = tokio::time::Instant::now();
+    let mut progress = started;
     'steps: loop {
         tokio::select! {
             _ = ticks.tick() => {}
@@ -237,6 +248,7 @@ pub async fn push(
     report.acked = counters.acked.load(Ordering::Relaxed);
     report.refusals = counters.refusals.load(Ordering::Relaxed);
     report.dropped = counters.dropped.load(Ordering::Relaxed);
+    report.elapsed_ms = started.elapsed().as_millis() as u64;
     Ok(report)
 }
 
