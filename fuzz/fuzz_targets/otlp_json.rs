@@ -12,7 +12,7 @@ fuzz_target!(|data: &[u8]| {
     let opts = otlp::MapOptions::from_config(&Config::default());
     for encoding in [None] {
         if let Ok((req, _)) = otlp::decode_http(data, Some("application/json"), encoding, common::limits())
-            && otlp::check_request(&req, &opts.limits).is_ok()
+            && otlp::check_request(&req.request, &opts.limits).is_ok()
         {
             let _ = otlp::ingest_decoded(&req, &opts, &sink);
         }

@@ -13,7 +13,7 @@ fuzz_target!(|data: &[u8]| {
     for encoding in [None, Some("gzip")] {
         if let Ok((req, _)) =
             otlp::decode_http(data, Some("application/x-protobuf"), encoding, common::limits())
-            && otlp::check_request(&req, &opts.limits).is_ok()
+            && otlp::check_request(&req.request, &opts.limits).is_ok()
         {
             let _ = otlp::ingest_decoded(&req, &opts, &sink);
         }
