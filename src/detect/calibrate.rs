@@ -24,8 +24,9 @@ enum Tail {
 pub struct Calibrator {
     /// At most [`MAX_KEPT`] training scores, sorted. Nothing else grows with the history: a
     /// table of the body's calibrated scores saved a log10 per score (~20 ns) and cost as
-    /// many bytes again, per detector and entity (issue 28).
-    sorted: Vec<f64>,
+    /// many bytes again, per detector and entity (issue 28). f32: rounding keeps the order, so
+    /// ranks move only where two training scores round together.
+    sorted: Vec<f32>,
     tail_u: f64,
     tail_p: f64,
     tail_scale: f64,
@@ -76,7 +77,7 @@ impl Calibrator {
             tail_p: (n - iu) as f64 / (n + 1) as f64,
             tail_u,
             tail_scale: mean_excess.max(spread * 1e-3),
-            sorted: v,
+            sorted: v.iter().map(|&x| x as f32).collect(),
             decades,
         })
     }
@@ -89,7 +90,7 @@ impl Calibrator {
         if raw > self.tail_u {
             return self.tail_p * (-(raw - self.tail_u) / self.tail_scale).exp();
         }
-        body_probability(self.sorted.len(), self.sorted.partition_point(|x| *x < raw))
+        body_probability(self.sorted.len(), self.sorted.partition_point(|x| f64::from(*x) < raw))
     }
 
     /// Calibrated score in [0, 1]: `score_from_tail(tail_probability(raw))`.

@@ -362,9 +362,9 @@ impl EntityModel {
 
     /// The buffered history, oldest first, with the flagged marker.
     pub fn history(&self) -> impl Iterator<Item = (FeatureVector, bool)> + '_ {
-        self.history.iter().map(|(timestamp_ms, values, flagged)| {
-            (FeatureVector { timestamp_ms, values: values.to_vec() }, flagged)
-        })
+        self.history
+            .iter()
+            .map(|(timestamp_ms, values, flagged)| (FeatureVector { timestamp_ms, values }, flagged))
     }
 
     /// Whether the model has been fitted.

@@ -32,6 +32,7 @@
 pub use crate::config::SeasonalEsdConfig;
 
 use super::calibrate::{Calibrator, gaussian_two_sided, score_from_tail};
+use super::history::F32Base;
 use super::stats::{mad_sorted, median, median_sorted, t_upper_quantile};
 use super::zscore::median_positive;
 use super::{DetectError, Detector, Expected, FeatureVector, Score, normalise};
@@ -61,8 +62,9 @@ struct Feature {
     /// Value of point `t` sits at `t % window`. Grows to `window` as points arrive instead of
     /// being allocated whole: a refit refills it from the model's history, which is usually
     /// shorter than `window` (`fit_window` 360 vs 1440), so with the defaults it never fills
-    /// and half of it was never written (issue 28).
-    ring: Vec<f64>,
+    /// and half of it was never written (issue 28). Values are f32 offsets from `base`.
+    ring: Vec<f32>,
+    base: F32Base,
     /// Configured or detected period (0 = none).
     period: usize,
     /// Period the last decomposition used (1 when the window held < 2 cycles).
@@ -84,6 +86,7 @@ impl Feature {
     fn new(period: usize) -> Self {
         Feature {
             ring: Vec::new(),
+            base: F32Base::UNSET,
             period,
             used_period: 1,
             baseline: Vec::new(),
@@ -195,8 +198,9 @@ impl SeasonalEsdDetector {
         let mut all = Vec::with_capacity(self.features.len());
         for i in 0..self.features.len() {
             let w = self.window() as u64;
+            let f = &self.features[i];
             let vals: Vec<f64> =
-                (t - len as u64..t).map(|tt| self.features[i].ring[(tt % w) as usize]).collect();
+                (t - len as u64..t).map(|tt| f.base.unpack(f.ring[(tt % w) as usize])).collect();
             let start = t - len as u64;
             let finite = vals.iter().filter(|v| v.is_finite()).count();
             if finite < MIN_POINTS {
@@ -296,7 +300,9 @@ impl Detector for SeasonalEsdDetector {
                 p => p,
             };
             *f = Feature::new(period);
-            f.ring = recent.iter().map(|x| x.values[i]).collect();
+            let mut base = F32Base::UNSET;
+            f.ring = recent.iter().map(|x| base.pack(x.values[i])).collect();
+            f.base = base;
         }
         self.t = recent.len() as u64;
         let resid = self.recompute();
@@ -343,9 +349,10 @@ impl Detector for SeasonalEsdDetector {
                 if f.ring.len() == f.ring.capacity() {
                     f.ring.reserve_exact(f.ring.len().clamp(1, window - f.ring.len()));
                 }
-                f.ring.push(v);
+                let p = f.base.pack(v);
+                f.ring.push(p);
             } else {
-                f.ring[(t % window as u64) as usize] = v;
+                f.ring[(t % window as u64) as usize] = f.base.pack(v);
             }
         }
         self.t += 1;
