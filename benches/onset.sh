@@ -21,7 +21,7 @@ cargo build --release --quiet
 BIN=target/release/dwcp-anomaly
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+source benches/lib.sh
 echo "| entities | interval | asked samples/s | generated samples/s | acked samples/s | retry answers | dropped | late steps | RSS |"
 echo "|---|---|---|---|---|---|---|---|---|"
 for n in "${counts[@]}"; do
@@ -42,9 +42,9 @@ YAML
       --remote-write "http://127.0.0.1:$http/api/v1/write" \
       --concurrency "$CONCURRENCY" --batch 2000 2>>"$work/push-$n.log" || true)
     rss=$(awk '/^VmRSS/{print $2}' "/proc/$svc/status")
-    python3 - "$n" "$interval" "$STEP_SECONDS" "$rss" "$report" <<'PY'
+    python3 - "$n" "$interval" "$rss" "$report" <<'PY'
 import re, sys
-n, interval, secs, rss, report = sys.argv[1:]
+n, interval, rss, report = sys.argv[1:]
 r = dict(kv.split('=') for kv in report.split())
 secs = float(r['seconds'])
 m = re.fullmatch(r'(\d+)(ms|s)', interval)

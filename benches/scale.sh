@@ -26,7 +26,7 @@ BIN=target/release/dwcp-anomaly
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 secs() { python3 -c "import re,sys;m=re.fullmatch(r'(\d+)(ms|s|m|h)','$1');print(int(m[1])*{'ms':0.001,'s':1,'m':60,'h':3600}[m[2]])"; }
-port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+source benches/lib.sh
 # Only the service's own series: the score series of 100k entities are most of /metrics.
 selfmetrics() { curl -sf "http://127.0.0.1:$1/metrics" | grep -E '^(dwcp_anomaly_|process_)' || true; }
 summarize() { # before after entities elapsed_s base_rss_kib rss_kib hwm_kib push_report

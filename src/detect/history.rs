@@ -1,6 +1,6 @@
 //! An entity's refit history: its newest `capacity` vectors with their timestamps and whether
 //! the vote flagged them, stored flat in one ring (no allocation per vector) and each value as
-//! an f32 offset from its feature's base ([`F32Base`]): 41 bytes per 7-feature vector, where a
+//! an f32 offset from its feature's base ([`F32Base`]): 37 bytes per 7-feature vector, where a
 //! queue of `FeatureVector`s took about 110 and f64 rows 65 (issue 28).
 
 use super::FeatureVector;
