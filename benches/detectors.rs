@@ -1,4 +1,5 @@
-//! Per-vector cost of the detectors' `score` paths (goal: isolation forest <= 1 µs/vector).
+//! Per-vector cost of the detectors' `score` paths (goal: isolation forest <= 1 µs/vector),
+//! and per entity-check of each detector as `serve` steps it (`entity_check_7f`, issue 28).
 //!
 //! Run: `cargo bench --bench detectors` (add `-- --quick` for a fast pass). Each `single`
 //! benchmark scores one vector per iteration, so criterion's time is ns per vector; the
@@ -116,5 +117,57 @@ fn ensemble(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, iforest, zscore, ensemble);
+/// Cost per entity-check of each detector alone and of `benches/scale.yaml` (issue 28), as
+/// `serve` pays it: `EntityModel::step` with the default windows, 10 s between vectors, so the
+/// hourly refit on the 360-vector history and seasonal ESD's recomputes are included,
+/// amortised. The isolation forest and the LSTM are the shipped `dwcp` models shared by the
+/// profile (`iforest.model`, `lstm_ae`); the LSTM runs one window per call here, where a check
+/// batches every entity's window into one call.
+fn entity_check(c: &mut Criterion) {
+    use dwcp_anomaly::internals::config::{Config, DetectConfig, VectorizeConfig};
+    use dwcp_anomaly::internals::detect::ModelSpec;
+    use dwcp_anomaly::internals::vectorize::Vectorizer;
+    let mut rows: Vec<(String, DetectConfig)> = Vec::new();
+    for d in dwcp_anomaly::internals::config::DETECTORS {
+        let mut cfg = DetectConfig::default();
+        cfg.enable_only(&[d]).expect("known detector");
+        cfg.iforest.model = Some("models/isolation_forest.onnx".into());
+        rows.push((d.to_string(), cfg));
+    }
+    let scale = std::fs::read_to_string("benches/scale.yaml").expect("run from the crate root");
+    rows.push(("scale_yaml".into(), Config::parse(&scale).expect("benches/scale.yaml is valid").detect));
+    let vectorizer = Vectorizer::new(&VectorizeConfig::default()).expect("default profile");
+    let profile = vectorizer.profile();
+    let mut g = c.benchmark_group("entity_check_7f");
+    for (name, cfg) in rows {
+        let full = Config { detect: cfg.clone(), ..Config::default() };
+        let mut spec = ModelSpec::new(&cfg, FEATURES);
+        if let Ok(Some(m)) =
+            dwcp_anomaly::internals::onnx::load_lstm(&full, &profile.name, &profile.feature_names())
+        {
+            spec = spec.with_lstm(m);
+        }
+        if let Ok(Some(f)) = dwcp_anomaly::internals::onnx::load_forest(&full, &profile.feature_names()) {
+            spec = spec.with_forest(f);
+        }
+        let mut model = spec.build();
+        let xs = gaussian(VECTORS, 8);
+        for (i, x) in gaussian(400, 7).into_iter().enumerate() {
+            let x = FeatureVector { timestamp_ms: i as i64 * 10_000, ..x };
+            model.step(x).expect("the detectors learn");
+        }
+        let mut i = 400;
+        g.bench_function(name.as_str(), |b| {
+            b.iter(|| {
+                let mut x = xs[i % VECTORS].clone();
+                x.timestamp_ms = i as i64 * 10_000;
+                i += 1;
+                black_box(model.step(x).expect("fitted model scores"))
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, iforest, zscore, ensemble, entity_check);
 criterion_main!(benches);

@@ -15,7 +15,8 @@ pub struct SeasonalEsdConfig {
     pub enabled: bool,
     /// Weight in the ensemble vote.
     pub weight: f64,
-    /// Points per feature in the sliding window the decomposition and the ESD test use.
+    /// Points per feature in the sliding window the decomposition and the ESD test use. At
+    /// most `detect.fit_window`: the window is read from the entity's buffered history.
     pub window: usize,
     /// Season length in points; 0 detects it per feature from the history's autocorrelation.
     pub period: usize,

@@ -30,7 +30,7 @@ use crate::config::{DetectConfig, FprControlConfig, RecalibrateConfig};
 
 use super::calibrate::Calibrator;
 use super::lstm_ae::LstmAeDetector;
-use super::{DetectError, Detector, Expected, FeatureVector, Score, normalise};
+use super::{DetectError, Detector, Expected, FeatureVector, History, Score, normalise};
 
 /// How bad an anomaly is (the seed's bands on ensemble confidence).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -336,6 +336,19 @@ impl Ensemble {
     /// recalibration on its recent raw scores.
     pub fn fit(&mut self, history: &[FeatureVector]) -> Result<(), DetectError> {
         self.members.iter_mut().try_for_each(|m| m.detector.fit(history))?;
+        self.refit_recalibration();
+        Ok(())
+    }
+
+    /// [`fit`](Self::fit) inside an entity model: `all` is its buffered history (see
+    /// [`Detector::fit_in`]).
+    pub fn fit_in(&mut self, history: &[FeatureVector], all: &History) -> Result<(), DetectError> {
+        self.members.iter_mut().try_for_each(|m| m.detector.fit_in(history, all))?;
+        self.refit_recalibration();
+        Ok(())
+    }
+
+    fn refit_recalibration(&mut self) {
         if let Some(r) = &mut self.recal {
             for (recent, cal) in r.recent.iter_mut().zip(&mut r.calibrators) {
                 *cal = if recent.len() >= r.min_points {
@@ -346,7 +359,6 @@ impl Ensemble {
                 };
             }
         }
-        Ok(())
     }
 
     /// Scores with every member and combines. With recalibration each member's raw score is
@@ -424,6 +436,11 @@ impl Ensemble {
     /// Online update of every member.
     pub fn update(&mut self, x: &FeatureVector) {
         self.members.iter_mut().for_each(|m| m.detector.update(x));
+    }
+
+    /// [`update`](Self::update) inside an entity model (see [`Detector::update_in`]).
+    pub fn update_in(&mut self, x: &FeatureVector, all: &History) {
+        self.members.iter_mut().for_each(|m| m.detector.update_in(x, all));
     }
 
     /// The LSTM autoencoder member, whose network runs batched over every entity of a check.

@@ -1,7 +1,8 @@
 //! An entity's refit history: its newest `capacity` vectors with their timestamps and whether
-//! the vote flagged them, stored flat in one ring (no allocation per vector) and each value as
-//! an f32 offset from its feature's base ([`F32Base`]): 37 bytes per 7-feature vector, where a
-//! queue of `FeatureVector`s took about 110 and f64 rows 65 (issue 28).
+//! the vote flagged them, stored flat in one ring (no allocation per vector), each value as an
+//! f32 offset from its feature's base ([`F32Base`]), each timestamp as u32 milliseconds from a
+//! base and each flag as a bit: 32 bytes per 7-feature vector, where a queue of
+//! `FeatureVector`s took about 110, f64 rows 65 and f32 rows with i64 stamps 37 (issue 28).
 
 use super::FeatureVector;
 
@@ -27,6 +28,12 @@ impl F32Base {
         (v - self.0) as f32
     }
 
+    /// The value `offset` from the base stands for (an offset computed in f64, e.g. a mean of
+    /// stored offsets).
+    pub(crate) fn at(self, offset: f64) -> f64 {
+        self.0 + offset
+    }
+
     /// The value `p` stands for.
     pub(crate) fn unpack(self, p: f32) -> f64 {
         if p.is_finite() { self.0 + f64::from(p) } else { f64::from(p) }
@@ -42,8 +49,11 @@ pub struct History {
     bases: Vec<F32Base>,
     /// `len × width` values, row by row; once full, row `head` is the oldest.
     values: Vec<f32>,
-    stamps: Vec<i64>,
-    flags: Vec<bool>,
+    /// Per row, milliseconds after `stamp_base` (49 days of range; [`Self::stamp`] re-bases).
+    stamps: Vec<u32>,
+    stamp_base: i64,
+    /// Per row, a bit: flagged by the vote.
+    flags: Vec<u64>,
     head: usize,
 }
 
@@ -57,9 +67,49 @@ impl History {
             bases: vec![F32Base::UNSET; width],
             values: Vec::new(),
             stamps: Vec::new(),
+            stamp_base: 0,
             flags: Vec::new(),
             head: 0,
         }
+    }
+
+    /// `timestamp_ms` as an offset from the stamps' base. When it falls outside the u32 range
+    /// the base moves to the oldest of the held stamps and it (every offset re-based); stamps
+    /// still further apart than 49 days saturate (they are kept for checkpoints, not read by
+    /// the detectors).
+    fn stamp(&mut self, timestamp_ms: i64) -> u32 {
+        if self.stamps.is_empty() {
+            self.stamp_base = timestamp_ms;
+        }
+        let offset = timestamp_ms - self.stamp_base;
+        if let Ok(o) = u32::try_from(offset) {
+            return o;
+        }
+        let oldest =
+            self.stamps.iter().map(|&o| self.stamp_base + i64::from(o)).min().unwrap_or(timestamp_ms);
+        let base = oldest.min(timestamp_ms);
+        let shift = self.stamp_base - base;
+        for o in &mut self.stamps {
+            *o = u32::try_from(i64::from(*o) + shift).unwrap_or(u32::MAX);
+        }
+        self.stamp_base = base;
+        u32::try_from(timestamp_ms - base).unwrap_or(u32::MAX)
+    }
+
+    fn set_flag(&mut self, row: usize, flagged: bool) {
+        let (word, bit) = (row / 64, row % 64);
+        if word == self.flags.len() {
+            self.flags.push(0);
+        }
+        if flagged {
+            self.flags[word] |= 1 << bit;
+        } else {
+            self.flags[word] &= !(1 << bit);
+        }
+    }
+
+    fn flag(&self, row: usize) -> bool {
+        self.flags[row / 64] >> (row % 64) & 1 == 1
     }
 
     /// Features per vector.
@@ -72,9 +122,15 @@ impl History {
         self.stamps.len()
     }
 
+    /// Whether no vector is held.
+    pub fn is_empty(&self) -> bool {
+        self.stamps.is_empty()
+    }
+
     /// Appends a vector (NaN-padded or cut to `width`), dropping the oldest when full.
     pub fn push(&mut self, timestamp_ms: i64, values: &[f64], flagged: bool) {
         let w = self.width;
+        let stamp = self.stamp(timestamp_ms);
         let row = values
             .iter()
             .copied()
@@ -83,8 +139,9 @@ impl History {
             .map(|(v, base)| base.pack(v));
         if self.stamps.len() < self.capacity {
             self.values.extend(row);
-            self.stamps.push(timestamp_ms);
-            self.flags.push(flagged);
+            let len = self.stamps.len();
+            self.set_flag(len, flagged);
+            self.stamps.push(stamp);
             if self.stamps.len() == self.capacity {
                 // Full for good: give back what doubling reserved beyond it.
                 self.values.shrink_to_fit();
@@ -96,8 +153,8 @@ impl History {
             for (slot, v) in self.values[h * w..(h + 1) * w].iter_mut().zip(row) {
                 *slot = v;
             }
-            self.stamps[h] = timestamp_ms;
-            self.flags[h] = flagged;
+            self.stamps[h] = stamp;
+            self.set_flag(h, flagged);
             self.head = (h + 1) % self.capacity;
         }
     }
@@ -107,7 +164,7 @@ impl History {
         let j = (self.head + i) % self.len();
         let packed = &self.values[j * self.width..(j + 1) * self.width];
         let values = packed.iter().zip(&self.bases).map(|(&p, base)| base.unpack(p)).collect();
-        (self.stamps[j], values, self.flags[j])
+        (self.stamp_base + i64::from(self.stamps[j]), values, self.flag(j))
     }
 
     /// Every vector, oldest first.
@@ -115,10 +172,32 @@ impl History {
         (0..self.len()).map(|i| self.row(i))
     }
 
+    /// The newest `last` vectors that `keep(age, flagged)` keeps (age 0 is the newest
+    /// vector), oldest first, one column per feature.
+    pub fn columns(&self, last: usize, keep: impl Fn(usize, bool) -> bool) -> Vec<Vec<f64>> {
+        let len = self.len();
+        let rows: Vec<usize> = (0..len)
+            .rev()
+            .map(|i| (self.head + i) % len)
+            .enumerate()
+            .filter(|&(age, j)| keep(age, self.flag(j)))
+            .map(|(_, j)| j)
+            .take(last)
+            .collect();
+        let mut cols = vec![Vec::with_capacity(rows.len()); self.width];
+        for &j in rows.iter().rev() {
+            let packed = &self.values[j * self.width..(j + 1) * self.width];
+            for ((col, &p), base) in cols.iter_mut().zip(packed).zip(&self.bases) {
+                col.push(base.unpack(p));
+            }
+        }
+        cols
+    }
+
     /// Whether the newest vector was flagged.
     #[cfg(test)]
     pub fn last_flagged(&self) -> Option<bool> {
-        (self.len() > 0).then(|| self.row(self.len() - 1).2)
+        (!self.is_empty()).then(|| self.row(self.len() - 1).2)
     }
 
     /// The vectors not flagged, oldest first, as the detectors fit on them.
@@ -152,6 +231,27 @@ mod tests {
         assert_eq!((t, v[0]), (5, 7.0));
         assert!(v[1].is_nan());
         assert_eq!(History::new(2, 3).last_flagged(), None);
+        let cols = h.columns(2, |_, _| true);
+        assert_eq!(cols[0], [4.0, 7.0]);
+        assert!(cols[1][1].is_nan());
+        assert_eq!(h.columns(10, |_, _| true)[0].len(), 3);
+        // Rows 3 (flagged) and 4, 5: the flagged one left out unless it is the newest.
+        assert_eq!(h.columns(10, |age, flagged| age == 0 || !flagged)[0], [3.0, 7.0]);
+    }
+
+    #[test]
+    fn stamps_far_apart_and_going_back_are_kept() {
+        // 40 days apart, then 3 days back in time (below the base): the stamps re-base and
+        // every one still reads back exactly. Flags past one 64-bit word.
+        let day = 86_400_000_i64;
+        let stamps = [1_700_000_000_000, 1_700_000_000_000 + 40 * day, 1_700_000_000_000 - 3 * day];
+        let mut h = History::new(1, 100);
+        for (i, t) in stamps.iter().chain(&[1_700_000_000_001; 70]).enumerate() {
+            h.push(*t, &[i as f64], i % 3 == 0);
+        }
+        let rows: Vec<(i64, Vec<f64>, bool)> = h.iter().collect();
+        assert_eq!(rows.iter().take(3).map(|r| r.0).collect::<Vec<_>>(), stamps);
+        assert!(rows.iter().enumerate().all(|(i, r)| r.2 == (i % 3 == 0) && r.1[0] == i as f64));
     }
 
     #[test]

@@ -29,6 +29,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use super::calibrate::Calibrator;
+use super::history::F32Base;
 use super::{DetectError, Detector, Expected, FeatureVector, Score, normalise};
 
 /// Detector name, the `detector` label of `anomaly_score`.
@@ -125,8 +126,10 @@ pub struct LstmAeDetector {
     calibrator: Option<Calibrator>,
     mean: Vec<f64>,
     std: Vec<f64>,
-    /// Raw values of the newest `window - 1` vectors, oldest first, flattened.
-    recent: VecDeque<f64>,
+    /// Raw values of the newest `window - 1` vectors, oldest first, flattened, as f32 offsets
+    /// from `bases` (one per feature; issue 28).
+    recent: VecDeque<f32>,
+    bases: Vec<F32Base>,
     fitted: bool,
     /// The batch result for the vector at this timestamp.
     pending: Option<(i64, Score)>,
@@ -147,6 +150,7 @@ impl LstmAeDetector {
             mean,
             std,
             recent: VecDeque::with_capacity(cap),
+            bases: Vec::new(),
             fitted: false,
             pending: None,
         }
@@ -213,8 +217,10 @@ impl LstmAeDetector {
         let nf = self.model.n_features;
         let missing = self.model.window_len() - nf - self.recent.len();
         input.extend(std::iter::repeat_n(0.0, missing));
+        let nf = self.model.n_features;
         let (a, b) = self.recent.as_slices();
-        self.standardise_into(a.iter().chain(b).chain(values).copied(), input);
+        let recent = a.iter().chain(b).enumerate().map(|(i, p)| self.bases[i % nf].unpack(*p));
+        self.standardise_into(recent.chain(values.iter().copied()), input);
     }
 
     /// The score of one window from the network's input and output.
@@ -286,8 +292,9 @@ impl Detector for LstmAeDetector {
         self.calibrate(history)?;
         let keep = (self.model.window - 1).min(history.len());
         self.recent.clear();
+        self.bases = vec![F32Base::UNSET; nf];
         for x in &history[history.len() - keep..] {
-            self.recent.extend(&x.values);
+            self.remember(&x.values);
         }
         self.fitted = true;
         self.pending = None;
@@ -313,10 +320,21 @@ impl Detector for LstmAeDetector {
         if x.values.len() != self.model.n_features {
             return;
         }
-        self.recent.extend(&x.values);
+        self.remember(&x.values);
         let keep = self.model.window_len() - self.model.n_features;
         let over = self.recent.len().saturating_sub(keep);
         self.recent.drain(..over);
+    }
+}
+
+impl LstmAeDetector {
+    /// Appends one vector (of `n_features` values) to `recent`.
+    fn remember(&mut self, values: &[f64]) {
+        if self.bases.len() != values.len() {
+            self.bases = vec![F32Base::UNSET; values.len()];
+        }
+        let packed = values.iter().zip(self.bases.iter_mut()).map(|(v, base)| base.pack(*v));
+        self.recent.extend(packed);
     }
 }
 

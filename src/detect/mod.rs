@@ -21,6 +21,7 @@ mod zscore;
 
 pub use ensemble::{DetectorScore, Ensemble, EnsembleScore, Member, Severity};
 pub use error::DetectError;
+pub use history::History;
 pub use isolation_forest::{
     Forest, ForestError, ForestParams, IsolationForestConfig, IsolationForestDetector, MAX_FEATURES,
     PretrainedForest, TreeNode, average_path_length,
@@ -82,6 +83,19 @@ pub trait Detector: Send + std::any::Any {
     }
     /// Cheap online update after scoring (rolling statistics, ...).
     fn update(&mut self, x: &FeatureVector);
+    /// [`fit`](Self::fit) inside an entity model, which also hands over its buffered history
+    /// (`all`: every vector, flagged ones included, that `history` was taken from), so a
+    /// detector that needs a window of recent values reads it there instead of keeping its
+    /// own copy (issue 28).
+    fn fit_in(&mut self, history: &[FeatureVector], all: &History) -> Result<(), DetectError> {
+        let _ = all;
+        self.fit(history)
+    }
+    /// [`update`](Self::update) inside an entity model; `all` does not hold `x` yet.
+    fn update_in(&mut self, x: &FeatureVector, all: &History) {
+        let _ = all;
+        self.update(x);
+    }
 }
 
 /// Shares of `weights` (non-negative), normalised to sum to 1; all zero stays all zero.

@@ -7,7 +7,8 @@ use crate::config::DetectConfig;
 use super::history::History;
 use super::{
     DetectError, Ensemble, EnsembleScore, FeatureVector, IsolationForestDetector, KMeansDetector,
-    LstmAeDetector, LstmModel, Member, PretrainedForest, SeasonalEsdDetector, ZScoreDetector,
+    LstmAeDetector, LstmModel, Member, PretrainedForest, SeasonalEsdConfig, SeasonalEsdDetector,
+    ZScoreDetector,
 };
 
 /// Lifecycle of an entity's models (`anomaly_model_state{state}`).
@@ -174,9 +175,19 @@ impl ModelSpec {
             });
         }
         if c.sesd.enabled {
+            // Seasonal ESD reads its window from the buffered history (`sharing_history`), which
+            // holds `fit_window` vectors: a longer window cannot fill. (Keeping its own ring,
+            // every refit restarted it from the fit history, so points beyond `fit_window` were
+            // only those since the last refit: 20 KB per entity at the defaults, issue 28.)
+            let sesd = SeasonalEsdConfig {
+                window: c.sesd.window.min(c.fit_window.max(crate::config::sesd::MIN_FIT)),
+                ..c.sesd.clone()
+            };
             members.push(Member {
                 weight: c.sesd.weight,
-                detector: Box::new(SeasonalEsdDetector::new(&c.sesd, self.n_features, c.calibration_decades)),
+                detector: Box::new(
+                    SeasonalEsdDetector::new(&sesd, self.n_features, c.calibration_decades).sharing_history(),
+                ),
             });
         }
         if c.kmeans.enabled {
@@ -291,7 +302,7 @@ impl EntityModel {
             Some(_) => Some(self.ensemble.score(&x)?),
             None => None,
         };
-        self.ensemble.update(&x);
+        self.ensemble.update_in(&x, &self.history);
         // Only what the vote itself flagged stays out of refits. A vector flagged by one member
         // alone (`alone_fpr`) or held by hysteresis is less certain; leaving those out starved
         // the history of exactly what that member finds unusual, so refits saw calmer data than
@@ -307,7 +318,7 @@ impl EntityModel {
     pub fn refit(&mut self, now_ms: i64) -> Result<(), DetectError> {
         let normal = self.history.unflagged();
         self.choose_shape(&normal);
-        self.ensemble.fit(&normal)?;
+        self.ensemble.fit_in(&normal, &self.history)?;
         self.last_fit_ms = Some(now_ms);
         Ok(())
     }
@@ -331,7 +342,7 @@ impl EntityModel {
         self.refill(history.iter().map(|x| (x, false)));
         let now = history.last().map_or(0, |x| x.timestamp_ms);
         self.choose_shape(history);
-        self.ensemble.fit(history)?;
+        self.ensemble.fit_in(history, &self.history)?;
         self.last_fit_ms = Some(now);
         Ok(())
     }

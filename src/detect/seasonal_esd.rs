@@ -2,7 +2,10 @@
 //! `AnomalyDetection`): a robust seasonal baseline per feature plus a generalized ESD test on
 //! the residuals, with median/MAD in place of mean/std (the "hybrid" variant).
 //!
-//! Per feature the detector keeps a ring of the last `window` values. The decomposition is
+//! Per feature the detector keeps a ring of the last `window` values — or, inside an entity
+//! model, reads the same values from the model's buffered history
+//! ([`SeasonalEsdDetector::sharing_history`]: the unflagged vectors the last fit took, then every
+//! vector since). The decomposition is
 //! the piecewise-median one: the seasonal baseline of a phase is the median of the window's
 //! values at that phase (= seasonal component + level, the level being the window median),
 //! and a residual is value − baseline. The period is configured or, with `period: 0`, found
@@ -35,7 +38,7 @@ use super::calibrate::{Calibrator, gaussian_two_sided, score_from_tail};
 use super::history::F32Base;
 use super::stats::{mad_sorted, median, median_sorted, t_upper_quantile};
 use super::zscore::median_positive;
-use super::{DetectError, Detector, Expected, FeatureVector, Score, normalise};
+use super::{DetectError, Detector, Expected, FeatureVector, History, Score, normalise};
 
 const NAME: &str = "sesd";
 /// Finite values a feature's window needs before it scores.
@@ -60,9 +63,9 @@ const TYPICAL_SIGMA_SHARE: f64 = 0.1;
 #[derive(Debug, Clone)]
 struct Feature {
     /// Value of point `t` sits at `t % window`. Grows to `window` as points arrive instead of
-    /// being allocated whole: a refit refills it from the model's history, which is usually
-    /// shorter than `window` (`fit_window` 360 vs 1440), so with the defaults it never fills
-    /// and half of it was never written (issue 28). Values are f32 offsets from `base`.
+    /// being allocated whole: a fit fills it from the history it is given, which may be
+    /// shorter than `window` (an entity model caps `window` at `fit_window` for that reason,
+    /// issue 28). Values are f32 offsets from `base`.
     ring: Vec<f32>,
     base: F32Base,
     /// Configured or detected period (0 = none).
@@ -122,6 +125,13 @@ pub struct SeasonalEsdDetector {
     crit_cache: Vec<(usize, Vec<f64>)>,
     calibrator: Option<Calibrator>,
     fitted: bool,
+    /// The window is the entity model's buffered history ([`Self::sharing_history`]): the
+    /// features keep no ring.
+    shared: bool,
+    /// With a shared window, `t` at the last fit: the vectors the vote had flagged before it
+    /// stay out of the window (a fit leaves them out), every one after it takes part (a
+    /// ring's updates take them all).
+    fit_t: u64,
 }
 
 impl SeasonalEsdDetector {
@@ -137,7 +147,21 @@ impl SeasonalEsdDetector {
             crit_cache: Vec::new(),
             calibrator: None,
             fitted: false,
+            shared: false,
+            fit_t: 0,
         }
+    }
+
+    /// A detector inside an entity model, whose window is read from the model's buffered
+    /// history instead of a ring of its own: the same values were kept twice (issue 28: 28
+    /// bytes per point at 7 features, 10 KB per entity at the defaults). The window holds what
+    /// a ring would: the unflagged vectors the fit took, then every vector since (when the
+    /// history holds no more than `window` vectors, as many fewer as flagged vectors the fit
+    /// skipped are still buffered). Fits and updates then come through [`Detector::fit_in`]
+    /// and [`Detector::update_in`].
+    pub fn sharing_history(mut self) -> Self {
+        self.shared = true;
+        self
     }
 
     /// Period per feature in points (0 = no seasonality), as configured or detected by `fit`.
@@ -193,15 +217,23 @@ impl SeasonalEsdDetector {
     /// Rebuilds every feature's decomposition; returns each feature's leave-one-out residuals
     /// over the window (chronological, NaN where the value is missing).
     fn recompute(&mut self) -> Vec<Vec<f64>> {
-        let len = self.window_len();
+        let (len, t, w) = (self.window_len() as u64, self.t, self.window() as u64);
+        let columns = self
+            .features
+            .iter()
+            .map(|f| (t - len..t).map(|tt| f.base.unpack(f.ring[(tt % w) as usize])).collect())
+            .collect();
+        self.recompute_on(columns)
+    }
+
+    /// [`recompute`](Self::recompute) on each feature's window values (`window_len` of them,
+    /// chronological).
+    fn recompute_on(&mut self, columns: Vec<Vec<f64>>) -> Vec<Vec<f64>> {
         let t = self.t;
         let mut all = Vec::with_capacity(self.features.len());
-        for i in 0..self.features.len() {
-            let w = self.window() as u64;
-            let f = &self.features[i];
-            let vals: Vec<f64> =
-                (t - len as u64..t).map(|tt| f.base.unpack(f.ring[(tt % w) as usize])).collect();
-            let start = t - len as u64;
+        for (i, vals) in columns.into_iter().enumerate() {
+            let len = vals.len();
+            let start = t.saturating_sub(len as u64);
             let finite = vals.iter().filter(|v| v.is_finite()).count();
             if finite < MIN_POINTS {
                 self.features[i].ready = false;
@@ -237,6 +269,41 @@ impl SeasonalEsdDetector {
         }
         self.since = 0;
         all
+    }
+
+    /// Fits on each feature's window values (chronological, all of one length): detects the
+    /// periods, fills the rings (unless shared), decomposes and calibrates on the window's
+    /// leave-one-out residuals, leaving out the points `flagged` marks.
+    fn fit_columns(&mut self, columns: Vec<Vec<f64>>, flagged: &[bool]) {
+        let len = columns.first().map_or(0, Vec::len);
+        for (f, col) in self.features.iter_mut().zip(&columns) {
+            let period = match self.cfg.period {
+                0 => detect_period(col, len / 2).unwrap_or(0),
+                p => p,
+            };
+            *f = Feature::new(period);
+            if !self.shared {
+                let mut base = F32Base::UNSET;
+                f.ring = col.iter().map(|v| base.pack(*v)).collect();
+                f.base = base;
+            }
+        }
+        self.t = len as u64;
+        let resid = if self.shared { self.recompute_on(columns) } else { self.recompute() };
+        let raws: Vec<f64> = (0..len)
+            .filter(|&j| !flagged.get(j).copied().unwrap_or(false))
+            .filter_map(|j| {
+                self.features
+                    .iter()
+                    .zip(&resid)
+                    .filter(|(f, _)| f.ready)
+                    .map(|(f, r)| ((r[j] - f.center) / f.sigma).abs())
+                    .filter(|z| z.is_finite())
+                    .reduce(f64::max)
+            })
+            .collect();
+        self.calibrator = Calibrator::fit(&raws, self.decades);
+        self.fitted = true;
     }
 
     fn raw(&self, x: &FeatureVector) -> Option<(f64, Vec<f64>, Vec<Expected>)> {
@@ -289,39 +356,29 @@ impl Detector for SeasonalEsdDetector {
         if history.len() < MIN_FIT {
             return Err(DetectError::NotEnoughData { detector: NAME, needed: MIN_FIT, found: history.len() });
         }
-        let window = self.cfg.window.max(MIN_FIT);
-        let recent = &history[history.len().saturating_sub(window)..];
-        for (i, f) in self.features.iter_mut().enumerate() {
-            let period = match self.cfg.period {
-                0 => {
-                    let col: Vec<f64> = recent.iter().map(|x| x.values[i]).collect();
-                    detect_period(&col, recent.len() / 2).unwrap_or(0)
-                }
-                p => p,
-            };
-            *f = Feature::new(period);
-            let mut base = F32Base::UNSET;
-            f.ring = recent.iter().map(|x| base.pack(x.values[i])).collect();
-            f.base = base;
-        }
-        self.t = recent.len() as u64;
-        let resid = self.recompute();
-        let raws: Vec<f64> = (0..recent.len())
-            .filter_map(|j| {
-                self.features
-                    .iter()
-                    .zip(&resid)
-                    .filter(|(f, _)| f.ready)
-                    .map(|(f, r)| ((r[j] - f.center) / f.sigma).abs())
-                    .filter(|z| z.is_finite())
-                    .reduce(f64::max)
-            })
-            .collect();
-        self.calibrator = Calibrator::fit(&raws, self.decades);
-        self.fitted = true;
+        let recent = &history[history.len().saturating_sub(self.window())..];
+        let columns = (0..nf).map(|i| recent.iter().map(|x| x.values[i]).collect()).collect();
+        self.fit_columns(columns, &[]);
         Ok(())
     }
 
+    fn fit_in(&mut self, history: &[FeatureVector], all: &History) -> Result<(), DetectError> {
+        if !self.shared {
+            return self.fit(history);
+        }
+        let nf = self.features.len();
+        if all.width() != nf {
+            return Err(DetectError::Shape { expected: nf, found: all.width() });
+        }
+        if history.len() < MIN_FIT {
+            return Err(DetectError::NotEnoughData { detector: NAME, needed: MIN_FIT, found: history.len() });
+        }
+        // The newest `window` vectors the vote did not flag: what `fit` takes from `history`.
+        let columns = all.columns(self.window(), |_, flagged| !flagged);
+        self.fit_columns(columns, &[]);
+        self.fit_t = self.t;
+        Ok(())
+    }
     fn score(&self, x: &FeatureVector) -> Result<Score, DetectError> {
         self.check(x)?;
         Ok(match self.raw(x) {
@@ -359,6 +416,27 @@ impl Detector for SeasonalEsdDetector {
         self.since += 1;
         if self.since >= self.cfg.recompute_every.max(1) {
             self.recompute();
+        }
+    }
+
+    fn update_in(&mut self, x: &FeatureVector, all: &History) {
+        if !self.shared {
+            return self.update(x);
+        }
+        if !self.fitted || x.values.len() != self.features.len() {
+            return;
+        }
+        self.t += 1;
+        self.since += 1;
+        if self.since >= self.cfg.recompute_every.max(1) {
+            // What a ring would hold: the unflagged vectors the fit took, then every vector
+            // since (the newest `t - fit_t - 1` of `all`; `x` is not in it yet).
+            let since_fit = (self.t - self.fit_t - 1) as usize;
+            let mut columns = all.columns(self.window_len() - 1, |age, flagged| age < since_fit || !flagged);
+            for (col, v) in columns.iter_mut().zip(&x.values) {
+                col.push(*v);
+            }
+            self.recompute_on(columns);
         }
     }
 }

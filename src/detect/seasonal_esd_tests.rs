@@ -399,3 +399,74 @@ fn a_step_of_a_feature_flat_in_the_window_stays_finite() {
     x.values[3] = 5.0;
     assert!(d.score(&x).unwrap().value > 0.9);
 }
+
+#[test]
+fn a_shared_window_scores_exactly_as_its_own_ring() {
+    // Values on a grid of 1/8 are exact as f32 offsets in both the ring and the history, so
+    // reading the window from the entity's history must give the very same scores as keeping
+    // a ring, through the fit and the recomputes that follow, with no ring held.
+    let rounded = |x: FeatureVector| FeatureVector {
+        values: x.values.iter().map(|v| (v * 8.0).round() / 8.0).collect(),
+        ..x
+    };
+    let data: Vec<FeatureVector> = seasonal(900, 11).into_iter().map(rounded).collect();
+    let cfg = test_cfg();
+    let mut all = History::new(3, cfg.window);
+    for x in &data[..400] {
+        all.push(x.timestamp_ms, &x.values, false);
+    }
+    let mut own = fitted(&data[400 - cfg.window.min(400)..400], &cfg);
+    let mut shared = SeasonalEsdDetector::new(&cfg, 3, 6.0).sharing_history();
+    shared.fit_in(&data[..400], &all).unwrap();
+    for x in &data[400..] {
+        let (a, b) = (own.score(x).unwrap(), shared.score(x).unwrap());
+        assert_eq!(
+            (a.value.to_bits(), a.raw.to_bits()),
+            (b.value.to_bits(), b.raw.to_bits()),
+            "t={}",
+            x.timestamp_ms
+        );
+        own.update(x);
+        shared.update_in(x, &all);
+        all.push(x.timestamp_ms, &x.values, false);
+    }
+    assert!(shared.features.iter().all(|f| f.ring.capacity() == 0));
+    assert_eq!(shared.periods(), own.periods());
+}
+
+#[test]
+fn a_shared_window_leaves_out_what_the_vote_flagged_before_the_fit() {
+    // The buffered history holds flagged spikes before the fit and after it. The shared window
+    // must be what a ring holds: the fit's unflagged vectors, then every vector since, flagged
+    // or not; so every score equals a ring-keeping detector's, fitted on the unflagged history.
+    let rounded = |x: FeatureVector| FeatureVector {
+        values: x.values.iter().map(|v| (v * 8.0).round() / 8.0).collect(),
+        ..x
+    };
+    let spike = |t: usize| (100..110).contains(&t) || (350..353).contains(&t);
+    let data: Vec<FeatureVector> = seasonal(600, 5)
+        .into_iter()
+        .map(rounded)
+        .enumerate()
+        .map(|(t, x)| if spike(t) { FeatureVector { values: vec![1e6; 3], ..x } } else { x })
+        .collect();
+    let cfg = test_cfg();
+    // Room for the window and the flagged vectors it skips (an entity model's history holds
+    // `fit_window` vectors; where that is the window itself, the shared window is shorter by
+    // the flagged vectors still buffered once the history wraps).
+    let mut all = History::new(3, 2 * cfg.window);
+    for (t, x) in data[..300].iter().enumerate() {
+        all.push(x.timestamp_ms, &x.values, spike(t));
+    }
+    let unflagged: Vec<FeatureVector> =
+        data[..300].iter().enumerate().filter(|(t, _)| !spike(*t)).map(|(_, x)| x.clone()).collect();
+    let mut own = fitted(&unflagged, &cfg);
+    let mut shared = SeasonalEsdDetector::new(&cfg, 3, 6.0).sharing_history();
+    shared.fit_in(&unflagged, &all).unwrap();
+    for (t, x) in data.iter().enumerate().skip(300) {
+        assert_eq!(own.score(x).unwrap().value.to_bits(), shared.score(x).unwrap().value.to_bits(), "t={t}");
+        own.update(x);
+        shared.update_in(x, &all);
+        all.push(x.timestamp_ms, &x.values, spike(t));
+    }
+}
