@@ -86,9 +86,11 @@ for n in "${counts[@]}"; do
   t0=$(date +%s.%N)
   wait "$pusher" || true
   sleep 2  # the last check after the last push
+  # Memory before the last scrape: rendering /metrics builds one string of every entity's score
+  # series (at 10k entities, many MB), which the allocator may keep and this would count.
+  rss=$(awk '/^VmRSS/{print $2}' "/proc/$svc/status"); hwm=$(awk '/^VmHWM/{print $2}' "/proc/$svc/status")
   selfmetrics "$http" >"$work/after-$n"
   elapsed=$(python3 -c "import time;print(time.time()-$t0)")
-  rss=$(awk '/^VmRSS/{print $2}' "/proc/$svc/status"); hwm=$(awk '/^VmHWM/{print $2}' "/proc/$svc/status")
   summarize "$work/before-$n" "$work/after-$n" "$n" "$elapsed" "$base" "$rss" "$hwm" "$(tail -1 "$work/push-$n.out")"
   kill "$svc"; wait "$svc" 2>/dev/null || true
 done
