@@ -159,12 +159,16 @@ impl History {
         }
     }
 
+    /// The values stored in slot `j`.
+    fn values_at(&self, j: usize) -> impl Iterator<Item = f64> + '_ {
+        let packed = &self.values[j * self.width..(j + 1) * self.width];
+        packed.iter().zip(&self.bases).map(|(&p, base)| base.unpack(p))
+    }
+
     /// The `i`-th oldest vector: timestamp, values, flagged.
     fn row(&self, i: usize) -> (i64, Vec<f64>, bool) {
         let j = (self.head + i) % self.len();
-        let packed = &self.values[j * self.width..(j + 1) * self.width];
-        let values = packed.iter().zip(&self.bases).map(|(&p, base)| base.unpack(p)).collect();
-        (self.stamp_base + i64::from(self.stamps[j]), values, self.flag(j))
+        (self.stamp_base + i64::from(self.stamps[j]), self.values_at(j).collect(), self.flag(j))
     }
 
     /// Every vector, oldest first.
@@ -186,9 +190,8 @@ impl History {
             .collect();
         let mut cols = vec![Vec::with_capacity(rows.len()); self.width];
         for &j in rows.iter().rev() {
-            let packed = &self.values[j * self.width..(j + 1) * self.width];
-            for ((col, &p), base) in cols.iter_mut().zip(packed).zip(&self.bases) {
-                col.push(base.unpack(p));
+            for (col, v) in cols.iter_mut().zip(self.values_at(j)) {
+                col.push(v);
             }
         }
         cols

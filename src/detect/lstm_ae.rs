@@ -140,6 +140,7 @@ impl LstmAeDetector {
     /// steps of each window (clamped to 1..=window); `decades` is the calibration range.
     pub fn new(model: Arc<LstmModel>, score_steps: usize, decades: f64) -> Self {
         let (mean, std) = (model.mean.clone(), model.std.clone());
+        let bases = vec![F32Base::UNSET; model.n_features];
         let cap = model.window_len();
         let steps = score_steps.clamp(1, model.window);
         Self {
@@ -150,7 +151,7 @@ impl LstmAeDetector {
             mean,
             std,
             recent: VecDeque::with_capacity(cap),
-            bases: Vec::new(),
+            bases,
             fitted: false,
             pending: None,
         }
@@ -186,6 +187,12 @@ impl LstmAeDetector {
         }
         self.calibrator = Calibrator::fit(&raw, self.decades);
         Ok(())
+    }
+
+    /// Appends one vector (of `n_features` values) to `recent`.
+    fn remember(&mut self, values: &[f64]) {
+        let packed = values.iter().zip(self.bases.iter_mut()).map(|(v, base)| base.pack(*v));
+        self.recent.extend(packed);
     }
 
     /// Appends `values` (whole steps) standardised, NaN and infinities as 0.
@@ -324,17 +331,6 @@ impl Detector for LstmAeDetector {
         let keep = self.model.window_len() - self.model.n_features;
         let over = self.recent.len().saturating_sub(keep);
         self.recent.drain(..over);
-    }
-}
-
-impl LstmAeDetector {
-    /// Appends one vector (of `n_features` values) to `recent`.
-    fn remember(&mut self, values: &[f64]) {
-        if self.bases.len() != values.len() {
-            self.bases = vec![F32Base::UNSET; values.len()];
-        }
-        let packed = values.iter().zip(self.bases.iter_mut()).map(|(v, base)| base.pack(*v));
-        self.recent.extend(packed);
     }
 }
 

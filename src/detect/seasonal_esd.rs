@@ -273,8 +273,8 @@ impl SeasonalEsdDetector {
 
     /// Fits on each feature's window values (chronological, all of one length): detects the
     /// periods, fills the rings (unless shared), decomposes and calibrates on the window's
-    /// leave-one-out residuals, leaving out the points `flagged` marks.
-    fn fit_columns(&mut self, columns: Vec<Vec<f64>>, flagged: &[bool]) {
+    /// leave-one-out residuals.
+    fn fit_columns(&mut self, columns: Vec<Vec<f64>>) {
         let len = columns.first().map_or(0, Vec::len);
         for (f, col) in self.features.iter_mut().zip(&columns) {
             let period = match self.cfg.period {
@@ -291,7 +291,6 @@ impl SeasonalEsdDetector {
         self.t = len as u64;
         let resid = if self.shared { self.recompute_on(columns) } else { self.recompute() };
         let raws: Vec<f64> = (0..len)
-            .filter(|&j| !flagged.get(j).copied().unwrap_or(false))
             .filter_map(|j| {
                 self.features
                     .iter()
@@ -353,12 +352,10 @@ impl Detector for SeasonalEsdDetector {
         if let Some(x) = history.iter().find(|x| x.values.len() != nf) {
             return Err(DetectError::Shape { expected: nf, found: x.values.len() });
         }
-        if history.len() < MIN_FIT {
-            return Err(DetectError::NotEnoughData { detector: NAME, needed: MIN_FIT, found: history.len() });
-        }
+        enough_to_fit(history)?;
         let recent = &history[history.len().saturating_sub(self.window())..];
         let columns = (0..nf).map(|i| recent.iter().map(|x| x.values[i]).collect()).collect();
-        self.fit_columns(columns, &[]);
+        self.fit_columns(columns);
         Ok(())
     }
 
@@ -370,15 +367,14 @@ impl Detector for SeasonalEsdDetector {
         if all.width() != nf {
             return Err(DetectError::Shape { expected: nf, found: all.width() });
         }
-        if history.len() < MIN_FIT {
-            return Err(DetectError::NotEnoughData { detector: NAME, needed: MIN_FIT, found: history.len() });
-        }
+        enough_to_fit(history)?;
         // The newest `window` vectors the vote did not flag: what `fit` takes from `history`.
         let columns = all.columns(self.window(), |_, flagged| !flagged);
-        self.fit_columns(columns, &[]);
+        self.fit_columns(columns);
         self.fit_t = self.t;
         Ok(())
     }
+
     fn score(&self, x: &FeatureVector) -> Result<Score, DetectError> {
         self.check(x)?;
         Ok(match self.raw(x) {
@@ -439,6 +435,14 @@ impl Detector for SeasonalEsdDetector {
             self.recompute_on(columns);
         }
     }
+}
+
+/// `NotEnoughData` when `history` is shorter than [`MIN_FIT`].
+fn enough_to_fit(history: &[FeatureVector]) -> Result<(), DetectError> {
+    if history.len() < MIN_FIT {
+        return Err(DetectError::NotEnoughData { detector: NAME, needed: MIN_FIT, found: history.len() });
+    }
+    Ok(())
 }
 
 /// Piecewise-median decomposition of `vals` (point `start + j` at index `j`) with `period`
