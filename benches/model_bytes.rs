@@ -3,6 +3,7 @@
 //! features with the default window settings.
 //!
 //!     cargo bench --bench model_bytes
+//!     cargo bench --bench model_bytes -- scale.yaml   # only the rows whose name has this
 //!
 //! A counting global allocator measures the heap: each configuration builds `ENTITIES` entity
 //! models and steps each through enough vectors to fill its history (`fit_window`, recalibration
@@ -111,6 +112,8 @@ fn vectorizer_bytes(entities: usize) -> f64 {
 
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
+    // `cargo bench --bench model_bytes -- scale zscore`: only the rows naming one of these.
+    let only: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let entities = if full { 50 } else { 3 };
     let mut rows: Vec<(String, DetectConfig)> = Vec::new();
     for d in ["zscore", "iforest", "sesd", "kmeans", "lstm_ae"] {
@@ -132,7 +135,9 @@ fn main() {
     rows.push(("ensemble preset (eval without config)".into(), DetectConfig::ensemble()));
     println!("| what | vectors stepped | heap bytes per entity |");
     println!("|---|---|---|");
-    for (name, cfg) in &rows {
+    for (name, cfg) in
+        rows.iter().filter(|(name, _)| only.is_empty() || only.iter().any(|o| name.contains(o.as_str())))
+    {
         let windows = [cfg.fit_window, cfg.recalibrate.window, cfg.fpr_control.window, cfg.sesd.window];
         let vectors =
             if full { windows.into_iter().max().unwrap_or(0) + 100 } else { cfg.min_fit_points + 5 };

@@ -11,7 +11,8 @@
 # Models fit after `detect.min_fit_points` checks (5 min at 10 s) and their history fills after
 # `fit_window` checks (1 h): a short run measures ingest and warm-up, a run past 1 h the steady
 # state. Environment: DURATION (3m), INTERVAL (10s), WARMUP (60s), CONFIG (benches/scale.yaml),
-# PROTOCOL (remote-write, otlp-http or otlp-grpc).
+# PROTOCOL (remote-write, otlp-http or otlp-grpc), BIN (a built binary to run instead of building
+# target/release/dwcp-anomaly: a copy keeps a long run apart from the next build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-3m}
@@ -21,8 +22,10 @@ CONFIG=${CONFIG:-benches/scale.yaml}
 PROTOCOL=${PROTOCOL:-remote-write}
 counts=("$@")
 [ ${#counts[@]} -gt 0 ] || counts=(1000 10000 100000)
-cargo build --release --quiet
-BIN=target/release/dwcp-anomaly
+if [ -z "${BIN:-}" ]; then
+  cargo build --release --quiet
+  BIN=target/release/dwcp-anomaly
+fi
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 secs() { python3 -c "import re,sys;m=re.fullmatch(r'(\d+)(ms|s|m|h)','$1');print(int(m[1])*{'ms':0.001,'s':1,'m':60,'h':3600}[m[2]])"; }

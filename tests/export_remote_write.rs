@@ -82,13 +82,16 @@ fn check() -> CheckScores {
         timestamp_ms: 1_700_000_000_000,
         profile: "dwcp".into(),
         features: vec!["latency_ms".to_string(), "cpu_pct".to_string()].into(),
-        entities: vec![EntityScores {
-            labels: vec![("instance".to_string(), "n1".to_string())].into(),
-            state: ModelState::Ready,
-            score: Some(score),
-            values: vec![1.0, 2.0],
-            rules: Some("multivariate"),
-        }],
+        entities: vec![
+            EntityScores {
+                labels: vec![("instance".to_string(), "n1".to_string())].into(),
+                state: ModelState::Ready,
+                score: Some(score),
+                values: vec![1.0, 2.0],
+                rules: Some("multivariate"),
+            }
+            .into(),
+        ],
         merged: Vec::new(),
     }
 }

@@ -40,8 +40,9 @@ pub struct CheckScores {
     pub profile: Arc<str>,
     /// Feature names in vector order.
     pub features: Arc<[String]>,
-    /// Every live entity.
-    pub entities: Vec<EntityScores>,
+    /// Every live entity. Shared with the scorer, which keeps each entity's last result until
+    /// its next vector (one copy per entity, not one per holder).
+    pub entities: Vec<Arc<EntityScores>>,
     /// Features of entities that combined several series without the profile asking (the
     /// entity labels do not separate them), as the vectorizer found them at this check.
     pub merged: Vec<MergedSeries>,

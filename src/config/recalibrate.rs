@@ -55,7 +55,8 @@ impl RecalibrateConfig {
 pub struct FprControlConfig {
     /// Whether the threshold is corrected online.
     pub enabled: bool,
-    /// Scored vectors per entity over which the rate is measured (2 bits each).
+    /// Scored vectors per entity over which the rate is measured (rounded up to a multiple
+    /// of 100: one byte per 100 vectors, two when enabled).
     pub window: usize,
     /// Scored vectors an entity needs before its threshold is corrected.
     pub min_points: usize,

@@ -73,7 +73,8 @@ pub struct Member {
 pub struct DetectorScore {
     /// Detector name.
     pub detector: &'static str,
-    /// Its calibrated score.
+    /// Its calibrated and raw score. Its `contributions` and `expected` are empty: they are
+    /// folded into the [`EnsembleScore`]'s (call [`Detector::score`] for a member's own).
     pub score: Score,
 }
 
@@ -149,9 +150,9 @@ struct FprControl {
     raise: f64,
     /// Vectors the vote flagged over the last `window` scored vectors; `None` when the
     /// threshold is not corrected (only the flag rate is measured).
-    voted: Option<BitWindow>,
+    voted: Option<BlockWindow>,
     /// All flags over the same window.
-    flagged: BitWindow,
+    flagged: BlockWindow,
     since_step: usize,
 }
 
@@ -166,8 +167,8 @@ impl FprControl {
             step: 0.1 / decades,
             max_raise: cfg.max_decades / decades,
             raise: 0.0,
-            voted: cfg.enabled.then(|| BitWindow::new(cfg.window)),
-            flagged: BitWindow::new(cfg.window),
+            voted: cfg.enabled.then(|| BlockWindow::new(cfg.window)),
+            flagged: BlockWindow::new(cfg.window),
             since_step: 0,
         }
     }
@@ -190,45 +191,56 @@ impl FprControl {
     }
 }
 
-/// The last `capacity` booleans as bits, with their count of `true`.
+/// How many of the last `capacity` booleans were `true`, counted in blocks of
+/// [`CONTROL_EVERY`]: one byte per block instead of a bit per boolean (50 bytes for the default
+/// 5000, where bits took 632; issue 28). It spans the last whole blocks (`capacity` rounded up
+/// to a block) and the one being filled, so at every block's end — where the controller looks —
+/// it holds exactly the last `capacity` booleans when `capacity` is a multiple of a block, and
+/// `anomaly_flag_rate` between two ends is over up to a block more.
 #[derive(Debug, Clone)]
-struct BitWindow {
-    bits: Vec<u64>,
-    capacity: usize,
-    len: usize,
+struct BlockWindow {
+    /// Ring of `true` counts of whole blocks; once full, `next` is the oldest.
+    blocks: Vec<u8>,
+    blocks_max: usize,
     next: usize,
+    /// `true` among the whole blocks held.
     ones: usize,
+    /// The block being filled: booleans, of them `true`.
+    open: (usize, usize),
 }
 
-impl BitWindow {
+impl BlockWindow {
     fn new(capacity: usize) -> Self {
-        let capacity = capacity.max(1);
-        Self { bits: vec![0; capacity.div_ceil(64)], capacity, len: 0, next: 0, ones: 0 }
+        let blocks_max = capacity.max(1).div_ceil(CONTROL_EVERY);
+        Self { blocks: Vec::new(), blocks_max, next: 0, ones: 0, open: (0, 0) }
     }
 
     fn push(&mut self, bit: bool) {
-        let (word, mask) = (self.next / 64, 1u64 << (self.next % 64));
-        if self.len == self.capacity {
-            self.ones -= usize::from(self.bits[word] & mask != 0);
-        } else {
-            self.len += 1;
+        self.open.0 += 1;
+        self.open.1 += usize::from(bit);
+        if self.open.0 < CONTROL_EVERY {
+            return;
         }
-        if bit {
-            self.bits[word] |= mask;
-            self.ones += 1;
+        let count = self.open.1 as u8;
+        self.open = (0, 0);
+        self.ones += usize::from(count);
+        if self.blocks.len() < self.blocks_max {
+            self.blocks.push(count);
         } else {
-            self.bits[word] &= !mask;
+            self.ones -= usize::from(self.blocks[self.next]);
+            self.blocks[self.next] = count;
+            self.next = (self.next + 1) % self.blocks_max;
         }
-        self.next = (self.next + 1) % self.capacity;
     }
 
     fn len(&self) -> usize {
-        self.len
+        self.blocks.len() * CONTROL_EVERY + self.open.0
     }
 
     /// Fraction of `true` (0 when empty).
     fn rate(&self) -> f64 {
-        if self.len == 0 { 0.0 } else { self.ones as f64 / self.len as f64 }
+        let len = self.len();
+        if len == 0 { 0.0 } else { (self.ones + self.open.1) as f64 / len as f64 }
     }
 }
 
@@ -393,8 +405,12 @@ impl Ensemble {
                 *c += m.weight * s.value.max(1e-6) * sc;
             }
             if expected.is_empty() && !s.expected.is_empty() {
-                expected = s.expected.clone();
+                expected = std::mem::take(&mut s.expected);
             }
+            // Folded into the ensemble's: not kept per member (issue 28: an entity's last
+            // score is held until its next check, and five members' copies were ~1.5 KB).
+            s.contributions = Vec::new();
+            s.expected = Vec::new();
             detectors.push(DetectorScore { detector: m.detector.name(), score: s });
         }
         normalise(&mut contributions);
@@ -613,15 +629,24 @@ mod tests {
     }
 
     #[test]
-    fn bit_window_counts_the_last_bits() {
-        let mut w = BitWindow::new(130);
+    fn block_window_counts_the_last_blocks() {
+        let mut w = BlockWindow::new(300);
         for i in 0..1000 {
-            w.push(i % 10 == 0);
+            w.push(i % 10 == 0 || (950..990).contains(&i));
         }
-        assert_eq!(w.len(), 130);
-        // The last 130 of 0..1000: 870..999 holds 13 multiples of 10.
-        assert_eq!(w.ones, 13);
-        assert!((w.rate() - 0.1).abs() < 1e-12);
+        // 700..999: 30 multiples of 10, 950..989 adds 36 (4 of its 40 are multiples of 10).
+        assert_eq!(w.len(), 300);
+        assert!((w.rate() - 66.0 / 300.0).abs() < 1e-12);
+        // Inside a block: the whole blocks and the open one.
+        for _ in 0..50 {
+            w.push(true);
+        }
+        assert_eq!(w.len(), 350);
+        assert!((w.rate() - 116.0 / 350.0).abs() < 1e-12);
+        // A window that is not a whole number of blocks is rounded up to one.
+        let mut w = BlockWindow::new(130);
+        (0..1000).for_each(|i| w.push(i % 10 == 0));
+        assert_eq!((w.len(), w.rate()), (200, 0.1));
     }
 
     #[test]

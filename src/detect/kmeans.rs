@@ -49,24 +49,38 @@ const TOLERANCE: f64 = 1e-4;
 /// 10⁸. This floor keeps such a step large but finite, comparable with the others.
 const TYPICAL_STD_FLOOR: f64 = 0.1;
 
-/// The trained part of the model.
+/// The trained part of the model, as f32 in one allocation (issue 28: a third of the f64
+/// vectors it was): per dimension the training mean and (floored) standard deviation, then
+/// the centroids in standardised space, one row each.
 #[derive(Debug, Clone, PartialEq)]
 struct Model {
-    /// Training mean per dimension.
-    mean: Vec<f64>,
-    /// Training standard deviation per dimension (floored).
-    std: Vec<f64>,
-    /// Centroids in standardised space, one row each.
-    centroids: Vec<Vec<f64>>,
+    dims: usize,
+    /// `[mean…, std…, centroid 0…, centroid 1…, …]`.
+    params: Vec<f32>,
 }
 
 impl Model {
+    fn new(mean: &[f64], std: &[f64], centroids: &[Vec<f64>]) -> Self {
+        let params = mean.iter().chain(std).chain(centroids.iter().flatten()).map(|&v| v as f32).collect();
+        Self { dims: mean.len(), params }
+    }
+
+    fn centroids(&self) -> std::slice::ChunksExact<'_, f32> {
+        self.params[2 * self.dims..].chunks_exact(self.dims)
+    }
+
+    /// `f` in standardised space.
+    fn standardise(&self, f: &[f64]) -> Vec<f64> {
+        let (mean, std) = self.params[..2 * self.dims].split_at(self.dims);
+        f.iter().zip(mean).zip(std).map(|((v, m), s)| (v - f64::from(*m)) / f64::from(*s)).collect()
+    }
+
     /// Squared standardised distance components to the nearest centroid.
     fn nearest(&self, f: &[f64]) -> Vec<f64> {
-        let z: Vec<f64> = f.iter().zip(&self.mean).zip(&self.std).map(|((v, m), s)| (v - m) / s).collect();
+        let z = self.standardise(f);
         let mut best: Option<(f64, Vec<f64>)> = None;
-        for c in &self.centroids {
-            let comp: Vec<f64> = z.iter().zip(c).map(|(a, b)| (a - b) * (a - b)).collect();
+        for c in self.centroids() {
+            let comp: Vec<f64> = z.iter().zip(c).map(|(a, b)| (a - f64::from(*b)).powi(2)).collect();
             let d: f64 = comp.iter().sum();
             if best.as_ref().is_none_or(|(bd, _)| d < *bd) {
                 best = Some((d, comp));
@@ -82,8 +96,8 @@ pub struct KMeansDetector {
     cfg: KMeansConfig,
     decades: f64,
     n_metrics: usize,
-    /// The last `smooth + lag` raw vectors, oldest first.
-    recent: std::collections::VecDeque<Vec<f64>>,
+    /// The last `smooth + lag` raw vectors, oldest first, flat (`n_metrics` values each).
+    recent: std::collections::VecDeque<f64>,
     model: Option<Model>,
     calibrator: Option<Calibrator>,
     /// Mean and std of the training distances (fallback calibration).
@@ -98,7 +112,7 @@ impl KMeansDetector {
             cfg: cfg.clone(),
             decades,
             n_metrics: n_features,
-            recent: std::collections::VecDeque::with_capacity(cfg.span()),
+            recent: std::collections::VecDeque::with_capacity((cfg.span() - 1) * n_features),
             model: None,
             calibrator: None,
             dist_mean_std: (0.0, 1.0),
@@ -112,7 +126,9 @@ impl KMeansDetector {
 
     /// Centroids in standardised feature space (empty before `fit`), for inspection.
     pub fn centroids(&self) -> Vec<Vec<f64>> {
-        self.model.as_ref().map_or_else(Vec::new, |m| m.centroids.clone())
+        self.model.as_ref().map_or_else(Vec::new, |m| {
+            m.centroids().map(|c| c.iter().map(|&v| f64::from(v)).collect()).collect()
+        })
     }
 
     /// Appends the feature vector of the last raw vector in `raw` (`span` rows, oldest
@@ -215,26 +231,21 @@ impl Detector for KMeansDetector {
                 vec![vec![0.0; dims]]
             }
         };
-        let model = Model { mean, std, centroids };
-        let data = dataset.records();
-        let dists: Vec<f64> = data
-            .rows()
-            .into_iter()
-            .map(|r| {
-                // Rows are standardised already: compare with the centroids directly.
-                let comp = model
-                    .centroids
-                    .iter()
-                    .map(|c| r.iter().zip(c).map(|(a, b)| (a - b) * (a - b)).sum::<f64>());
-                comp.fold(f64::INFINITY, f64::min).sqrt()
-            })
-            .collect();
+        let model = Model::new(&mean, &std, &centroids);
+        // The training distances from the model as stored (f32), as scores will see it.
+        let mut raw = Vec::with_capacity(n * dims);
+        for w in rows.windows(span) {
+            self.features_into(w, &mut raw);
+        }
+        let dists: Vec<f64> =
+            raw.chunks_exact(dims).map(|f| model.nearest(f).iter().sum::<f64>().sqrt()).collect();
         let m = dists.iter().sum::<f64>() / n as f64;
         let s = (dists.iter().map(|d| (d - m).powi(2)).sum::<f64>() / n as f64).sqrt();
         self.dist_mean_std = (m, s);
         self.calibrator = Calibrator::fit(&dists, self.decades);
         self.model = Some(model);
-        self.recent = history[history.len() + 1 - span..].iter().map(|x| x.values.clone()).collect();
+        self.recent =
+            history[history.len() + 1 - span..].iter().flat_map(|x| x.values.iter().copied()).collect();
         Ok(())
     }
 
@@ -246,7 +257,8 @@ impl Detector for KMeansDetector {
             return Err(DetectError::Shape { expected: self.n_metrics, found: x.values.len() });
         }
         let span = self.cfg.span();
-        if self.recent.len() + 1 < span {
+        let nm = self.n_metrics;
+        if self.recent.len() / nm + 1 < span {
             return Ok(Score {
                 value: 0.0,
                 raw: 0.0,
@@ -254,7 +266,9 @@ impl Detector for KMeansDetector {
                 expected: Vec::new(),
             });
         }
-        let mut rows: Vec<&[f64]> = self.recent.iter().map(Vec::as_slice).collect();
+        let (a, b) = self.recent.as_slices();
+        let held: Vec<f64> = a.iter().chain(b).copied().collect();
+        let mut rows: Vec<&[f64]> = held.chunks_exact(nm).collect();
         rows.push(&x.values);
         let mut f = Vec::with_capacity(self.dims());
         self.features_into(&rows[rows.len() - span..], &mut f);
@@ -271,10 +285,10 @@ impl Detector for KMeansDetector {
             return;
         }
         // span >= 2, so at least one raw vector is kept.
-        if self.recent.len() + 1 >= self.cfg.span() {
-            self.recent.pop_front();
+        if self.recent.len() / self.n_metrics + 1 >= self.cfg.span() {
+            self.recent.drain(..self.n_metrics);
         }
-        self.recent.push_back(x.values.clone());
+        self.recent.extend(&x.values);
     }
 }
 

@@ -6,6 +6,7 @@
 //! code `serve` runs every `check_interval`, including its online refits (`fit_every` /
 //! `fit_window`, on the row timestamps). `train` and `eval` use it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::check::EntityScores;
@@ -120,7 +121,7 @@ impl Replay {
         }
         let assembled = self.vectorizer.assemble(timestamp_ms);
         let (check, _, _) = self.scorer.check(assembled, timestamp_ms, None);
-        check.entities.into_iter().next()
+        check.entities.into_iter().next().map(Arc::unwrap_or_clone)
     }
 }
 

@@ -65,7 +65,7 @@ pub struct Scorer {
     /// Each feature's valid range: expected values and bands are clamped to it.
     ranges: Vec<(f64, f64)>,
     enabled: bool,
-    last: FxHashMap<u64, EntityScores>,
+    last: FxHashMap<u64, Arc<EntityScores>>,
     labels: FxHashMap<u64, EntityLabels>,
     batch: Batch,
     max_batch: usize,
@@ -345,20 +345,23 @@ impl Scorer {
                     }
                 }
             };
-            self.last.insert(v.entity, entry);
+            self.last.insert(v.entity, Arc::new(entry));
         }
         let mut entities = Vec::with_capacity(assembled.status.len());
         for s in assembled.status {
-            let mut e = self.last.get(&s.entity).cloned().unwrap_or(EntityScores {
-                labels: s.labels,
-                state: ModelState::Warming,
-                score: None,
-                values: Vec::new(),
-                rules: None,
+            let mut e = self.last.get(&s.entity).cloned().unwrap_or_else(|| {
+                Arc::new(EntityScores {
+                    labels: s.labels,
+                    state: ModelState::Warming,
+                    score: None,
+                    values: Vec::new(),
+                    rules: None,
+                })
             });
             if s.stale && e.state == ModelState::Ready {
-                e.state = ModelState::Stale;
-                e.score = None;
+                let stale = Arc::make_mut(&mut e);
+                stale.state = ModelState::Stale;
+                stale.score = None;
             }
             entities.push(e);
         }
@@ -428,7 +431,7 @@ mod tests {
             }
             let (check, _, _) = scorer.check(vectorizer.assemble(ts), ts, None);
             for entity in check.entities {
-                if let Some(s) = entity.score {
+                if let Some(s) = &entity.score {
                     scores
                         .extend(s.detectors.iter().filter(|d| d.detector == "lstm_ae").map(|d| d.score.raw));
                 }

@@ -121,8 +121,12 @@ fn select<'a>(check: &'a CheckScores, q: &PageQuery) -> (Vec<&'a EntityScores>, 
     if q.profile.as_deref().is_some_and(|p| p != &*check.profile) {
         return (Vec::new(), 0);
     }
-    let mut rows: Vec<&EntityScores> =
-        check.entities.iter().filter(|e| q.severity.is_none_or(|s| severity_of(e) >= s)).collect();
+    let mut rows: Vec<&EntityScores> = check
+        .entities
+        .iter()
+        .map(|e| &**e)
+        .filter(|e| q.severity.is_none_or(|s| severity_of(e) >= s))
+        .collect();
     let matched = rows.len();
     let conf = |e: &EntityScores| e.score.as_ref().map_or(-1.0, |s| s.confidence);
     let key = |e: &&EntityScores| (std::cmp::Reverse(OrdF64(conf(e))), e.labels.clone());

@@ -53,7 +53,7 @@ fn check(entities: Vec<EntityScores>) -> CheckScores {
         timestamp_ms: 1_700_000_000_000,
         profile: "dwcp".into(),
         features: FEATURES.iter().map(|s| s.to_string()).collect::<Vec<_>>().into(),
-        entities,
+        entities: entities.into_iter().map(Into::into).collect(),
         merged: Vec::new(),
     }
 }
