@@ -2,7 +2,7 @@
 # The service at scale (issue 28): for each entity count, start a release `serve` with
 # benches/scale.yaml, drive it with `simulate push` (remote-write, 7 DWCP series per entity, one
 # sample per series every INTERVAL) for DURATION, and print one table row from its own metrics:
-# RSS (end and peak), bytes per entity (RSS growth since the service was ready), check duration p50/p99 and CPU seconds per check (over
+# entities held and fitted, RSS (end and peak), bytes per entity (RSS growth since the service was ready), check duration p50/p99 and CPU seconds per check (over
 # checks after the first WARMUP), accepted samples/s, and what the pusher saw.
 #
 #   benches/scale.sh                      # 1000 10000 100000 entities, 3 min each
@@ -61,13 +61,14 @@ accepted = sum(d(k) for k in a if k.startswith('dwcp_anomaly_ingest_samples_acce
 cpu = d('process_cpu_seconds_total')
 n, base, rss, hwm = int(n), int(base), int(rss), int(hwm)
 entities = int(a.get('dwcp_anomaly_entities', 0))
-print(f"| {n} | {entities} | {rss/1024:.0f} MiB | {hwm/1024:.0f} MiB | {(rss-base)/max(entities,1):.1f} KiB "
+ready = int(sum(v for k, v in a.items() if k.startswith('dwcp_anomaly_entities_by_state') and 'state="ready"' in k))
+print(f"| {n} | {entities} | {ready} | {rss/1024:.0f} MiB | {hwm/1024:.0f} MiB | {(rss-base)/max(entities,1):.1f} KiB "
       f"| {quantile(0.5):.3f} s | {quantile(0.99):.3f} s | {cpu/max(checks,1):.3f} s | {int(checks)} "
       f"| {accepted/float(elapsed):,.0f} | {report} |")
 PY
 }
-echo "| entities | held | RSS | peak RSS | (RSS − RSS at start)/entity | check p50 | check p99 | CPU s/check | checks | accepted samples/s | pusher |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|"
+echo "| entities | held | ready (fitted) | RSS | peak RSS | (RSS − RSS at start)/entity | check p50 | check p99 | CPU s/check | checks | accepted samples/s | pusher |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 for n in "${counts[@]}"; do
   http=$(port); grpc=$(port)
   "$BIN" serve --config "$CONFIG" --listen "127.0.0.1:$http" --otlp-grpc-listen "127.0.0.1:$grpc" \
