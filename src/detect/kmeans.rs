@@ -96,8 +96,9 @@ pub struct KMeansDetector {
     cfg: KMeansConfig,
     decades: f64,
     n_metrics: usize,
-    /// The last `smooth + lag` raw vectors, oldest first, flat (`n_metrics` values each).
-    recent: std::collections::VecDeque<f64>,
+    /// The last `smooth + lag` raw vectors, oldest first, flat (`n_metrics` values each) and
+    /// contiguous, so scoring reads them as rows without copying.
+    recent: Vec<f64>,
     model: Option<Model>,
     calibrator: Option<Calibrator>,
     /// Mean and std of the training distances (fallback calibration).
@@ -112,7 +113,7 @@ impl KMeansDetector {
             cfg: cfg.clone(),
             decades,
             n_metrics: n_features,
-            recent: std::collections::VecDeque::with_capacity((cfg.span() - 1) * n_features),
+            recent: Vec::with_capacity((cfg.span() - 1) * n_features),
             model: None,
             calibrator: None,
             dist_mean_std: (0.0, 1.0),
@@ -186,6 +187,9 @@ impl Detector for KMeansDetector {
         for w in rows.windows(span) {
             self.features_into(w, &mut flat);
         }
+        // The raw features again after standardising: the training distances are measured
+        // with the model as stored (f32), as scores will see it.
+        let raw = flat.clone();
         // Standardise: mean/std per dimension, std floored by the metric's level.
         let mut level = vec![0.0; nm];
         for (j, l) in level.iter_mut().enumerate() {
@@ -232,11 +236,6 @@ impl Detector for KMeansDetector {
             }
         };
         let model = Model::new(&mean, &std, &centroids);
-        // The training distances from the model as stored (f32), as scores will see it.
-        let mut raw = Vec::with_capacity(n * dims);
-        for w in rows.windows(span) {
-            self.features_into(w, &mut raw);
-        }
         let dists: Vec<f64> =
             raw.chunks_exact(dims).map(|f| model.nearest(f).iter().sum::<f64>().sqrt()).collect();
         let m = dists.iter().sum::<f64>() / n as f64;
@@ -266,9 +265,7 @@ impl Detector for KMeansDetector {
                 expected: Vec::new(),
             });
         }
-        let (a, b) = self.recent.as_slices();
-        let held: Vec<f64> = a.iter().chain(b).copied().collect();
-        let mut rows: Vec<&[f64]> = held.chunks_exact(nm).collect();
+        let mut rows: Vec<&[f64]> = self.recent.chunks_exact(nm).collect();
         rows.push(&x.values);
         let mut f = Vec::with_capacity(self.dims());
         self.features_into(&rows[rows.len() - span..], &mut f);
