@@ -12,7 +12,8 @@
 # `fit_window` checks (1 h): a short run measures ingest and warm-up, a run past 1 h the steady
 # state. Environment: DURATION (3m), INTERVAL (10s), WARMUP (60s), CONFIG (benches/scale.yaml),
 # PROTOCOL (remote-write, otlp-http or otlp-grpc), BIN (a built binary to run instead of building
-# target/release/dwcp-anomaly: a copy keeps a long run apart from the next build).
+# target/release/dwcp-anomaly: a copy keeps a long run apart from the next build), LOGDIR (keep
+# the service logs there; RUST_LOG=dwcp_anomaly::pipeline=debug,info logs each check and its fits).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-3m}
@@ -72,7 +73,7 @@ echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 for n in "${counts[@]}"; do
   http=$(port); grpc=$(port)
   "$BIN" serve --config "$CONFIG" --listen "127.0.0.1:$http" --otlp-grpc-listen "127.0.0.1:$grpc" \
-    --state-dir "$work/state-$n" >"$work/serve-$n.log" 2>&1 &
+    --state-dir "$work/state-$n" >"${LOGDIR:-$work}/serve-$n.log" 2>&1 &
   svc=$!
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$http/-/ready" >/dev/null && break; sleep 0.2; done
   base=$(awk '/^VmRSS/{print $2}' "/proc/$svc/status")

@@ -33,10 +33,11 @@ pub struct DetectConfig {
     pub fit_window: usize,
     /// Vectors an entity needs before its first fit; until then it is `warming`.
     pub min_fit_points: usize,
-    /// Share of `check_interval` one check of `serve` may spend on (re)fits; entities whose fit
-    /// is due past it fit at a later check (scoring meanwhile with the models they have), so
-    /// thousands of entities warming or due together do not stall one check. Replay and
-    /// `eval` always fit on time.
+    /// Share of `check_interval` that `serve` may spend on (re)fits after each check (and
+    /// never into the next one): a check only scores and leaves the fits that fall due to
+    /// the time after it, so thousands of entities warming or due together do not stall a
+    /// check; fits still due past it wait for the next interval (the entities score
+    /// meanwhile with the models they have). Replay and `eval` always fit on time.
     pub fit_share: f64,
     /// Online recalibration of every detector on its recent scores (ensemble).
     pub recalibrate: RecalibrateConfig,

@@ -127,6 +127,12 @@ impl History {
         self.stamps.is_empty()
     }
 
+    /// Time of the newest vector held.
+    pub fn newest_ms(&self) -> Option<i64> {
+        let len = self.len();
+        (len > 0).then(|| self.stamp_base + i64::from(self.stamps[(self.head + len - 1) % len]))
+    }
+
     /// Appends a vector (NaN-padded or cut to `width`), dropping the oldest when full.
     pub fn push(&mut self, timestamp_ms: i64, values: &[f64], flagged: bool) {
         let w = self.width;

@@ -275,8 +275,10 @@ impl EntityModel {
     /// Appends the network input of a batched detector for the vector that the next
     /// [`step`](Self::step) scores; false when there is none or the step will refit first
     /// (that step then scores the window alone).
-    pub fn batch_input(&self, timestamp_ms: i64, values: &[f64], input: &mut Vec<f32>) -> bool {
-        self.is_ready() && !self.fit_due(timestamp_ms) && self.ensemble.batch_input(values, input)
+    /// With `defer`, as [`step_deferring`](Self::step_deferring) takes it, a fit that is due
+    /// waits, so the step scores from the network's output.
+    pub fn batch_input(&self, timestamp_ms: i64, values: &[f64], input: &mut Vec<f32>, defer: bool) -> bool {
+        self.is_ready() && (defer || !self.fit_due(timestamp_ms)) && self.ensemble.batch_input(values, input)
     }
 
     /// Hands the network's output for the input appended by [`batch_input`](Self::batch_input).
@@ -312,6 +314,21 @@ impl EntityModel {
         self.history.push(x.timestamp_ms, &x.values, flagged);
         let state = if score.is_some() { ModelState::Ready } else { ModelState::Warming };
         Ok(Step { state, score, fitted, deferred: due && defer })
+    }
+
+    /// Whether a fit is due as of the newest vector held (one that
+    /// [`step_deferring`](Self::step_deferring) left for later).
+    pub fn fit_pending(&self) -> bool {
+        self.history.newest_ms().is_some_and(|t| self.fit_due(t))
+    }
+
+    /// Fits now if a fit is due as of the newest vector held, stamped with that vector's time
+    /// (the next refit is due `fit_every` after it); false when none was due.
+    pub fn fit_pending_now(&mut self) -> Result<bool, DetectError> {
+        match self.history.newest_ms().filter(|&t| self.fit_due(t)) {
+            Some(t) => self.refit(t).map(|()| true),
+            None => Ok(false),
+        }
     }
 
     /// Fits on the buffered history, leaving out vectors the ensemble's vote flagged.

@@ -75,7 +75,7 @@ impl Pipeline {
     pub fn new(cfg: &Config, telemetry: Arc<Telemetry>) -> Result<Self, PipelineError> {
         let vectorizer = Vectorizer::new(&cfg.vectorize)?;
         let mut scorer = Scorer::new(cfg, vectorizer.profile())?;
-        scorer.limit_fit_time(cfg.check_interval, cfg.detect.fit_share);
+        scorer.fit_between_checks();
         telemetry.set_onnx_backend(scorer.onnx_backend());
         let mut alerts = AlertTracker::new(&cfg.alert);
         // Every feature (and severity) at 0, so that increase() sees an event's first count
@@ -171,32 +171,18 @@ impl Pipeline {
                 assembled.dropped.extend(shed);
                 telemetry.entities.with(&[]).set(assembled.status.len() as f64);
                 let Some((mut sc, mut alerts)) = scorer.take() else { break };
-                let save_to =
-                    cfg.state_dir.clone().filter(|_| last_save.elapsed() >= cfg.state_save_interval);
-                if save_to.is_some() {
-                    last_save = Instant::now();
-                }
                 let joined = tokio::task::spawn_blocking(move || {
                     let out = sc.check(assembled, now, Some(&mut alerts));
-                    // Every check, not only after shedding: a check frees what the previous
-                    // one's scores held, and glibc keeps freed pages mapped. At 10k entities
-                    // the resident size after 8 minutes was 310 MiB without this and 191 MiB
-                    // with it, for a few ms per check (issue 28, docs/performance.md).
-                    release_freed_memory();
-                    if let Some(dir) = save_to {
-                        save_state(&sc, &alerts, &dir);
-                    }
                     (sc, alerts, out)
                 })
                 .await;
-                let (sc, alerts, (check, events, stats)) = match joined {
+                let (mut sc, alerts, (check, events, stats)) = match joined {
                     Ok(x) => x,
                     Err(err) => {
                         error!(error = %err, "Scoring task failed; stopping the pipeline.");
                         break;
                     }
                 };
-                scorer = Some((sc, alerts));
                 record(&telemetry, &stats);
                 report_merged(&telemetry, &check);
                 let check = Arc::new(check);
@@ -222,12 +208,53 @@ impl Pipeline {
                     }
                     dispatcher.dispatch(ev);
                 }
-                telemetry.check_duration.observe(started.elapsed().as_secs_f64());
+                let took = started.elapsed();
+                telemetry.check_duration.observe(took.as_secs_f64());
                 let next_due = due + cfg.check_interval;
                 telemetry
                     .check_lag
                     .with(&[])
                     .set(Instant::now().saturating_duration_since(next_due).as_secs_f64());
+                // Between checks: the fits the check left (detect.fit_share of the interval at
+                // most, and never into the next check), then the state file when due.
+                let room = next_due.saturating_duration_since(Instant::now()).mul_f64(0.8);
+                let deadline = Instant::now() + cfg.check_interval.mul_f64(cfg.detect.fit_share).min(room);
+                let save_to =
+                    cfg.state_dir.clone().filter(|_| last_save.elapsed() >= cfg.state_save_interval);
+                if save_to.is_some() {
+                    last_save = Instant::now();
+                }
+                let fitting = Instant::now();
+                let joined = tokio::task::spawn_blocking(move || {
+                    let fits = sc.fit_pending(deadline);
+                    if let Some(dir) = save_to {
+                        save_state(&sc, &alerts, &dir);
+                    }
+                    // Every check, not only after shedding: a check frees what the previous
+                    // one's scores held, and glibc keeps freed pages mapped. At 10k entities
+                    // the resident size after 8 minutes was 310 MiB without this and 191 MiB
+                    // with it, for a few ms per check (issue 28, docs/performance.md).
+                    release_freed_memory();
+                    (sc, alerts, fits)
+                })
+                .await;
+                let Ok((sc, alerts, fits)) = joined else {
+                    error!("Fitting task failed; stopping the pipeline.");
+                    break;
+                };
+                debug!(
+                    check = ?took,
+                    fits = fits.fits,
+                    pending = fits.pending,
+                    after = ?fitting.elapsed(),
+                    "Check done, then fits and saving."
+                );
+                scorer = Some((sc, alerts));
+                telemetry.model_fits.with(&[]).add(fits.fits as f64);
+                telemetry.fits_deferred.with(&[]).add(fits.pending as f64);
+                if fits.errors > 0 {
+                    telemetry.errors.with(&["detect", "fit"]).add(fits.errors as f64);
+                }
             }
             ready.store(false, Ordering::SeqCst);
             if let (Some(dir), Some((sc, alerts))) = (cfg.state_dir.clone(), scorer.take()) {
@@ -377,7 +404,6 @@ fn record_published(t: &Telemetry, s: &CheckStats, check: &CheckScores) {
 fn record(t: &Telemetry, s: &CheckStats) {
     t.vectors_scored.with(&[]).add(s.scored as f64);
     t.model_fits.with(&[]).add(s.fits as f64);
-    t.fits_deferred.with(&[]).add(s.deferred_fits as f64);
     for (sev, n) in Severity::ANOMALOUS.iter().zip(s.anomalies) {
         if n > 0 {
             t.anomalies.with(&[sev.as_str()]).add(n as f64);

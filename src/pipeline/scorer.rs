@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::detect::{DetectError, EntityModel, FeatureVector, ModelSpec, ModelState, Severity};
 use crate::onnx::{self, OnnxError};
 use crate::vectorize::{Assembled, EntityLabels, Profile, entity_string};
-use tracing::info;
+use tracing::{debug, info};
 
 use super::state::EntityState;
 
@@ -28,7 +28,7 @@ pub struct CheckStats {
     pub errors: u64,
     /// Entity models (re)fitted.
     pub fits: u64,
-    /// Fits that were due but wait for a later check (`detect.fit_share` spent).
+    /// Fits that were due and left for [`Scorer::fit_pending`] (`serve`).
     pub deferred_fits: u64,
     /// Entities still warming (collecting vectors before their first fit).
     pub warming: u64,
@@ -41,6 +41,29 @@ pub struct CheckStats {
     /// Data time of the newest sample of every vector that raised an entity's flag (the
     /// previous vector was not flagged): onset → flag.
     pub onsets_ms: Vec<i64>,
+}
+
+/// What one [`Scorer::fit_pending`] did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct FitStats {
+    /// Entity models (re)fitted.
+    pub fits: u64,
+    /// Fits still due when the deadline came: they wait for the next call.
+    pub pending: u64,
+    /// Fits that failed (retried at the next call).
+    pub errors: u64,
+    /// Entities fitted for the first time, with the vote rules they chose (logged).
+    first: Vec<(u64, Option<&'static str>)>,
+}
+
+impl FitStats {
+    fn merge(mut self, other: Self) -> Self {
+        self.fits += other.fits;
+        self.pending += other.pending;
+        self.errors += other.errors;
+        self.first.extend(other.first);
+        self
+    }
 }
 
 /// One vector stepped through its entity's model, with what the bookkeeping after needs.
@@ -67,23 +90,57 @@ pub struct Scorer {
     enabled: bool,
     last: FxHashMap<u64, Arc<EntityScores>>,
     labels: FxHashMap<u64, EntityLabels>,
-    batch: Batch,
     max_batch: usize,
     min_fit_points: usize,
-    /// Wall time a check may spend on fits (`serve`); `None` fits everything on time.
-    fit_budget: Option<std::time::Duration>,
+    /// Fits wait for [`Scorer::fit_pending`] between checks (`serve`) instead of running
+    /// inside the check.
+    defer_fits: bool,
     /// Threads a check scores on (the machine's cores, at most [`MAX_THREADS`]).
     threads: usize,
 }
 
-/// Reused buffers of the batched network pass.
+/// One scoring thread's buffers for the batched network pass.
 #[derive(Default)]
 struct Batch {
     input: Vec<f32>,
     output: Vec<f32>,
-    /// (entity, timestamp) per window in `input`.
-    entities: Vec<(u64, i64)>,
-    seen: rustc_hash::FxHashSet<u64>,
+    /// Index in the group of each window in `input`.
+    members: Vec<usize>,
+}
+
+impl Batch {
+    /// Runs the shared network once over a group of entities (at most `max_batch`): the
+    /// window of each entity's first vector in the check, when its model is ready and will
+    /// not refit first (a second vector needs the first in its window and is scored alone).
+    /// Each model gets its output, so the steps that follow score from it. A failure leaves
+    /// the entities to score alone (and report).
+    fn run(
+        &mut self,
+        net: &crate::detect::LstmModel,
+        group: &mut [(&mut EntityModel, Vec<usize>)],
+        vectors: &[crate::vectorize::EntityVector],
+        defer: bool,
+    ) {
+        self.input.clear();
+        self.members.clear();
+        for (k, (model, ix)) in group.iter().enumerate() {
+            let v = &vectors[ix[0]];
+            if model.batch_input(v.timestamp_ms, &v.values, &mut self.input, defer) {
+                self.members.push(k);
+            }
+        }
+        if self.members.is_empty()
+            || net.reconstruct(&self.input, self.members.len(), &mut self.output).is_err()
+        {
+            return;
+        }
+        let per = net.window_len();
+        for (j, &k) in self.members.iter().enumerate() {
+            let (model, ix) = &mut group[k];
+            let range = j * per..(j + 1) * per;
+            model.batch_output(vectors[ix[0]].timestamp_ms, &self.input[range.clone()], &self.output[range]);
+        }
+    }
 }
 
 impl Scorer {
@@ -107,19 +164,75 @@ impl Scorer {
             enabled: cfg.enabled,
             last: FxHashMap::default(),
             labels: FxHashMap::default(),
-            batch: Batch::default(),
             max_batch: cfg.detect.lstm_ae.max_batch.max(1),
             min_fit_points: cfg.detect.min_fit_points,
-            fit_budget: None,
+            defer_fits: false,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_THREADS),
         })
     }
 
-    /// Limits the wall time each check spends on fits to `share` of `interval` (`serve`): fits
-    /// due past it wait for a later check. Without it (replay, `eval`) every fit happens on
-    /// time, so results never depend on the machine's speed.
-    pub fn limit_fit_time(&mut self, interval: std::time::Duration, share: f64) {
-        self.fit_budget = Some(interval.mul_f64(share));
+    /// Leaves every fit that falls due inside a check for [`fit_pending`](Self::fit_pending)
+    /// between checks (`serve`): a check only scores, so its duration does not grow when
+    /// thousands of entities warm up or refit together, and an entity whose fit is due scores
+    /// meanwhile with the models it has (or stays `warming` before its first fit). Without it
+    /// (replay, `eval`) every fit happens inside the step it falls due in, so results never
+    /// depend on the machine's speed.
+    pub fn fit_between_checks(&mut self) {
+        self.defer_fits = true;
+    }
+
+    /// Fits every entity whose fit a check left for later, on the scorer's threads, entities
+    /// never fitted first, until `deadline`: past it a thread starts no further fit (but each
+    /// fits at least one, so warming up always progresses). The entities left wait for the
+    /// next call.
+    pub fn fit_pending(&mut self, deadline: std::time::Instant) -> FitStats {
+        let mut due: Vec<(u64, &mut EntityModel)> =
+            self.models.iter_mut().filter(|(_, m)| m.fit_pending()).map(|(id, m)| (*id, m)).collect();
+        due.sort_by_key(|(_, m)| m.is_ready());
+        let threads = self.threads.min(due.len()).max(1);
+        let mut parts: Vec<Vec<(u64, &mut EntityModel)>> = (0..threads).map(|_| Vec::new()).collect();
+        for (k, e) in due.into_iter().enumerate() {
+            parts[k % threads].push(e);
+        }
+        let fit_part = |part: Vec<(u64, &mut EntityModel)>| {
+            let mut out = FitStats::default();
+            for (id, model) in part {
+                if out.fits + out.errors > 0 && std::time::Instant::now() >= deadline {
+                    out.pending += 1;
+                    continue;
+                }
+                let was_ready = model.is_ready();
+                match model.fit_pending_now() {
+                    Ok(true) if !was_ready => out.first.push((id, model.rules())),
+                    Ok(_) => {}
+                    Err(error) => {
+                        debug!(%error, "Fit failed; retried after the next check.");
+                        out.errors += 1;
+                        continue;
+                    }
+                }
+                out.fits += 1;
+            }
+            out
+        };
+        let mut parts = parts.into_iter();
+        let mut stats = if threads < 2 {
+            parts.next().map(fit_part).unwrap_or_default()
+        } else {
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = parts.map(|part| scope.spawn(|| fit_part(part))).collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("a fitting thread panicked"))
+                    .fold(FitStats::default(), FitStats::merge)
+            })
+        };
+        for (id, rules) in std::mem::take(&mut stats.first) {
+            if let Some(labels) = self.labels.get(&id) {
+                info!(entity = %entity_string(labels), rules = rules.unwrap_or("none"), "First fit; vote rules chosen.");
+            }
+        }
+        stats
     }
 
     /// Scores on `n` threads (at least 1) instead of one per core.
@@ -137,44 +250,11 @@ impl Scorer {
         onnx::backend_label(self.spec.lstm().map(|m| m.as_ref()))
     }
 
-    /// Runs the shared network once for every ready entity of the check (in calls of at most
-    /// `max_batch` windows) and hands each its output, so the steps that follow score from
-    /// it. An entity's first vector in the check only: a second one needs the first in its
-    /// window and is scored alone. Failures leave the entities to score alone (and report).
-    fn run_batch(&mut self, vectors: &[crate::vectorize::EntityVector]) {
-        let Some(net) = self.spec.lstm().cloned() else { return };
-        let b = &mut self.batch;
-        b.input.clear();
-        b.entities.clear();
-        b.seen.clear();
-        for v in vectors {
-            if !b.seen.insert(v.entity) {
-                continue;
-            }
-            if let Some(m) = self.models.get(&v.entity)
-                && m.batch_input(v.timestamp_ms, &v.values, &mut b.input)
-            {
-                b.entities.push((v.entity, v.timestamp_ms));
-            }
-        }
-        let per = net.window_len();
-        for (c, chunk) in b.entities.chunks(self.max_batch).enumerate() {
-            let start = c * self.max_batch * per;
-            let input = &b.input[start..start + chunk.len() * per];
-            if net.reconstruct(input, chunk.len(), &mut b.output).is_ok() {
-                for (k, (id, ts)) in chunk.iter().enumerate() {
-                    if let Some(m) = self.models.get_mut(id) {
-                        let range = k * per..(k + 1) * per;
-                        m.batch_output(*ts, &input[range.clone()], &b.output[range]);
-                    }
-                }
-            }
-        }
-    }
-
     /// Steps every vector through its entity's model: entities in parallel on up to
     /// [`MAX_THREADS`] threads (each entity's vectors in order, on one thread), so the result is
-    /// what a sequential loop gives. Fits stop once the check's fit budget is spent.
+    /// what a sequential loop gives. Each thread runs the shared network (when there is one)
+    /// over its entities in groups of `max_batch` before stepping them, so the network's
+    /// passes share the cores too.
     fn step_all(&mut self, vectors: &[crate::vectorize::EntityVector]) -> Vec<Stepped> {
         let mut order: FxHashMap<u64, Vec<usize>> = FxHashMap::default();
         for (i, v) in vectors.iter().enumerate() {
@@ -184,26 +264,25 @@ impl Scorer {
         }
         let mut work: Vec<(&mut EntityModel, Vec<usize>)> =
             self.models.iter_mut().filter_map(|(id, m)| order.remove(id).map(|ix| (m, ix))).collect();
-        let budget = self.fit_budget;
-        let spent = std::sync::atomic::AtomicU64::new(0);
+        let defer = self.defer_fits;
+        let net = self.spec.lstm().cloned();
+        let max_batch = self.max_batch;
         let step_chunk = |chunk: &mut [(&mut EntityModel, Vec<usize>)]| {
             let mut out = Vec::new();
-            for (model, ix) in chunk.iter_mut() {
-                for &i in ix.iter() {
-                    let v = &vectors[i];
-                    let spent_ns = spent.load(std::sync::atomic::Ordering::Relaxed);
-                    let defer = budget.is_some_and(|b| spent_ns >= b.as_nanos() as u64);
-                    let started = budget.map(|_| std::time::Instant::now());
-                    let was_ready = model.is_ready();
-                    let x = FeatureVector { timestamp_ms: v.timestamp_ms, values: v.values.clone() };
-                    let step = model.step_deferring(x, defer);
-                    if let (Some(t), Ok(s)) = (started, &step)
-                        && s.fitted
-                    {
-                        spent.fetch_add(t.elapsed().as_nanos() as u64, std::sync::atomic::Ordering::Relaxed);
+            let mut batch = Batch::default();
+            for group in chunk.chunks_mut(max_batch) {
+                if let Some(net) = &net {
+                    batch.run(net, group, vectors, defer);
+                }
+                for (model, ix) in group.iter_mut() {
+                    for &i in ix.iter() {
+                        let v = &vectors[i];
+                        let was_ready = model.is_ready();
+                        let x = FeatureVector { timestamp_ms: v.timestamp_ms, values: v.values.clone() };
+                        let step = model.step_deferring(x, defer);
+                        let (rules, history_len) = (model.rules(), model.history_len());
+                        out.push((i, Stepped { step, was_ready, rules, history_len }));
                     }
-                    let (rules, history_len) = (model.rules(), model.history_len());
-                    out.push((i, Stepped { step, was_ready, rules, history_len }));
                 }
             }
             out
@@ -275,9 +354,6 @@ impl Scorer {
             if let Some(t) = alerts.as_deref_mut() {
                 t.forget(*id);
             }
-        }
-        if self.enabled {
-            self.run_batch(&assembled.vectors);
         }
         let stepped = if self.enabled { self.step_all(&assembled.vectors) } else { Vec::new() };
         for (v, Stepped { step, was_ready, rules, history_len }) in assembled.vectors.into_iter().zip(stepped)
@@ -560,30 +636,35 @@ mod tests {
             .collect()
     }
 
-    /// With a fit budget spent by the first fit of a check, entities that warm up together fit
-    /// over the following checks, each exactly once, and none is lost or fitted twice; without
-    /// one (replay) they all fit in the same check.
+    /// Between checks (`serve`), the fits a check left are made by `fit_pending`: all of them
+    /// when there is time, so every entity scores from the next check on; past the deadline
+    /// one per thread per call, so entities that warm up together fit over the following
+    /// calls, each exactly once, and none is lost or fitted twice. Within checks nothing fits.
     #[test]
-    fn fits_past_the_budget_wait_for_later_checks() {
+    fn fits_left_by_checks_are_made_between_them() {
         let cfg = Config::default();
         let profile = crate::vectorize::Profile::from_config(&cfg.vectorize).unwrap();
-        let run = |budget: bool| {
+        let run = |time: bool| {
             let mut scorer = Scorer::new(&cfg, &profile).unwrap();
-            if budget {
-                scorer.limit_fit_time(std::time::Duration::from_nanos(1), 1.0);
-            }
+            scorer.fit_between_checks();
+            scorer.set_threads(1);
             let mut rng = crate::rng::Rng::new(5);
             let mut per_check = Vec::new();
             for i in 0..(cfg.detect.min_fit_points as i64 + 8) {
                 let ts = 1_700_000_000_000 + i * 10_000;
                 let vectors = noisy_vectors(5, ts, &mut rng);
                 let (_, _, stats) = scorer.check(Assembled { vectors, ..Assembled::default() }, ts, None);
-                per_check.push((stats.fits, stats.deferred_fits));
+                assert_eq!(stats.fits, 0, "a check fits nothing");
+                let deadline =
+                    std::time::Instant::now() + std::time::Duration::from_secs(if time { 60 } else { 0 });
+                let fits = scorer.fit_pending(deadline);
+                assert_eq!(fits.errors, 0);
+                per_check.push((stats.scored, fits.fits, fits.pending));
             }
-            per_check.into_iter().filter(|c| *c != (0, 0)).collect::<Vec<_>>()
+            per_check.into_iter().filter(|c| *c != (0, 0, 0) && *c != (5, 0, 0)).collect::<Vec<_>>()
         };
-        assert_eq!(run(false), vec![(5, 0)]);
-        assert_eq!(run(true), vec![(1, 4), (1, 3), (1, 2), (1, 1), (1, 0)]);
+        assert_eq!(run(true), vec![(0, 5, 0)]);
+        assert_eq!(run(false), vec![(0, 1, 4), (1, 1, 3), (2, 1, 2), (3, 1, 1), (4, 1, 0)]);
     }
 
     /// Entities scored on several threads get exactly the scores, fits and order one thread
@@ -591,7 +672,10 @@ mod tests {
     #[test]
     fn scoring_on_threads_changes_nothing() {
         let mut cfg = Config::default();
-        cfg.detect.enable_only(&["zscore", "iforest", "kmeans"]).unwrap();
+        cfg.detect.enable_only(&["zscore", "iforest", "kmeans", "lstm_ae"]).unwrap();
+        // Groups of 16 windows: each thread runs the network over its own entities.
+        cfg.detect.lstm_ae.max_batch = 16;
+        cfg.onnx.backend = OnnxBackend::Tract;
         let profile = crate::vectorize::Profile::from_config(&cfg.vectorize).unwrap();
         let run = |threads: usize| {
             let mut scorer = Scorer::new(&cfg, &profile).unwrap();
@@ -623,12 +707,20 @@ mod tests {
                     scorer.check(Assembled { vectors, status, ..Assembled::default() }, ts, None);
                 let scores: Vec<Option<f64>> =
                     check.entities.iter().map(|e| e.score.as_ref().map(|s| s.confidence)).collect();
-                out.push((scores, stats.scored, stats.fits));
+                let lstm: Vec<u64> = check
+                    .entities
+                    .iter()
+                    .flat_map(|e| e.score.iter().flat_map(|s| &s.detectors))
+                    .filter(|d| d.detector == "lstm_ae")
+                    .map(|d| d.score.raw.to_bits())
+                    .collect();
+                out.push((scores, lstm, stats.scored, stats.fits));
             }
             out
         };
         let one = run(1);
-        assert!(one.last().unwrap().1 > PARALLEL_FROM as u64, "the last checks score every entity");
+        assert!(one.last().unwrap().2 > PARALLEL_FROM as u64, "the last checks score every entity");
+        assert!(one.last().unwrap().1.len() > PARALLEL_FROM, "the network scores every entity");
         assert_eq!(run(3), one);
     }
 }

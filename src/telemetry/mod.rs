@@ -360,7 +360,7 @@ impl Telemetry {
             model_fits: Family::new(MODEL_FITS, "Entity models (re)fitted.", Counter, &[]),
             fits_deferred: Family::new(
                 FITS_DEFERRED,
-                "Fits that were due but waited for a later check (detect.fit_share spent).",
+                "Fits still due when the time for fits after a check (detect.fit_share) ran out; made after a later check.",
                 Counter,
                 &[],
             ),

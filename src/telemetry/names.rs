@@ -34,7 +34,7 @@ pub const LAST_CHECK: &str = "dwcp_anomaly_last_check_timestamp_seconds";
 pub const ENTITY_STATES: &str = "dwcp_anomaly_entities_by_state";
 /// Entity models (re)fitted.
 pub const MODEL_FITS: &str = "dwcp_anomaly_model_fits_total";
-/// Fits that were due but waited for a later check (`detect.fit_share` of the check spent).
+/// Fits still due when the time for fits after a check (`detect.fit_share`) ran out.
 pub const FITS_DEFERRED: &str = "dwcp_anomaly_model_fits_deferred_total";
 /// Flag onset to detection: from the data time of the newest sample in the vector that raised
 /// an entity's flag to the check that published it.
