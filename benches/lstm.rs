@@ -42,7 +42,7 @@ fn load(cfg: &Config) -> Option<Arc<LstmModel>> {
 }
 
 fn lstm(c: &mut Criterion) {
-    for backend in [OnnxBackend::Ort, OnnxBackend::Tract] {
+    for backend in [OnnxBackend::Native, OnnxBackend::Ort, OnnxBackend::Tract] {
         let cfg = config(backend);
         let Some(model) = load(&cfg) else { continue };
         let per = model.window_len();

@@ -78,17 +78,16 @@ fn load(model: Option<&Path>, backend: OnnxBackend, features: &[String]) -> Arc<
     cfg.detect.lstm_ae.model = model.map(Path::to_path_buf);
     cfg.onnx.backend = backend;
     let m = onnx::load_lstm(&cfg, "test", features).unwrap().expect("lstm_ae enabled");
-    let expected = if backend == OnnxBackend::Ort { "ort" } else { "tract" };
-    assert_eq!(m.net.backend(), expected);
+    assert_eq!(m.net.backend(), backend.as_str());
     m
 }
 
-/// Both engines against onnxruntime: the batched network output, and the detector's raw
+/// Every engine against onnxruntime: the batched network output, and the detector's raw
 /// score computed from the windows in raw units (standardisation, order, error).
 fn check_parity(model_file: &Path, model: Option<&Path>, features: &[String], dir: &Path) {
     let r = reference(model_file, dir, 24);
     let per = r.window * r.features;
-    for backend in [OnnxBackend::Ort, OnnxBackend::Tract] {
+    for backend in [OnnxBackend::Native, OnnxBackend::Ort, OnnxBackend::Tract] {
         let m = load(model, backend, features);
         assert_eq!((m.window, m.n_features), (r.window, r.features));
         let mut out = Vec::new();
@@ -120,7 +119,7 @@ fn check_parity(model_file: &Path, model: Option<&Path>, features: &[String], di
 }
 
 #[test]
-fn shipped_model_matches_onnxruntime_on_both_engines() {
+fn shipped_model_matches_onnxruntime_on_every_engine() {
     let dir = tempfile::tempdir().unwrap();
     // The built-in model (no `model` set) is the committed file.
     let file = repo().join("models/lstm_autoencoder.onnx");
@@ -129,7 +128,7 @@ fn shipped_model_matches_onnxruntime_on_both_engines() {
 }
 
 #[test]
-fn a_freshly_trained_model_loads_on_both_engines_and_matches() {
+fn a_freshly_trained_model_loads_on_every_engine_and_matches() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("models");
     let bin = env!("CARGO_BIN_EXE_dwcp-anomaly");
@@ -165,7 +164,7 @@ async fn a_service_with_lstm_ae_reports_its_engine_and_scores_a_spike() {
     let state = common::trained_state(dir.path());
     let port = common::free_port();
     let config = format!(
-        "check_interval: 1s\nstate_dir: {}\ndetect:\n  lstm_ae:\n    enabled: true\n    weight: 2\n",
+        "check_interval: 1s\nstate_dir: {}\nonnx:\n  backend: ort\ndetect:\n  lstm_ae:\n    enabled: true\n    weight: 2\n",
         state.display()
     );
     let mut svc = common::start_service("lstm", dir.path(), port, &config).await;

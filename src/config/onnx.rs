@@ -58,9 +58,14 @@ impl LstmAeConfig {
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum OnnxBackend {
-    /// ONNX Runtime when its library is found, else tract.
+    /// The native engine when the graph is the shipped encoder–decoder shape (what
+    /// `training/train_lstm_autoencoder.py` exports), else ONNX Runtime when its library is
+    /// found, else tract.
     #[default]
     Auto,
+    /// The native engine (the shipped encoder–decoder shape only; another graph is a startup
+    /// error).
+    Native,
     /// ONNX Runtime (`libonnxruntime.so`); not finding or loading it is a startup error.
     Ort,
     /// tract, the pure-Rust engine built into the binary.
@@ -72,6 +77,7 @@ impl OnnxBackend {
     pub fn as_str(self) -> &'static str {
         match self {
             OnnxBackend::Auto => "auto",
+            OnnxBackend::Native => "native",
             OnnxBackend::Ort => "ort",
             OnnxBackend::Tract => "tract",
         }
@@ -82,7 +88,7 @@ impl OnnxBackend {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct OnnxConfig {
-    /// `auto`, `ort` or `tract`.
+    /// `auto`, `native`, `ort` or `tract`.
     pub backend: OnnxBackend,
     /// ONNX Runtime's shared library (`libonnxruntime.so.1.32.0`). Unset: `ORT_DYLIB_PATH`,
     /// then the library of an installed Python `onnxruntime` package.

@@ -16,6 +16,7 @@
 
 pub mod forest;
 mod metadata;
+mod native_lstm;
 mod ort_engine;
 mod runtime;
 mod tract_engine;

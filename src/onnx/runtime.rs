@@ -1,11 +1,12 @@
-//! Which engine runs a network: ONNX Runtime when its library is found (configured, in
-//! `ORT_DYLIB_PATH`, or in an installed Python `onnxruntime`), tract otherwise.
+//! Which engine runs a network: the native one for the shipped encoder–decoder shape, else
+//! ONNX Runtime when its library is found (configured, in `ORT_DYLIB_PATH`, or in an
+//! installed Python `onnxruntime`), tract otherwise.
 
 use std::path::PathBuf;
 
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
-use super::{ORT_DYLIB_ENV, OnnxError, Shape, ort_engine, tract_engine};
+use super::{ORT_DYLIB_ENV, OnnxError, Shape, native_lstm, ort_engine, tract_engine};
 use crate::config::{OnnxBackend, OnnxConfig};
 use crate::detect::lstm_ae::{LstmModel, SequenceModel};
 
@@ -27,6 +28,20 @@ pub(super) fn engine(
     };
     if onnx.backend == OnnxBackend::Tract {
         return tract();
+    }
+    if matches!(onnx.backend, OnnxBackend::Auto | OnnxBackend::Native) {
+        match native_lstm::NativeLstm::new(bytes, shape) {
+            Ok(net) => return Ok(Box::new(net)),
+            Err(reason) if onnx.backend == OnnxBackend::Native => {
+                return Err(OnnxError::Model {
+                    file: source.into(),
+                    reason: format!("the native engine cannot run it: {reason}"),
+                });
+            }
+            Err(reason) => {
+                debug!(model = source, %reason, "Not the shipped LSTM shape; trying ONNX Runtime, then tract.")
+            }
+        }
     }
     let Some((path, via)) = find_runtime(onnx) else {
         if onnx.backend == OnnxBackend::Ort {

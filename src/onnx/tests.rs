@@ -131,3 +131,44 @@ fn shipped_forest_is_imported_and_flags_a_spike() {
     let err = load_forest(&cfg, &swapped).unwrap_err().to_string();
     assert!(err.contains("isolation_forest.json: model features"), "{err}");
 }
+
+/// The native engine gives tract's output (to f32 rounding) for every LSTM shipped in
+/// `models/` (dwcp's 7 features, ASD's and SMD's), on windows of normal values and on windows
+/// far outside the training range (where the activations saturate), one at a time or batched;
+/// and it refuses a graph of another shape with the reason.
+#[test]
+fn native_engine_matches_tract_on_every_shipped_lstm() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+    for dir in [root.clone(), root.join("asd"), root.join("smd")] {
+        let file = dir.join("lstm_autoencoder.onnx");
+        let text = std::fs::read_to_string(dir.join("lstm_autoencoder.json")).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let features: Vec<String> =
+            v["features"].as_array().unwrap().iter().map(|f| f.as_str().unwrap().to_string()).collect();
+        let net = |backend| {
+            let mut cfg = config(backend);
+            cfg.detect.lstm_ae.model = Some(file.clone());
+            load_lstm(&cfg, "test", &features).unwrap().unwrap()
+        };
+        let (native, tract) = (net(OnnxBackend::Native), net(OnnxBackend::Tract));
+        assert_eq!(native.net.backend(), "native");
+        let mut rng = crate::rng::Rng::new(9);
+        let per = native.window_len();
+        let input: Vec<f32> =
+            (0..5 * per).map(|k| (rng.normal() * if k < 3 * per { 1.0 } else { 40.0 }) as f32).collect();
+        let (mut a, mut b, mut one) = (Vec::new(), Vec::new(), Vec::new());
+        native.reconstruct(&input, 5, &mut a).unwrap();
+        tract.reconstruct(&input, 5, &mut b).unwrap();
+        let diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+        assert!(diff < 5e-5, "{}: native and tract differ by {diff}", file.display());
+        native.reconstruct(&input[per..2 * per], 1, &mut one).unwrap();
+        assert_eq!(one, a[per..2 * per], "a window alone is what it is in a batch");
+    }
+    let shape = Shape { window: 32, features: 7, input: "input".into(), output: "output".into() };
+    let err = native_lstm::NativeLstm::new(b"not a model", &shape).err().unwrap();
+    assert!(err.contains("protobuf"), "{err}");
+    let mut forest_cfg = config(OnnxBackend::Native);
+    forest_cfg.detect.lstm_ae.model = Some(root.join("isolation_forest.onnx"));
+    let err = load_lstm(&forest_cfg, "dwcp", &dwcp_features()).unwrap_err().to_string();
+    assert!(err.contains("isolation_forest"), "{err}");
+}

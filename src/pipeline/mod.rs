@@ -345,14 +345,10 @@ fn restore(scorer: &mut Scorer, vectorizer: &Vectorizer, dir: &std::path::Path, 
 /// Saves `scorer`'s and `alerts`' state to `dir`, logging the outcome.
 fn save_state(scorer: &Scorer, alerts: &AlertTracker, dir: &std::path::Path) {
     let (profile, features) = scorer.profile();
-    let snapshot = state::State {
-        profile: profile.to_string(),
-        features: features.to_vec(),
-        saved_ms: now_ms(),
-        entities: scorer.snapshot(),
-    };
-    match state::save(dir, &snapshot) {
-        Ok(file) => debug!(file = %file.display(), entities = snapshot.entities.len(), "Saved model state."),
+    let fitted = scorer.fitted();
+    let entities = fitted.iter().map(|(labels, m)| (*labels, m.history()));
+    match state::save_each(dir, profile, features, now_ms(), fitted.len(), entities) {
+        Ok(file) => debug!(file = %file.display(), entities = fitted.len(), "Saved model state."),
         Err(error) => warn!(%error, "Cannot save model state."),
     }
     if let Err(error) = crate::alert::state::save(dir, &alerts.snapshot(now_ms())) {

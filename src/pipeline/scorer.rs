@@ -317,17 +317,16 @@ impl Scorer {
         self.model(entity).restore(state.history, last_fit_ms)
     }
 
-    /// Every fitted entity's labels and history, for saving.
-    pub fn snapshot(&self) -> Vec<EntityState> {
-        let mut out: Vec<EntityState> = self
+    /// Every fitted entity's labels and model, in label order, for saving (the history read
+    /// one vector at a time by [`EntityModel::history`]).
+    pub fn fitted(&self) -> Vec<(&[(String, String)], &EntityModel)> {
+        let mut out: Vec<(&[(String, String)], &EntityModel)> = self
             .models
             .iter()
             .filter(|(_, m)| m.is_ready())
-            .filter_map(|(id, m)| {
-                Some(EntityState { labels: self.labels.get(id)?.to_vec(), history: m.history().collect() })
-            })
+            .filter_map(|(id, m)| Some((&self.labels.get(id)?[..], m)))
             .collect();
-        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        out.sort_by(|a, b| a.0.cmp(b.0));
         out
     }
 

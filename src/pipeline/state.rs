@@ -92,18 +92,30 @@ pub fn path_in(dir: &Path) -> PathBuf {
 
 /// Writes `state` to `<dir>/models.state` atomically.
 pub fn save(dir: &Path, state: &State) -> Result<PathBuf, StateError> {
+    let entities =
+        state.entities.iter().map(|e| (e.labels.as_slice(), e.history.iter().map(|(x, f)| (x.clone(), *f))));
+    save_each(dir, &state.profile, &state.features, state.saved_ms, state.entities.len(), entities)
+}
+
+/// Writes `count` entities (labels, then history oldest first with the flagged marker) to
+/// `<dir>/models.state` atomically, one vector at a time: nothing but the file's buffer is held,
+/// however many entities there are.
+pub fn save_each<'a, H: Iterator<Item = (FeatureVector, bool)>>(
+    dir: &Path,
+    profile: &str,
+    features: &[String],
+    saved_ms: i64,
+    count: usize,
+    entities: impl Iterator<Item = (&'a [(String, String)], H)>,
+) -> Result<PathBuf, StateError> {
     let file = path_in(dir);
     let tmp = dir.join(format!("{STATE_FILE}.tmp"));
     let io = |source| StateError::Io { file: file.clone(), source };
     std::fs::create_dir_all(dir).map_err(io)?;
     let f = std::fs::File::create(&tmp).map_err(io)?;
     let mut w = BufWriter::new(f);
-    let header = Header {
-        profile: state.profile.clone(),
-        features: state.features.clone(),
-        saved_ms: state.saved_ms,
-        entities: state.entities.len(),
-    };
+    let header =
+        Header { profile: profile.to_string(), features: features.to_vec(), saved_ms, entities: count };
     let put_json = |w: &mut BufWriter<std::fs::File>, v: &dyn erased::Json| -> std::io::Result<()> {
         let bytes = v.to_json();
         w.write_all(&(bytes.len() as u32).to_le_bytes())?;
@@ -113,16 +125,27 @@ pub fn save(dir: &Path, state: &State) -> Result<PathBuf, StateError> {
         w.write_all(MAGIC)?;
         w.write_all(&VERSION.to_le_bytes())?;
         put_json(&mut w, &header)?;
-        for e in &state.entities {
-            put_json(&mut w, &e.labels)?;
-            w.write_all(&(e.history.len() as u32).to_le_bytes())?;
-            for (x, flagged) in &e.history {
-                w.write_all(&x.timestamp_ms.to_le_bytes())?;
-                w.write_all(&[u8::from(*flagged)])?;
+        let mut written = 0;
+        let mut rows = Vec::new();
+        for (labels, history) in entities {
+            put_json(&mut w, &labels)?;
+            // The count comes first: the rows of one entity are gathered as bytes.
+            rows.clear();
+            let mut n: u32 = 0;
+            for (x, flagged) in history {
+                rows.extend_from_slice(&x.timestamp_ms.to_le_bytes());
+                rows.push(u8::from(flagged));
                 for v in &x.values {
-                    w.write_all(&v.to_le_bytes())?;
+                    rows.extend_from_slice(&v.to_le_bytes());
                 }
+                n += 1;
             }
+            w.write_all(&n.to_le_bytes())?;
+            w.write_all(&rows)?;
+            written += 1;
+        }
+        if written != count {
+            return Err(std::io::Error::other(format!("{written} entities written, {count} announced")));
         }
         let f = w.into_inner().map_err(|e| e.into_error())?;
         f.sync_all()

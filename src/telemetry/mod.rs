@@ -144,7 +144,8 @@ pub struct Histogram {
 }
 
 /// Bounds for short durations in seconds (scoring and checks).
-pub const DURATION_BUCKETS: &[f64] = &[0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0];
+pub const DURATION_BUCKETS: &[f64] =
+    &[0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
 
 /// Bounds for latencies that include waiting for a check (seconds).
 pub const LATENCY_BUCKETS: &[f64] = &[0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0];

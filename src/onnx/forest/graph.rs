@@ -180,7 +180,7 @@ impl<'a> Graph<'a> {
 }
 
 /// Elements of a constant tensor as f64.
-pub(super) fn tensor_values(t: &TensorProto) -> Result<Vec<f64>, String> {
+pub(in crate::onnx) fn tensor_values(t: &TensorProto) -> Result<Vec<f64>, String> {
     if t.data_location == 1 {
         return Err("external tensor data is not supported".into());
     }
@@ -207,7 +207,7 @@ pub(super) fn tensor_values(t: &TensorProto) -> Result<Vec<f64>, String> {
     }
 }
 
-pub(super) fn attr<'n>(node: &'n NodeProto, name: &str) -> Option<&'n AttributeProto> {
+pub(in crate::onnx) fn attr<'n>(node: &'n NodeProto, name: &str) -> Option<&'n AttributeProto> {
     node.attribute.iter().find(|a| a.name == name)
 }
 

@@ -35,7 +35,7 @@
 //! nodes by name: node_sample0, node_sample10, ..., node_sample1, ...), so errors also name
 //! the regressor node. The forest's score does not depend on the order.
 
-mod graph;
+pub(super) mod graph;
 mod trees;
 
 use crate::detect::{Forest, ForestError};
