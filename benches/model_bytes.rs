@@ -6,8 +6,9 @@
 //!     cargo bench --bench model_bytes -- scale.yaml   # only the rows whose name has this
 //!
 //! A counting global allocator measures the heap: each configuration builds `ENTITIES` entity
-//! models and steps each through enough vectors to fill its history (`fit_window`, recalibration
-//! windows) and refit, then the bytes still allocated are divided by the entity count. Under
+//! models and steps each through no vector (a new entity), `min_fit_points` vectors (its first
+//! fit) and enough vectors to fill its history (`fit_window`, recalibration windows) and refit,
+//! then the bytes still allocated are divided by the entity count. Under
 //! `cargo test` (no `--bench` argument) it runs a few entities only, as a smoke test.
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -139,12 +140,14 @@ fn main() {
         rows.iter().filter(|(name, _)| only.is_empty() || only.iter().any(|o| name.contains(o.as_str())))
     {
         let windows = [cfg.fit_window, cfg.recalibrate.window, cfg.fpr_control.window, cfg.sesd.window];
-        let vectors =
-            if full { windows.into_iter().max().unwrap_or(0) + 100 } else { cfg.min_fit_points + 5 };
-        let b = model_bytes(cfg, entities, vectors);
-        if b.is_nan() {
-            println!("| {name} | — | no model for the dwcp features |");
-        } else {
+        let filled = if full { windows.into_iter().max().unwrap_or(0) + 100 } else { cfg.min_fit_points + 5 };
+        // Just built (what every new entity costs at once), just fitted, windows full.
+        for vectors in [0, cfg.min_fit_points, filled] {
+            let b = model_bytes(cfg, entities, vectors);
+            if b.is_nan() {
+                println!("| {name} | — | no model for the dwcp features |");
+                break;
+            }
             println!("| {name} | {vectors} | {:.0} ({:.1} KiB) |", b, b / 1024.0);
         }
     }
