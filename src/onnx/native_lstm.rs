@@ -66,11 +66,7 @@ impl NativeLstm {
         for n in [enc, dec] {
             let x =
                 producer(g, &n.input[0]).ok_or("an LSTM's input is not a Transpose of the graph input")?;
-            let perm = attr(x, "perm").map(|a| a.ints.as_slice());
-            if x.op_type != "Transpose"
-                || x.input.first() != Some(&shape.input)
-                || perm != Some(&[1, 0, 2][..])
-            {
+            if x.op_type != "Transpose" || x.input.first() != Some(&shape.input) || !swaps_batch_and_time(x) {
                 return Err("an LSTM's input is not the graph input transposed to time-major".into());
             }
         }
@@ -94,21 +90,13 @@ impl NativeLstm {
         let encoder = cell(g, enc, shape.features, hidden)?;
         let decoder = cell(g, dec, shape.features, hidden)?;
         // decoder Y [T, 1, B, H] → Squeeze → Transpose [B, T, H] → MatMul [H, F] → Add [F].
-        let squeeze = consumer(g, &dec.output[0])
-            .filter(|n| n.op_type == "Squeeze")
-            .ok_or("no Squeeze after the decoder")?;
-        let transpose = consumer(g, &squeeze.output[0])
-            .filter(|n| n.op_type == "Transpose")
-            .ok_or("no Transpose after the decoder")?;
-        if attr(transpose, "perm").map(|a| a.ints.as_slice()) != Some(&[1, 0, 2][..]) {
+        let squeeze = only_consumer(g, &dec.output[0], "Squeeze")?;
+        let transpose = only_consumer(g, &squeeze.output[0], "Transpose")?;
+        if !swaps_batch_and_time(transpose) {
             return Err("the decoder's output is not transposed back to batch-major".into());
         }
-        let matmul = consumer(g, &transpose.output[0])
-            .filter(|n| n.op_type == "MatMul")
-            .ok_or("no MatMul head after the decoder")?;
-        let add = consumer(g, &matmul.output[0])
-            .filter(|n| n.op_type == "Add")
-            .ok_or("no Add after the head's MatMul")?;
+        let matmul = only_consumer(g, &transpose.output[0], "MatMul")?;
+        let add = only_consumer(g, &matmul.output[0], "Add")?;
         if add.output.first() != Some(&shape.output) {
             return Err(format!("the head's Add does not produce the output {}", shape.output));
         }
@@ -343,8 +331,16 @@ fn producer<'g>(g: &'g GraphProto, output: &str) -> Option<&'g NodeProto> {
     g.node.iter().find(|n| n.output.iter().any(|o| o == output))
 }
 
-fn consumer<'g>(g: &'g GraphProto, input: &str) -> Option<&'g NodeProto> {
+/// The one node reading `input`, which must be an `op`.
+fn only_consumer<'g>(g: &'g GraphProto, input: &str, op: &str) -> Result<&'g NodeProto, String> {
     let mut users = g.node.iter().filter(|n| n.input.iter().any(|i| i == input));
-    let first = users.next()?;
-    users.next().is_none().then_some(first)
+    match (users.next(), users.next()) {
+        (Some(n), None) if n.op_type == op => Ok(n),
+        _ => Err(format!("{input} is not read by one {op} alone")),
+    }
+}
+
+/// A Transpose with `perm` [1, 0, 2]: batch-major ↔ time-major.
+fn swaps_batch_and_time(n: &NodeProto) -> bool {
+    attr(n, "perm").is_some_and(|a| a.ints == [1, 0, 2])
 }
