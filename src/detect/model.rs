@@ -238,8 +238,6 @@ pub struct Step {
     pub score: Option<EnsembleScore>,
     /// The models were (re)fitted before scoring this vector.
     pub fitted: bool,
-    /// A fit was due and waits for a later step.
-    pub deferred: bool,
 }
 
 /// One entity's ensemble plus the history it is (re)fitted on.
@@ -295,8 +293,7 @@ impl EntityModel {
     /// fits): the vector is scored by the models the entity has, or not at all before its
     /// first fit.
     pub fn step_deferring(&mut self, x: FeatureVector, defer: bool) -> Result<Step, DetectError> {
-        let due = self.fit_due(x.timestamp_ms);
-        let fitted = due && !defer;
+        let fitted = !defer && self.fit_due(x.timestamp_ms);
         if fitted {
             self.refit(x.timestamp_ms)?;
         }
@@ -313,7 +310,7 @@ impl EntityModel {
         let flagged = score.as_ref().is_some_and(|s| s.voted);
         self.history.push(x.timestamp_ms, &x.values, flagged);
         let state = if score.is_some() { ModelState::Ready } else { ModelState::Warming };
-        Ok(Step { state, score, fitted, deferred: due && defer })
+        Ok(Step { state, score, fitted })
     }
 
     /// Whether a fit is due as of the newest vector held (one that

@@ -238,9 +238,12 @@ impl Pipeline {
                     (sc, alerts, fits)
                 })
                 .await;
-                let Ok((sc, alerts, fits)) = joined else {
-                    error!("Fitting task failed; stopping the pipeline.");
-                    break;
+                let (sc, alerts, fits) = match joined {
+                    Ok(x) => x,
+                    Err(err) => {
+                        error!(error = %err, "Fitting task failed; stopping the pipeline.");
+                        break;
+                    }
                 };
                 debug!(
                     check = ?took,

@@ -28,8 +28,6 @@ pub struct CheckStats {
     pub errors: u64,
     /// Entity models (re)fitted.
     pub fits: u64,
-    /// Fits that were due and left for [`Scorer::fit_pending`] (`serve`).
-    pub deferred_fits: u64,
     /// Entities still warming (collecting vectors before their first fit).
     pub warming: u64,
     /// Vectors collected by the most advanced warming entity.
@@ -361,7 +359,6 @@ impl Scorer {
             let entry = match step {
                 Ok(mut step) => {
                     stats.fits += u64::from(step.fitted);
-                    stats.deferred_fits += u64::from(step.deferred);
                     if let Some(score) = step.score.as_mut() {
                         clamp_expected(&mut score.expected, &self.ranges);
                     }

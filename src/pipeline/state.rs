@@ -93,14 +93,14 @@ pub fn path_in(dir: &Path) -> PathBuf {
 /// Writes `state` to `<dir>/models.state` atomically.
 pub fn save(dir: &Path, state: &State) -> Result<PathBuf, StateError> {
     let entities =
-        state.entities.iter().map(|e| (e.labels.as_slice(), e.history.iter().map(|(x, f)| (x.clone(), *f))));
+        state.entities.iter().map(|e| (e.labels.as_slice(), e.history.iter().map(|(x, f)| (x, *f))));
     save_each(dir, &state.profile, &state.features, state.saved_ms, state.entities.len(), entities)
 }
 
 /// Writes `count` entities (labels, then history oldest first with the flagged marker) to
 /// `<dir>/models.state` atomically, one vector at a time: nothing but the file's buffer is held,
 /// however many entities there are.
-pub fn save_each<'a, H: Iterator<Item = (FeatureVector, bool)>>(
+pub fn save_each<'a, X: std::borrow::Borrow<FeatureVector>, H: Iterator<Item = (X, bool)>>(
     dir: &Path,
     profile: &str,
     features: &[String],
@@ -133,6 +133,7 @@ pub fn save_each<'a, H: Iterator<Item = (FeatureVector, bool)>>(
             rows.clear();
             let mut n: u32 = 0;
             for (x, flagged) in history {
+                let x = x.borrow();
                 rows.extend_from_slice(&x.timestamp_ms.to_le_bytes());
                 rows.push(u8::from(flagged));
                 for v in &x.values {
