@@ -1,8 +1,8 @@
 //! An entity's refit history: its newest `capacity` vectors with their timestamps and whether
 //! the vote flagged them, stored flat in one ring (no allocation per vector), each value as an
-//! f32 offset from its feature's base ([`F32Base`]), each timestamp as u32 milliseconds from a
-//! base and each flag as a bit: 32 bytes per 7-feature vector, where a queue of
-//! `FeatureVector`s took about 110, f64 rows 65 and f32 rows with i64 stamps 37 (issue 28).
+//! i16 code of its feature's [`Q16`] stream, each timestamp as u32 milliseconds from a base and
+//! each flag as a bit: 18 bytes per 7-feature vector, where a queue of `FeatureVector`s took
+//! about 110, f64 rows 65, f32 rows with i64 stamps 37 and f32 offsets 32 (issue 28).
 
 use super::FeatureVector;
 
@@ -28,15 +28,138 @@ impl F32Base {
         (v - self.0) as f32
     }
 
-    /// The value `offset` from the base stands for (an offset computed in f64, e.g. a mean of
-    /// stored offsets).
-    pub(crate) fn at(self, offset: f64) -> f64 {
-        self.0 + offset
-    }
-
     /// The value `p` stands for.
     pub(crate) fn unpack(self, p: f32) -> f64 {
         if p.is_finite() { self.0 + f64::from(p) } else { f64::from(p) }
+    }
+}
+
+/// The code of a missing value in a [`Q16`] stream.
+pub(crate) const MISSING: i16 = i16::MIN;
+/// The largest code magnitude.
+const MAX_CODE: f64 = i16::MAX as f64;
+/// Finest step: 2^-1000 (below it `2^exp` is no longer a normal f64).
+const MIN_EXP: i32 = -1000;
+
+/// 2^e for `MIN_EXP <= e <= 1023`, exactly.
+fn pow2(e: i32) -> f64 {
+    f64::from_bits(((e + 1023) as u64) << 52)
+}
+
+/// The finest step kept for values around `v`: 2^-40 of it (2^-60 around 0).
+fn fine_exp(v: f64) -> i32 {
+    if v == 0.0 || !v.is_finite() { -60 } else { (v.abs().log2().floor() as i32 - 40).max(MIN_EXP) }
+}
+
+/// A stream of values stored as i16 codes, each `origin + code · 2^exp` ("block floating
+/// point", issue 28): 2 bytes per value with 15 to 16 bits of the spread of the values held,
+/// where f16 offsets kept 11 bits of each value's distance from a centre (and moved
+/// accuracy). The step starts at 2^-40 of the first value and widens (in powers of
+/// two, re-centred, every held code rewritten) when a value falls outside the codes' range;
+/// [`narrow`](Self::narrow) gives precision back once the values that needed the range are
+/// gone. The caller keeps the codes, in one slice with a stride, so a history of many
+/// features stores one flat array. NaN and ±inf are stored as missing.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Q16 {
+    /// The value of code 0; NaN before the first finite value.
+    origin: f64,
+    exp: i32,
+}
+
+impl Q16 {
+    /// No value seen yet.
+    pub(crate) const UNSET: Self = Self { origin: f64::NAN, exp: 0 };
+
+    /// The value one code stands for.
+    pub(crate) fn step(self) -> f64 {
+        pow2(self.exp)
+    }
+
+    /// The value `offset` codes from code 0 stand for (an offset computed in f64, e.g. a mean
+    /// of codes).
+    pub(crate) fn at(self, offset: f64) -> f64 {
+        self.origin + offset * self.step()
+    }
+
+    /// The value `code` stands for.
+    pub(crate) fn unpack(self, code: i16) -> f64 {
+        if code == MISSING { f64::NAN } else { self.origin + f64::from(code) * self.step() }
+    }
+
+    /// `v`'s code at the current step, when in range: the cell it falls in, rounded down.
+    /// Rounding down (not to nearest) keeps equal values equal through every widening: a
+    /// value coded before one has the code it would have been given after it, since
+    /// ⌊⌊x⌋ / 2^k⌋ = ⌊x / 2^k⌋ and the origin moves by whole new steps.
+    fn code(self, v: f64) -> Option<i16> {
+        let c = ((v - self.origin) / self.step()).floor();
+        (c.abs() <= MAX_CODE).then_some(c as i16)
+    }
+
+    /// `v` as a code. When it is out of range, the step widens and re-centres until `v` and
+    /// every code in `held` (each `stride`-th from `start`; missing ones skipped) fit, and
+    /// those codes are rewritten.
+    pub(crate) fn pack(&mut self, v: f64, held: &mut [i16], start: usize, stride: usize) -> i16 {
+        if !v.is_finite() {
+            return MISSING;
+        }
+        if self.origin.is_nan() {
+            *self = Self { origin: v, exp: fine_exp(v) };
+            return 0;
+        }
+        if let Some(c) = self.code(v) {
+            return c;
+        }
+        let (lo, hi) = Self::range(held, start, stride);
+        let (lo, hi) = (self.unpack(lo).min(v), self.unpack(hi).max(v));
+        let mut exp = self.exp;
+        // Room for twice the span, so a drifting stream does not widen at every value.
+        while exp < 1023 && hi - lo > MAX_CODE * pow2(exp) {
+            exp += 1;
+        }
+        self.rescale(((lo + hi) / 2.0 - self.origin) / self.step(), exp, held, start, stride);
+        self.code(v).unwrap_or(if v > self.origin { i16::MAX } else { -i16::MAX })
+    }
+
+    /// Re-centres the codes in `held` and, when they span less than an eighth of what a
+    /// widening leaves them, takes the finest step at which they span at most half the codes'
+    /// range (no finer than 2^-40 of their centre): called once per turn of a ring, it gives
+    /// precision back after the values that widened it left. The values held keep their
+    /// coarser cells, so until they leave, a value equal to one of them may code apart from it;
+    /// hence only after a large shrink.
+    pub(crate) fn narrow(&mut self, held: &mut [i16], start: usize, stride: usize) {
+        let (lo, hi) = Self::range(held, start, stride);
+        if lo > hi {
+            return;
+        }
+        let centre = ((f64::from(lo) + f64::from(hi)) / 2.0).floor();
+        let floor = fine_exp(self.origin + centre * self.step());
+        let span = f64::from(hi) - f64::from(lo);
+        let mut exp = self.exp;
+        while span * 8.0 <= MAX_CODE && exp > floor && span * 2f64.powi(self.exp - exp + 1) <= MAX_CODE {
+            exp -= 1;
+        }
+        if exp < self.exp || centre.abs() > MAX_CODE / 4.0 {
+            self.rescale(centre, exp, held, start, stride);
+        }
+    }
+
+    /// Smallest and largest code in `held` (`i16::MAX`, `i16::MIN + 1` when none).
+    fn range(held: &[i16], start: usize, stride: usize) -> (i16, i16) {
+        let codes = held.iter().skip(start).step_by(stride).filter(|&&c| c != MISSING);
+        codes.fold((i16::MAX, -i16::MAX), |(lo, hi), &c| (lo.min(c), hi.max(c)))
+    }
+
+    /// Moves the origin by `shift` steps (rounded) and the step to `2^exp`, rewriting `held`.
+    /// A wider step moves the origin by whole new steps, so values on its grid stay exact.
+    fn rescale(&mut self, shift: f64, exp: i32, held: &mut [i16], start: usize, stride: usize) {
+        let unit = 2f64.powi(exp - self.exp).max(1.0);
+        let shift = (shift / unit).round() * unit;
+        let ratio = 2f64.powi(self.exp - exp);
+        for c in held.iter_mut().skip(start).step_by(stride).filter(|c| **c != MISSING) {
+            *c = ((f64::from(*c) - shift) * ratio).floor().clamp(-MAX_CODE, MAX_CODE) as i16;
+        }
+        self.origin += shift * self.step();
+        self.exp = exp;
     }
 }
 
@@ -45,10 +168,10 @@ impl F32Base {
 pub struct History {
     width: usize,
     capacity: usize,
-    /// Per feature, what its values are offsets from.
-    bases: Vec<F32Base>,
-    /// `len × width` values, row by row; once full, row `head` is the oldest.
-    values: Vec<f32>,
+    /// Per feature, what its codes stand for.
+    quants: Vec<Q16>,
+    /// `len × width` codes, row by row; once full, row `head` is the oldest.
+    values: Vec<i16>,
     /// Per row, milliseconds after `stamp_base` (49 days of range; [`Self::stamp`] re-bases).
     stamps: Vec<u32>,
     stamp_base: i64,
@@ -64,7 +187,7 @@ impl History {
         Self {
             width,
             capacity: capacity.max(1),
-            bases: vec![F32Base::UNSET; width],
+            quants: vec![Q16::UNSET; width],
             values: Vec::new(),
             stamps: Vec::new(),
             stamp_base: 0,
@@ -137,38 +260,41 @@ impl History {
     pub fn push(&mut self, timestamp_ms: i64, values: &[f64], flagged: bool) {
         let w = self.width;
         let stamp = self.stamp(timestamp_ms);
-        let row = values
-            .iter()
-            .copied()
-            .chain(std::iter::repeat(f64::NAN))
-            .zip(self.bases.iter_mut())
-            .map(|(v, base)| base.pack(v));
-        if self.stamps.len() < self.capacity {
-            self.values.extend(row);
-            let len = self.stamps.len();
+        let len = self.stamps.len();
+        let slot = if len < self.capacity {
+            self.values.resize((len + 1) * w, MISSING);
             self.set_flag(len, flagged);
             self.stamps.push(stamp);
-            if self.stamps.len() == self.capacity {
+            len
+        } else {
+            let h = self.head;
+            self.values[h * w..(h + 1) * w].fill(MISSING);
+            self.stamps[h] = stamp;
+            self.set_flag(h, flagged);
+            self.head = (h + 1) % self.capacity;
+            h
+        };
+        for (f, quant) in self.quants.iter_mut().enumerate() {
+            let v = values.get(f).copied().unwrap_or(f64::NAN);
+            self.values[slot * w + f] = quant.pack(v, &mut self.values, f, w);
+        }
+        if self.stamps.len() == self.capacity && self.head == 0 {
+            if slot + 1 == self.capacity && len < self.capacity {
                 // Full for good: give back what doubling reserved beyond it.
                 self.values.shrink_to_fit();
                 self.stamps.shrink_to_fit();
                 self.flags.shrink_to_fit();
             }
-        } else {
-            let h = self.head;
-            for (slot, v) in self.values[h * w..(h + 1) * w].iter_mut().zip(row) {
-                *slot = v;
+            for (f, quant) in self.quants.iter_mut().enumerate() {
+                quant.narrow(&mut self.values, f, w);
             }
-            self.stamps[h] = stamp;
-            self.set_flag(h, flagged);
-            self.head = (h + 1) % self.capacity;
         }
     }
 
     /// The values stored in slot `j`.
     fn values_at(&self, j: usize) -> impl Iterator<Item = f64> + '_ {
-        let packed = &self.values[j * self.width..(j + 1) * self.width];
-        packed.iter().zip(&self.bases).map(|(&p, base)| base.unpack(p))
+        let codes = &self.values[j * self.width..(j + 1) * self.width];
+        codes.iter().zip(&self.quants).map(|(&c, quant)| quant.unpack(c))
     }
 
     /// The `i`-th oldest vector: timestamp, values, flagged.
@@ -261,6 +387,68 @@ mod tests {
         let rows: Vec<(i64, Vec<f64>, bool)> = h.iter().collect();
         assert_eq!(rows.iter().take(3).map(|r| r.0).collect::<Vec<_>>(), stamps);
         assert!(rows.iter().enumerate().all(|(i, r)| r.2 == (i % 3 == 0) && r.1[0] == i as f64));
+    }
+
+    /// Largest |stored − true| over the held values, with the true ones `truth` (oldest first).
+    fn worst_error(h: &History, truth: &[f64]) -> f64 {
+        let held: Vec<f64> = h.iter().map(|(_, v, _)| v[0]).collect();
+        let truth = &truth[truth.len() - held.len()..];
+        held.iter()
+            .zip(truth)
+            .map(|(a, b)| if b.is_nan() { f64::from(u8::from(!a.is_nan())) } else { (a - b).abs() })
+            .fold(0.0, f64::max)
+    }
+
+    #[test]
+    fn codes_keep_precision_relative_to_the_spread_held() {
+        // Noise of sd 1 around 1e6, one spike of +1e4: while the spike is held every value is
+        // within 2 · 1e4 / 32767 of the truth; two turns of the ring after it left, the step
+        // has narrowed back and the values are within 1e-3.
+        let mut rng = crate::rng::Rng::new(3);
+        let (mut h, mut truth) = (History::new(1, 100), Vec::new());
+        for i in 0..400 {
+            let v = if i == 150 {
+                1e6 + 1e4
+            } else if i == 90 {
+                f64::NAN
+            } else {
+                1e6 + rng.normal()
+            };
+            truth.push(v);
+            h.push(i, &[v], false);
+            let bound = if (150..250).contains(&i) {
+                2.0 * 1e4 / 32767.0
+            } else if i < 150 {
+                1e-3
+            } else {
+                f64::INFINITY
+            };
+            assert!(worst_error(&h, &truth) <= bound, "at {i}: {} > {bound}", worst_error(&h, &truth));
+        }
+        assert!(worst_error(&h, &truth) <= 1e-3, "{}", worst_error(&h, &truth));
+        // A stream drifting by 1e3 per vector for 5,000 vectors: always within its held span.
+        let (mut h, mut truth) = (History::new(1, 360), Vec::new());
+        for i in 0..5000 {
+            let v = 1e3 * i as f64 + rng.normal();
+            truth.push(v);
+            h.push(i, &[v], false);
+        }
+        assert!(worst_error(&h, &truth) <= 2.0 * 360e3 / 32767.0, "{}", worst_error(&h, &truth));
+        // Equal values read back equal through every widening, whichever side of it they
+        // came in on.
+        let mut h = History::new(1, 200);
+        for i in 0..200 {
+            let v = if i % 2 == 0 { 0.3 } else { 0.3 + 1.7f64.powi(i / 8) };
+            h.push(i64::from(i), &[v], false);
+        }
+        let first = h.iter().next().unwrap().1[0];
+        assert!(h.iter().step_by(2).all(|(_, v, _)| v[0] == first), "{first}");
+        // A flat stream stays exact, zero included.
+        let mut h = History::new(2, 50);
+        for i in 0..200 {
+            h.push(i, &[0.0, 42.125], false);
+        }
+        assert!(h.iter().all(|(_, v, _)| v == [0.0, 42.125]));
     }
 
     #[test]

@@ -10,7 +10,7 @@
 use crate::config::ZScoreConfig;
 
 use super::calibrate::{Calibrator, gaussian_two_sided, score_from_tail};
-use super::history::F32Base;
+use super::history::{MISSING, Q16};
 use super::{DetectError, Detector, Expected, FeatureVector, Score, normalise};
 
 /// Points a window needs before it scores.
@@ -31,11 +31,11 @@ pub(super) fn median_positive(v: &[f64]) -> f64 {
 
 #[derive(Debug, Clone)]
 struct Rolling {
-    /// The window as f32 offsets from `base` (issue 28: half the bytes of f64 values); the
-    /// running sums are of the stored offsets, so what leaves the window is exactly what
-    /// entered it.
-    ring: Vec<f32>,
-    base: F32Base,
+    /// The window as i16 codes of `quant` (issue 28: a quarter of the bytes of f64 values);
+    /// the running sums are of the codes, integers summed exactly, so what leaves the window
+    /// is exactly what entered it. They are recomputed whenever the codes are rescaled.
+    ring: Vec<i16>,
+    quant: Q16,
     head: usize,
     len: usize,
     n: usize,
@@ -53,8 +53,8 @@ struct Rolling {
 impl Rolling {
     fn new(window: usize) -> Self {
         Rolling {
-            ring: vec![f32::NAN; window],
-            base: F32Base::UNSET,
+            ring: vec![MISSING; window],
+            quant: Q16::UNSET,
             head: 0,
             len: 0,
             n: 0,
@@ -75,28 +75,37 @@ impl Rolling {
 
     fn push(&mut self, x: f64) {
         let cap = self.ring.len();
-        let old = f64::from(self.ring[self.head]);
-        if self.len == cap && old.is_finite() {
+        let old = std::mem::replace(&mut self.ring[self.head], MISSING);
+        if self.len == cap && old != MISSING {
+            let old = f64::from(old);
             self.sum -= old;
             self.sumsq -= old * old;
             self.n -= 1;
         }
-        let packed = self.base.pack(x);
-        self.ring[self.head] = packed;
-        if packed.is_finite() {
-            let off = f64::from(packed);
-            self.sum += off;
-            self.sumsq += off * off;
-            self.n += 1;
-        }
+        let quant = self.quant;
+        let code = self.quant.pack(x, &mut self.ring, 0, 1);
+        self.ring[self.head] = code;
         self.head = (self.head + 1) % cap;
         self.len = (self.len + 1).min(cap);
         self.writes += 1;
         if self.writes.is_multiple_of(cap) {
-            let finite = self.ring.iter().map(|v| f64::from(*v)).filter(|v| v.is_finite());
-            (self.sum, self.sumsq) = finite.fold((0.0, 0.0), |(s, q), v| (s + v, q + v * v));
+            self.quant.narrow(&mut self.ring, 0, 1);
+        }
+        if self.quant != quant {
+            self.resum();
+        } else if code != MISSING {
+            let c = f64::from(code);
+            self.sum += c;
+            self.sumsq += c * c;
+            self.n += 1;
         }
         self.refresh();
+    }
+
+    /// The running sums from the codes held.
+    fn resum(&mut self) {
+        let codes = self.ring.iter().filter(|&&c| c != MISSING).map(|&c| f64::from(c));
+        (self.n, self.sum, self.sumsq) = codes.fold((0, 0.0, 0.0), |(n, s, q), v| (n + 1, s + v, q + v * v));
     }
 
     /// Learns `x`, holding back outliers beyond `clip` standard deviations (see module docs).
@@ -131,8 +140,9 @@ impl Rolling {
         }
         let n = self.n as f64;
         let offset = self.sum / n;
-        let var = ((self.sumsq - n * offset * offset) / (n - 1.0)).max(0.0);
-        let mean = self.base.at(offset);
+        let step = self.quant.step();
+        let var = ((self.sumsq - n * offset * offset) / (n - 1.0)).max(0.0) * step * step;
+        let mean = self.quant.at(offset);
         // A feature that is flat for a window still has a scale: its long-run spread (from the
         // fit history) times `min_std_ratio`, or 0.1 % of its level.
         let floor = (1e-3 * mean.abs()).max(self.min_std) + 1e-9;
@@ -318,14 +328,15 @@ mod tests {
         for x in [1.0, 2.0, f64::NAN, 4.0, 8.0, 16.0, 3.0] {
             r.push(x);
         }
-        // Window holds 4, 8, 16, 3; the sums are of offsets from the first value, 1.
+        // Window holds 4, 8, 16, 3; the sums are of codes.
         let vals = [4.0, 8.0, 16.0, 3.0];
         let m = vals.iter().sum::<f64>() / 4.0;
         let v = vals.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / 3.0;
         assert_eq!(r.n, 4);
         let offset = r.sum / 4.0;
-        assert!((r.base.at(offset) - m).abs() < 1e-12);
-        assert!(((r.sumsq - 4.0 * offset * offset) / 3.0 - v).abs() < 1e-9);
+        assert!((r.quant.at(offset) - m).abs() < 1e-12);
+        let step = r.quant.step();
+        assert!(((r.sumsq - 4.0 * offset * offset) / 3.0 * step * step - v).abs() < 1e-9);
     }
 
     #[test]
