@@ -83,7 +83,7 @@ impl Q16 {
 
     /// The value `code` stands for.
     pub(crate) fn unpack(self, code: i16) -> f64 {
-        if code == MISSING { f64::NAN } else { self.origin + f64::from(code) * self.step() }
+        if code == MISSING { f64::NAN } else { self.at(f64::from(code)) }
     }
 
     /// `v`'s code at the current step, when in range: the cell it falls in, rounded down.
@@ -279,7 +279,7 @@ impl History {
             self.values[slot * w + f] = quant.pack(v, &mut self.values, f, w);
         }
         if self.stamps.len() == self.capacity && self.head == 0 {
-            if slot + 1 == self.capacity && len < self.capacity {
+            if len + 1 == self.capacity {
                 // Full for good: give back what doubling reserved beyond it.
                 self.values.shrink_to_fit();
                 self.stamps.shrink_to_fit();
